@@ -1,0 +1,213 @@
+"""Dataclass configs with named presets, ``--set a.b=v`` overrides and ``--config file``.
+
+Every method keeps one ``@dataclass Config`` (nested dataclasses for sections) and a
+``PRESETS`` dict mapping a name (``tiny``, ``quick``, ``paper`` ...) to a function that
+returns a fresh ``Config``.  Overrides are applied by dotted key; an unknown key or a
+value of the wrong type is a :class:`ConfigError` naming the key.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import typing
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+from .errors import ConfigError
+
+__all__ = [
+    "apply_overrides",
+    "build_config",
+    "config_from_dict",
+    "config_to_dict",
+    "parse_set",
+]
+
+
+def config_to_dict(cfg: Any) -> dict:
+    """Nested plain dict of a dataclass config (JSON-serialisable)."""
+    return dataclasses.asdict(cfg)
+
+
+def _field_types(cls: type) -> dict[str, Any]:
+    return typing.get_type_hints(cls)
+
+
+def _coerce(value: Any, tp: Any, key: str) -> Any:
+    """Convert ``value`` (a str from the command line or a JSON value) to type ``tp``."""
+    origin = typing.get_origin(tp)
+    args = typing.get_args(tp)
+    if origin is typing.Union or (origin is not None and str(origin) == "<class 'types.UnionType'>"):
+        non_none = [a for a in args if a is not type(None)]
+        if value is None or (isinstance(value, str) and value.lower() in ("none", "null")):
+            if type(None) in args:
+                return None
+        errors = []
+        for a in non_none:
+            try:
+                return _coerce(value, a, key)
+            except ConfigError as e:
+                errors.append(str(e))
+        raise ConfigError(f"config key '{key}' expects {_tname(tp)}, got {value!r}")
+    if tp is typing.Any:
+        return value
+    if origin in (list, tuple):
+        if isinstance(value, str):
+            text = value.strip()
+            if text.startswith("["):
+                try:
+                    value = json.loads(text)
+                except json.JSONDecodeError:
+                    raise ConfigError(f"config key '{key}' expects a list, got {value!r}") from None
+            else:
+                value = [v for v in text.split(",") if v != ""]
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"config key '{key}' expects a list, got {value!r}")
+        if origin is tuple and args and args[-1] is not Ellipsis:
+            if len(args) != len(value):
+                raise ConfigError(f"config key '{key}' expects {len(args)} values, got {value!r}")
+            return tuple(_coerce(v, a, key) for v, a in zip(value, args))
+        inner = args[0] if args else typing.Any
+        out = [_coerce(v, inner, key) for v in value]
+        return tuple(out) if origin is tuple else out
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in ("true", "1", "yes", "on"):
+            return True
+        if isinstance(value, str) and value.lower() in ("false", "0", "no", "off"):
+            return False
+        raise ConfigError(f"config key '{key}' expects a bool (true/false), got {value!r}")
+    if tp is int:
+        if isinstance(value, bool):
+            raise ConfigError(f"config key '{key}' expects an int, got {value!r}")
+        if isinstance(value, int):
+            return value
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        if isinstance(value, str):
+            try:
+                f = float(value)
+            except ValueError:
+                raise ConfigError(f"config key '{key}' expects an int, got {value!r}") from None
+            if f.is_integer():
+                return int(f)
+        raise ConfigError(f"config key '{key}' expects an int, got {value!r}")
+    if tp is float:
+        if isinstance(value, bool):
+            raise ConfigError(f"config key '{key}' expects a float, got {value!r}")
+        if isinstance(value, (int, float)):
+            return float(value)
+        if isinstance(value, str):
+            try:
+                return float(value)
+            except ValueError:
+                pass
+        raise ConfigError(f"config key '{key}' expects a float, got {value!r}")
+    if tp is str:
+        if isinstance(value, str):
+            return value
+        raise ConfigError(f"config key '{key}' expects a string, got {value!r}")
+    if typing.get_origin(tp) is typing.Literal:
+        choices = typing.get_args(tp)
+        if value in choices:
+            return value
+        raise ConfigError(f"config key '{key}' expects one of {list(choices)}, got {value!r}")
+    return value
+
+
+def _tname(tp: Any) -> str:
+    return getattr(tp, "__name__", None) or str(tp).replace("typing.", "")
+
+
+def _set_key(cfg: Any, dotted: str, value: Any) -> None:
+    parts = dotted.split(".")
+    obj = cfg
+    for i, part in enumerate(parts):
+        if not dataclasses.is_dataclass(obj):
+            raise ConfigError(f"unknown config key '{dotted}'")
+        names = {f.name for f in dataclasses.fields(obj)}
+        if part not in names:
+            prefix = ".".join(parts[:i])
+            valid = ", ".join(sorted(names))
+            where = f" in section '{prefix}'" if prefix else ""
+            raise ConfigError(f"unknown config key '{dotted}'{where} (valid: {valid})")
+        if i == len(parts) - 1:
+            tp = _field_types(type(obj))[part]
+            current = getattr(obj, part)
+            if dataclasses.is_dataclass(current):
+                if not isinstance(value, Mapping):
+                    raise ConfigError(f"config key '{dotted}' is a section; set its fields, e.g. '{dotted}.x=...'")
+                for k, v in value.items():
+                    _set_key(cfg, f"{dotted}.{k}", v)
+            else:
+                setattr(obj, part, _coerce(value, tp, dotted))
+        else:
+            obj = getattr(obj, part)
+
+
+def parse_set(item: str) -> tuple[str, str]:
+    """Split ``a.b=v`` into ``("a.b", "v")``."""
+    if "=" not in item:
+        raise ConfigError(f"--set expects KEY=VALUE, got {item!r}")
+    key, value = item.split("=", 1)
+    key = key.strip()
+    if not key:
+        raise ConfigError(f"--set expects KEY=VALUE, got {item!r}")
+    return key, value
+
+
+def apply_overrides(cfg: Any, overrides: Mapping[str, Any] | None = None) -> Any:
+    """Apply ``{"a.b": value}`` (values may be strings) in place and return ``cfg``."""
+    for key, value in (overrides or {}).items():
+        _set_key(cfg, key, value)
+    post = getattr(cfg, "__post_init__", None)
+    if post is not None:
+        post()
+    return cfg
+
+
+def _flatten(d: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, Mapping):
+            out.update(_flatten(v, key + "."))
+        else:
+            out[key] = v
+    return out
+
+
+def config_from_dict(cfg: Any, data: Mapping[str, Any]) -> Any:
+    """Overlay a nested dict (e.g. a saved ``config.json``) onto ``cfg``."""
+    return apply_overrides(cfg, _flatten(data))
+
+
+def load_config_file(path: str | Path) -> dict:
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"config file {p} does not exist")
+    try:
+        data = json.loads(p.read_text())
+    except json.JSONDecodeError as e:
+        raise ConfigError(f"config file {p}: invalid JSON at line {e.lineno}: {e.msg}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file {p}: expected a JSON object at the top level")
+    return data
+
+
+def build_config(
+    presets: Mapping[str, Callable[[], Any]],
+    preset: str,
+    config_file: str | Path | None = None,
+    sets: list[str] | None = None,
+) -> Any:
+    """Preset, then ``--config file`` (JSON), then ``--set`` overrides, in that order."""
+    if preset not in presets:
+        raise ConfigError(f"unknown preset '{preset}' (choose from: {', '.join(presets)})")
+    cfg = presets[preset]()
+    if config_file is not None:
+        config_from_dict(cfg, load_config_file(config_file))
+    overrides = dict(parse_set(s) for s in (sets or []))
+    return apply_overrides(cfg, overrides)

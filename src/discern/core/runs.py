@@ -1,0 +1,100 @@
+"""Run folders: ``runs/<paper>/<UTC time>-<name>/`` with config, metrics, checkpoints, results, plots."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Iterable, Iterator
+
+from .checkpoint import atomic_write_json
+from .config import config_to_dict
+from .errors import DiscernError
+
+
+def runs_root() -> Path:
+    return Path(os.environ.get("DISCERN_RUNS", "runs"))
+
+
+class Run:
+    """One run folder.  Create with :meth:`create` or reopen with :meth:`open` (``--resume``)."""
+
+    def __init__(self, path: str | Path, main: bool = True):
+        self.path = Path(path)
+        self.main = main  # only the main process writes files
+
+    @classmethod
+    def create(cls, paper: str, name: str, config: Any = None, root: str | Path | None = None,
+               main: bool = True) -> "Run":
+        stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
+        path = Path(root or runs_root()) / paper / f"{stamp}-{name}"
+        run = cls(path, main=main)
+        if main:
+            (path / "checkpoints").mkdir(parents=True, exist_ok=True)
+            (path / "plots").mkdir(exist_ok=True)
+            if config is not None:
+                run.save_config(config)
+        return run
+
+    @classmethod
+    def open(cls, path: str | Path, main: bool = True) -> "Run":
+        path = Path(path)
+        if not (path / "config.json").is_file():
+            raise DiscernError(f"--resume {path}: not a run folder (no config.json)")
+        return cls(path, main=main)
+
+    # files -------------------------------------------------------------
+    @property
+    def checkpoints(self) -> Path:
+        return self.path / "checkpoints"
+
+    @property
+    def plots(self) -> Path:
+        return self.path / "plots"
+
+    def save_config(self, config: Any) -> None:
+        if self.main:
+            data = config_to_dict(config) if not isinstance(config, dict) else config
+            atomic_write_json(self.path / "config.json", data)
+
+    def load_config(self) -> dict:
+        return json.loads((self.path / "config.json").read_text())
+
+    def save_results(self, results: dict) -> None:
+        if self.main:
+            atomic_write_json(self.path / "results.json", results)
+
+    def log(self, record: dict) -> None:
+        """Append one JSON line to ``metrics.jsonl`` (adds wall time)."""
+        if not self.main:
+            return
+        rec = {"time": round(time.time(), 3), **record}
+        with open(self.path / "metrics.jsonl", "a") as f:
+            f.write(json.dumps(rec, default=float) + "\n")
+
+    def metrics(self) -> list[dict]:
+        p = self.path / "metrics.jsonl"
+        if not p.is_file():
+            return []
+        return [json.loads(line) for line in p.read_text().splitlines() if line.strip()]
+
+    def truncate_metrics(self, after_step: int) -> None:
+        """On resume, drop records logged after the checkpoint's step so no step appears twice."""
+        if not self.main:
+            return
+        keep = [r for r in self.metrics() if r.get("step", -1) <= after_step]
+        text = "".join(json.dumps(r) + "\n" for r in keep)
+        from .checkpoint import atomic_write_text
+        atomic_write_text(self.path / "metrics.jsonl", text)
+
+
+def progress(iterable: Iterable | None = None, total: int | None = None, desc: str = "",
+             initial: int = 0, enabled: bool = True) -> Iterator:
+    """A progress bar with rate and ETA (tqdm), silent when disabled or ``DISCERN_QUIET=1``."""
+    from tqdm.auto import tqdm
+
+    disable = (not enabled) or os.environ.get("DISCERN_QUIET") == "1"
+    return tqdm(iterable, total=total, desc=desc, initial=initial, disable=disable,
+                dynamic_ncols=True, mininterval=1.0, leave=False)
