@@ -1,0 +1,51 @@
+# discern: `make demo` runs the reproductions, `make test` runs the test suite.
+# Both set up whatever is missing first (system packages, .venv, torch, the package, offline data).
+
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+PIP    := $(PY) -m pip
+TORCH  := 2.13.0
+# Local copies of public datasets to import (a folder holding e.g. ud-english-ewt/, gap-coreference/)
+DATA_FROM ?= $(shell [ -d ../shared/data ] && echo ../shared/data)
+export HF_HUB_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+export HF_DATASETS_OFFLINE := 1
+export TOKENIZERS_PARALLELISM := false
+
+.PHONY: setup system venv data demo test test-slow bench clean
+
+setup: system $(VENV)/.installed data
+
+system:
+	@bash scripts/system-packages.sh
+
+$(VENV)/bin/python:
+	$(PYTHON) -m venv $(VENV)
+
+# torch first and pinned: any other torch pulls a multi-GB CUDA build here
+$(VENV)/.torch: | $(VENV)/bin/python
+	$(PIP) install -q "torch==$(TORCH)"
+	touch $@
+
+$(VENV)/.installed: pyproject.toml $(VENV)/.torch
+	$(PIP) install -q -e ".[all]"
+	touch $@
+
+data: $(VENV)/.installed
+	$(VENV)/bin/discern data fetch --all $(if $(DATA_FROM),--from $(DATA_FROM))
+
+demo: setup
+	$(VENV)/bin/discern reproduce --preset quick
+
+test: setup
+	$(PY) -m pytest -q
+
+test-slow: setup
+	$(PY) -m pytest -q -m slow
+
+bench: setup
+	$(VENV)/bin/discern bench electra
+
+clean:
+	rm -rf $(VENV) runs

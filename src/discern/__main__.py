@@ -1,0 +1,5 @@
+import sys
+
+from discern.cli import main
+
+sys.exit(main())

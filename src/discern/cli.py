@@ -1,0 +1,148 @@
+"""``discern`` command line (L4).
+
+Every user error (``DiscernError``) is printed as one line, ``error: ...``, with exit status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+
+
+def _add_config_args(p: argparse.ArgumentParser, default_preset: str = "quick") -> None:
+    p.add_argument("--preset", default=default_preset, help="named preset (tiny, quick, paper)")
+    p.add_argument("--config", default=None, help="JSON file of config values, applied after the preset")
+    p.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
+                   help="override one config value, e.g. --set train.steps=2000 (repeatable)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="discern", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    rp = sub.add_parser("reproduce", help="run the papers' small reproductions and write runs/report")
+    rp.add_argument("--only", default="", help="comma-separated experiments (default: all)")
+    _add_config_args(rp)
+    rp.add_argument("--resume", default=None, metavar="RUN_DIR",
+                    help="continue an interrupted reproduction (single experiment)")
+    rp.add_argument("--report", default=None, help="report folder (default runs/report)")
+
+    ep = sub.add_parser("electra", help="ELECTRA: pre-training, fine-tuning, FLOPs")
+    esub = ep.add_subparsers(dest="electra_command", required=True)
+    pt = esub.add_parser("pretrain", help="pre-train ELECTRA (or the MLM baseline)")
+    _add_config_args(pt)
+    pt.add_argument("--objective", choices=["electra", "mlm"], default=None)
+    pt.add_argument("--resume", default=None, metavar="RUN_DIR", help="continue this run folder")
+    pt.add_argument("--name", default="pretrain")
+    fl = esub.add_parser("flops", help="analytic pre-training FLOPs of a config")
+    _add_config_args(fl)
+
+    bp = sub.add_parser("bench", help="side-by-side performance ratios")
+    bp.add_argument("name", help="benchmark name (electra)")
+    bp.add_argument("--quick", action="store_true", help="finish within about a minute")
+    bp.add_argument("--json", action="store_true", help="print one JSON object")
+
+    from discern.data.cli import add_data_commands
+    add_data_commands(sub)
+    from discern.tasks.cli import add_task_commands
+    add_task_commands(sub)
+    return parser
+
+
+def _electra(args) -> int:
+    from discern.core import Run, build_config, config_to_dict
+    from discern.core import dist as ddist
+    from discern.electra import PRESETS, pretrain
+    from discern.electra.pretrain import flops_per_step, with_objective
+
+    if args.electra_command == "flops":
+        from discern.electra.flops import electra_small, train_flops
+        cfg = build_config(PRESETS, args.preset, args.config, args.sets)
+        vocab = cfg.data.vocab_size
+        per = flops_per_step(cfg, vocab)
+        d, g = electra_small()
+        print(json.dumps({"preset": args.preset, "objective": cfg.model.objective,
+                          "flops_per_step": per, "train_flops": per * cfg.train.steps,
+                          "electra_small_paper": train_flops(d, 128, 1_000_000, disc=True, generator=g)},
+                         indent=2))
+        return 0
+
+    ddist.init_from_env()
+    if args.resume:
+        run = Run.open(args.resume, main=ddist.is_main())
+        from discern.core import config_from_dict
+        cfg = config_from_dict(PRESETS["paper"](), run.load_config())
+    else:
+        cfg = build_config(PRESETS, args.preset, args.config, args.sets)
+        if args.objective:
+            cfg = with_objective(cfg, args.objective)
+        path = None
+        if ddist.is_main():
+            path = str(Run.create("electra", f"{args.name}-{cfg.model.objective}", cfg).path)
+        path = ddist.broadcast_object(path)
+        run = Run(path, main=ddist.is_main())
+    res = pretrain(cfg, run, resume=bool(args.resume))
+    if ddist.is_main():
+        print(json.dumps({"run": str(run.path), **{k: res[k] for k in ("steps", "train_flops", "final")}},
+                         indent=2, default=float))
+    ddist.cleanup()
+    return 0
+
+
+def _bench(args) -> int:
+    from discern.reproduce.registry import run_bench
+    result = run_bench(args.name, quick=args.quick)
+    if args.json:
+        print(json.dumps(result, default=float))
+    else:
+        print(f"bench {result['bench']}")
+        for k, v in result["ratios"].items():
+            goal = result.get("goals", {}).get(k, "")
+            print(f"  {k:32s} {v:8.3f}  {('goal ' + goal) if goal else ''}")
+        for k, v in result.get("details", {}).items():
+            print(f"  {k:32s} {v}")
+    return 0
+
+
+def _reproduce(args) -> int:
+    from discern.reproduce import reproduce
+    only = [x for x in args.only.split(",") if x]
+    out = reproduce(only=only, preset=args.preset, config_file=args.config, sets=args.sets,
+                    resume=args.resume, report_dir=args.report)
+    print(f"report: {out}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    from discern.core.errors import DiscernError
+
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "electra":
+            return _electra(args)
+        if args.command == "bench":
+            return _bench(args)
+        if args.command == "reproduce":
+            return _reproduce(args)
+        if args.command == "data":
+            from discern.data.cli import run_data_command
+            return run_data_command(args)
+        if args.command == "tasks":
+            from discern.tasks.cli import run_task_command
+            return run_task_command(args)
+    except DiscernError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    parser.error(f"unknown command {args.command}")
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

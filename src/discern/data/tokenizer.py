@@ -1,0 +1,39 @@
+"""WordPiece tokenizers: train a BERT-style vocabulary on any text, or load a Hugging Face one."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Iterable
+
+from discern.core.errors import DataError
+
+SPECIAL_TOKENS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+
+
+def train_wordpiece(texts: Iterable[str], vocab_size: int, lowercase: bool = True):
+    """Train an uncased WordPiece vocabulary (BERT normaliser and pre-tokeniser) and return a
+    ``transformers.BertTokenizer`` that saves as ``vocab.txt`` + ``tokenizer.json``."""
+    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, trainers
+    from transformers import BertTokenizer
+
+    tok = Tokenizer(models.WordPiece(unk_token="[UNK]"))
+    tok.normalizer = normalizers.BertNormalizer(lowercase=lowercase, strip_accents=None)
+    tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    trainer = trainers.WordPieceTrainer(vocab_size=vocab_size, special_tokens=SPECIAL_TOKENS,
+                                        show_progress=False)
+    tok.train_from_iterator(texts, trainer=trainer)
+    vocab = tok.get_vocab()
+    return BertTokenizer(vocab=vocab, do_lower_case=lowercase)
+
+
+def load_tokenizer(path: str | Path):
+    """``AutoTokenizer.from_pretrained(path)`` with a one-line error for a bad folder."""
+    from transformers import AutoTokenizer
+
+    p = Path(path)
+    if not p.exists():
+        raise DataError(f"tokenizer folder {p} does not exist")
+    try:
+        return AutoTokenizer.from_pretrained(str(p))
+    except (OSError, ValueError) as e:
+        raise DataError(f"tokenizer folder {p}: cannot load a tokenizer ({str(e).splitlines()[0][:120]})") from None

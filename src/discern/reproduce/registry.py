@@ -1,0 +1,41 @@
+"""The registry of reproductions and benchmarks, one entry per paper (lazy imports)."""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from typing import Any
+
+from discern.core.errors import DiscernError
+
+
+@dataclass(frozen=True)
+class Experiment:
+    name: str
+    presets: str  # "module:PRESETS"
+    runner: str  # "module:function(cfg, run) -> result dict"
+    bench: str | None = None  # "module:function(quick) -> dict"
+
+
+EXPERIMENTS = {
+    "electra": Experiment("electra", "discern.electra.config:PRESETS", "discern.electra.experiment:run",
+                          "discern.electra.bench:bench"),
+}
+
+
+def load(target: str) -> Any:
+    module, attr = target.split(":")
+    return getattr(importlib.import_module(module), attr)
+
+
+def get(name: str) -> Experiment:
+    if name not in EXPERIMENTS:
+        raise DiscernError(f"unknown experiment '{name}' (choose from: {', '.join(EXPERIMENTS)})")
+    return EXPERIMENTS[name]
+
+
+def run_bench(name: str, quick: bool = False) -> dict:
+    exp = get(name)
+    if exp.bench is None:
+        raise DiscernError(f"experiment '{name}' has no benchmark")
+    return load(exp.bench)(quick=quick)

