@@ -1,0 +1,371 @@
+"""Fine-tune any Hugging Face encoder on a task, with ELECTRA's fine-tuning recipe.
+
+ELECTRA (paper Table 7 and ``run_finetuning.py`` of the official code):
+
+- head: dropout(0.1) + one linear layer on the final ``[CLS]`` vector; **no pooler / tanh**
+  (Hugging Face's ``ElectraClassificationHead`` differs: dense + GELU + dropout + linear);
+- loss: softmax cross-entropy, or MSE on a single output for regression (STS);
+- optimiser: BERT's Adam without bias correction, gradient clipping 1.0, weight decay 0
+  (the paper; the code's default is 0.01), LR 3e-4 for Small, 10% warm-up multiplied by a
+  linear decay to 0;
+- layer-wise LR decay ``lr · decay^(n_layers + 2 − depth)`` with embeddings at depth 0 and
+  layer i at depth i + 1, so the head gets ``decay^0`` and the top layer ``decay^2`` — the
+  official off-by-one (google-research/electra#51), kept by ``lr_decay_bug_compat=True``;
+- batch 32, max length 128, 3 epochs (10 for regression, as for STS).
+
+The training loop is :func:`discern.train.fit`; the data order is a permutation derived from
+``(seed, epoch)``, so ``resume`` continues bit-for-bit.  Batches are padded to their own
+longest sequence.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import inspect
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from discern.core import DiscernError, Run, generator
+from discern.train import TrainConfig, fit, layerwise_lr_scales, param_groups
+
+from .suite import Example, Task, _cap, get_task
+
+__all__ = ["EncoderHead", "FinetuneConfig", "build_param_groups", "encode_examples", "finetune",
+           "finetune_from_pretrained", "predict"]
+
+
+@dataclass
+class FinetuneConfig:
+    lr: float = 3e-4  # ELECTRA-Small; Base 1e-4, Large 5e-5
+    layerwise_lr_decay: float = 0.8  # 0.9 for Large; 1.0 turns layer-wise decay off
+    lr_decay_bug_compat: bool = True  # official off-by-one: head at depth n_layers + 2
+    warmup_fraction: float = 0.1
+    weight_decay: float = 0.0
+    batch_size: int = 32
+    dropout: float = 0.1  # head dropout (the encoder keeps its own config's dropout)
+    epochs: float = 3.0  # classification
+    regression_epochs: float = 10.0  # regression (ELECTRA's STS recipe)
+    max_steps: int = 0  # > 0 overrides the epochs
+    max_train: int = 0  # > 0: fine-tune on that many train examples (lowest id hashes, nested)
+    max_length: int = 128
+    bf16: bool = False  # bf16 autocast for training and prediction
+    seed: int = 0
+    optimizer: str = "electra_adam"  # electra_adam (no bias correction) or adamw
+    bias_correction: bool = False
+    clip_norm: float = 1.0
+    double_unordered: bool = False  # pair tasks: also train on (text_b, text) (ELECTRA's MRPC/STS)
+    predict_train: bool = False  # also return train-set predictions (BAM teachers)
+    eval_batch_size: int = 64
+    eval_every: int = 0  # steps between dev evaluations logged to the run (0 = only at the end)
+    log_every: int = 10
+    checkpoint_every: int = 0
+    device: str = "auto"  # auto (cuda when available), cpu, cuda
+
+    def __post_init__(self) -> None:
+        if self.batch_size < 1:
+            raise DiscernError(f"batch_size must be >= 1, got {self.batch_size}")
+        if not 0.0 < self.layerwise_lr_decay <= 1.0:
+            raise DiscernError(f"layerwise_lr_decay must be in (0, 1], got {self.layerwise_lr_decay}")
+        if self.max_length < 8:
+            raise DiscernError(f"max_length must be >= 8, got {self.max_length}")
+
+
+class EncoderHead(nn.Module):
+    """An encoder plus ELECTRA's head: ``linear(dropout(h_[CLS]))``; no pooler, no tanh."""
+
+    def __init__(self, encoder: nn.Module, num_outputs: int, dropout: float = 0.1,
+                 seed: int = 0):
+        super().__init__()
+        self.encoder = encoder
+        hidden = int(encoder.config.hidden_size)
+        self.dropout = nn.Dropout(dropout)
+        self.classifier = nn.Linear(hidden, num_outputs)
+        std = float(getattr(encoder.config, "initializer_range", 0.02))
+        with torch.no_grad():  # BERT/ELECTRA initialiser, from an explicit generator
+            w = torch.empty_like(self.classifier.weight)
+            nn.init.trunc_normal_(w, std=std, a=-2 * std, b=2 * std, generator=generator(seed, "head"))
+            self.classifier.weight.copy_(w)
+            self.classifier.bias.zero_()
+        params = inspect.signature(encoder.forward).parameters
+        self._takes_token_types = "token_type_ids" in params
+
+    def cls_vector(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
+                   token_type_ids: torch.Tensor | None = None) -> torch.Tensor:
+        kwargs: dict[str, Any] = {"input_ids": input_ids, "attention_mask": attention_mask}
+        if token_type_ids is not None and self._takes_token_types:
+            kwargs["token_type_ids"] = token_type_ids
+        out = self.encoder(**kwargs)
+        hidden = out[0] if isinstance(out, tuple) else out.last_hidden_state  # (B, T, H)
+        return hidden[:, 0]  # (B, H): the [CLS] position only
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
+                token_type_ids: torch.Tensor | None = None) -> torch.Tensor:
+        h = self.cls_vector(input_ids, attention_mask, token_type_ids)
+        return self.classifier(self.dropout(h))  # (B, num_outputs)
+
+
+def _n_layers(encoder: nn.Module) -> int:
+    cfg = encoder.config
+    for attr in ("num_hidden_layers", "n_layers", "num_layers"):
+        if getattr(cfg, attr, None) is not None:
+            return int(getattr(cfg, attr))
+    raise DiscernError(f"cannot tell the number of layers of {type(encoder).__name__}")
+
+
+def build_param_groups(model: EncoderHead, cfg: FinetuneConfig) -> list[dict]:
+    """Optimiser groups with ELECTRA's layer-wise LR scales (``lr_scale`` per group).
+
+    An unused pooler (``BertModel``'s) is left out: ELECTRA's head reads ``[CLS]`` directly.
+    """
+    names = [n for n, _ in model.named_parameters()]
+    scales = None
+    if cfg.layerwise_lr_decay < 1.0:
+        scales = layerwise_lr_scales(names, _n_layers(model.encoder), cfg.layerwise_lr_decay,
+                                     bug_compat=cfg.lr_decay_bug_compat)
+    groups = param_groups(model, cfg.weight_decay, scales)
+    out = []
+    for g in groups:
+        keep = [i for i, n in enumerate(g["names"]) if ".pooler." not in n]
+        if keep:
+            out.append({**g, "params": [g["params"][i] for i in keep],
+                        "names": [g["names"][i] for i in keep]})
+    return out
+
+
+# --------------------------------------------------------------------------- tokenisation, batches
+
+
+def encode_examples(tokenizer: Any, examples: Sequence[Example], max_length: int,
+                    swap: bool = False) -> list[dict]:
+    """Token ids (and segment ids) per example, truncated to ``max_length``, not padded."""
+    out: list[dict | None] = [None] * len(examples)
+    singles = [i for i, ex in enumerate(examples) if ex.text_b is None]
+    pairs = [i for i, ex in enumerate(examples) if ex.text_b is not None]
+    for idx, is_pair in ((singles, False), (pairs, True)):
+        if not idx:
+            continue
+        a = [examples[i].text for i in idx]
+        if is_pair:
+            b = [examples[i].text_b for i in idx]
+            if swap:
+                a, b = b, a
+            enc = tokenizer(a, b, truncation=True, max_length=max_length)
+        else:
+            enc = tokenizer(a, truncation=True, max_length=max_length)
+        types = enc.get("token_type_ids")
+        for j, i in enumerate(idx):
+            out[i] = {"input_ids": list(enc["input_ids"][j]),
+                      "token_type_ids": list(types[j]) if types is not None else None}
+    return out  # type: ignore[return-value]
+
+
+def _collate(encoded: Sequence[dict], pad_id: int, device: torch.device) -> dict[str, torch.Tensor]:
+    """Pad to the longest sequence in this batch."""
+    T = max(len(e["input_ids"]) for e in encoded)
+    B = len(encoded)
+    ids = torch.full((B, T), pad_id, dtype=torch.long)
+    mask = torch.zeros((B, T), dtype=torch.long)
+    has_types = encoded[0]["token_type_ids"] is not None
+    types = torch.zeros((B, T), dtype=torch.long) if has_types else None
+    for i, e in enumerate(encoded):
+        n = len(e["input_ids"])
+        ids[i, :n] = torch.tensor(e["input_ids"])
+        mask[i, :n] = 1
+        if types is not None:
+            types[i, :n] = torch.tensor(e["token_type_ids"])
+    batch = {"input_ids": ids.to(device), "attention_mask": mask.to(device)}
+    if types is not None:
+        batch["token_type_ids"] = types.to(device)
+    return batch
+
+
+def _pad_id(tokenizer: Any) -> int:
+    pid = getattr(tokenizer, "pad_token_id", None)
+    return int(pid) if pid is not None else 0
+
+
+@torch.no_grad()
+def predict(model: EncoderHead, tokenizer: Any, examples: Sequence[Example], *,
+            max_length: int = 128, batch_size: int = 64, bf16: bool = False) -> np.ndarray:
+    """Raw outputs ``(N, num_outputs)`` (logits, or the regression value) in example order."""
+    if not examples:
+        return np.zeros((0, model.classifier.out_features), dtype=np.float32)
+    encoded = encode_examples(tokenizer, examples, max_length)
+    device = next(model.parameters()).device
+    order = sorted(range(len(encoded)), key=lambda i: len(encoded[i]["input_ids"]))
+    out = np.zeros((len(encoded), model.classifier.out_features), dtype=np.float32)
+    was_training = model.training
+    model.eval()
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
+    with autocast:
+        for s in range(0, len(order), batch_size):
+            idx = order[s:s + batch_size]
+            batch = _collate([encoded[i] for i in idx], _pad_id(tokenizer), device)
+            out[idx] = model(**batch).float().cpu().numpy()
+    model.train(was_training)
+    return out
+
+
+def _resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def _split_outputs(task: Task, examples: Sequence[Example], outputs: np.ndarray
+                   ) -> tuple[dict, dict, dict | None]:
+    """(metrics, predictions by id, logits by id or None for regression)."""
+    if task.kind == "classification":
+        preds: dict[str, Any] = {ex.id: int(np.argmax(o)) for ex, o in zip(examples, outputs)}
+        logits = {ex.id: [float(x) for x in o] for ex, o in zip(examples, outputs)}
+    else:
+        preds = {ex.id: float(o[0]) for ex, o in zip(examples, outputs)}
+        logits = None
+    metrics = task.evaluate(preds, examples) if examples else {}
+    return metrics, preds, logits
+
+
+# --------------------------------------------------------------------------- fine-tuning
+
+
+def finetune(encoder: nn.Module, tokenizer: Any, task: Task | str, cfg: FinetuneConfig | None = None,
+             run: Run | None = None, *, resume: bool = False, stop_after: int | None = None) -> dict:
+    """Fine-tune ``encoder`` (any ``AutoModel``) on ``task``; returns metrics and predictions.
+
+    Result (JSON-serialisable)::
+
+        {"task", "kind", "labels", "primary", "steps", "total_steps", "finished", "config",
+         "dev": {metric: value}, "test": {metric: value},          # + "train" with predict_train
+         "n": {split: examples},
+         "predictions": {split: {example id: class index | scaled regression value}},
+         "logits": {split: {example id: [one float per label]}}}  # classification only
+
+    With ``run`` the loop logs to and checkpoints in the run folder, and the result is its
+    ``results.json``; ``resume=True`` continues from the run's last checkpoint.  ``encoder`` is trained in
+    place (keep a reference to use the fine-tuned encoder; the head is not returned).
+    """
+    cfg = cfg or FinetuneConfig()
+    task = get_task(task) if not isinstance(task, Task) or not task.splits else task
+    train = task.train
+    if not train:
+        raise DiscernError(f"task '{task.name}' has no training examples")
+    if 0 < cfg.max_train < len(train):
+        train = _cap(train, cfg.max_train)
+    device = _resolve_device(cfg.device)
+    model = EncoderHead(encoder, task.num_outputs, cfg.dropout, seed=cfg.seed).to(device)
+    for name, p in model.named_parameters():
+        if ".pooler." in name:  # BertModel's pooler is unused by this head: keep DDP from waiting on it
+            p.requires_grad_(False)
+
+    encoded = encode_examples(tokenizer, train, cfg.max_length)
+    labels = [ex.label for ex in train]
+    if cfg.double_unordered and any(ex.text_b is not None for ex in train):
+        encoded = encoded + encode_examples(tokenizer, train, cfg.max_length, swap=True)
+        labels = labels + labels
+    n = len(encoded)
+    epochs = cfg.regression_epochs if task.kind == "regression" else cfg.epochs
+    steps_per_epoch = math.ceil(n / cfg.batch_size)
+    steps = cfg.max_steps if cfg.max_steps > 0 else max(1, math.ceil(epochs * n / cfg.batch_size))
+    label_dtype = torch.float32 if task.kind == "regression" else torch.long
+    pad = _pad_id(tokenizer)
+    perms: dict[int, np.ndarray] = {}
+
+    def epoch_perm(epoch: int) -> np.ndarray:
+        if epoch not in perms:
+            g = generator(cfg.seed, "finetune-order", task.name, epoch)
+            perms.clear()
+            perms[epoch] = torch.randperm(n, generator=g).numpy()
+        return perms[epoch]
+
+    def batch_fn(step: int, micro: int, rank: int, world: int) -> dict:
+        # step -> (epoch, batch within epoch); a short last batch is filled from the epoch start
+        epoch, j = divmod(step, steps_per_epoch)
+        perm = epoch_perm(epoch)
+        idx = perm[j * cfg.batch_size:(j + 1) * cfg.batch_size]
+        if len(idx) < cfg.batch_size:
+            idx = np.concatenate([idx, perm[:cfg.batch_size - len(idx)]])
+        parts = world * tc.accumulation
+        idx = np.array_split(idx, parts)[rank * tc.accumulation + micro]
+        batch = _collate([encoded[i] for i in idx], pad, device)
+        batch["labels"] = torch.tensor([labels[i] for i in idx], dtype=label_dtype, device=device)
+        return batch
+
+    def step_fn(m: nn.Module, batch: dict) -> tuple[torch.Tensor, dict]:
+        y = batch["labels"]
+        out = m(**{k: v for k, v in batch.items() if k != "labels"}).float()  # (B, C)
+        if task.kind == "regression":
+            loss = nn.functional.mse_loss(out[:, 0], y)
+            return loss, {}
+        loss = nn.functional.cross_entropy(out, y)
+        return loss, {"acc": float((out.argmax(-1) == y).float().mean())}
+
+    def eval_fn(m: nn.Module) -> dict:
+        outs = predict(model, tokenizer, task.dev, max_length=cfg.max_length,
+                       batch_size=cfg.eval_batch_size, bf16=False)
+        return _split_outputs(task, task.dev, outs)[0]
+
+    tc = TrainConfig(steps=steps, batch_size=cfg.batch_size, lr=cfg.lr,
+                     warmup_fraction=cfg.warmup_fraction, schedule="electra",
+                     optimizer=cfg.optimizer, bias_correction=cfg.bias_correction,
+                     weight_decay=cfg.weight_decay, clip_norm=cfg.clip_norm, bf16=cfg.bf16,
+                     log_every=cfg.log_every, eval_every=cfg.eval_every,
+                     checkpoint_every=cfg.checkpoint_every, seed=cfg.seed)
+    groups = build_param_groups(model, cfg)
+    state = fit(model, step_fn, batch_fn, tc, run, groups=groups,
+                eval_fn=eval_fn if cfg.eval_every > 0 else None, resume=resume,
+                desc=f"finetune {task.name}", stop_after=stop_after)
+
+    result: dict[str, Any] = {
+        "task": task.name, "kind": task.kind, "labels": list(task.labels),
+        "primary": task.primary, "steps": state.step, "total_steps": steps,
+        "config": dataclasses.asdict(cfg), "train_loss": state.last_metrics.get("loss"),
+        "finished": state.step >= steps,
+    }
+    if task.scale is not None:
+        result["scale"] = dict(task.scale)
+    if state.step < steps:  # interrupted (stop_after): resume later
+        return result
+    splits = ("train", "dev", "test") if cfg.predict_train else ("dev", "test")
+    result["n"], result["predictions"] = {}, {}
+    if task.kind == "classification":
+        result["logits"] = {}
+    for split in splits:
+        exs = train if split == "train" else task.split(split)
+        outs = predict(model, tokenizer, exs, max_length=cfg.max_length,
+                       batch_size=cfg.eval_batch_size, bf16=cfg.bf16)
+        metrics, preds, logits = _split_outputs(task, exs, outs)
+        result[split] = metrics
+        result["n"][split] = len(exs)
+        result["predictions"][split] = preds
+        if logits is not None:
+            result["logits"][split] = logits
+    if run is not None:
+        run.save_results(result)
+        run.log({"step": state.step, **{f"dev/{k}": v for k, v in result["dev"].items()},
+                 **{f"test/{k}": v for k, v in result["test"].items()}})
+    return result
+
+
+def finetune_from_pretrained(path: str | Path, task: Task | str, cfg: FinetuneConfig | None = None,
+                             run: Run | None = None, **kwargs: Any) -> dict:
+    """Load ``AutoModel`` and ``AutoTokenizer`` from a folder, then :func:`finetune`."""
+    from transformers import AutoModel, AutoTokenizer
+
+    p = Path(path)
+    if not p.is_dir():
+        raise DiscernError(f"model folder {p} does not exist")
+    if not (p / "config.json").is_file():
+        raise DiscernError(f"model folder {p} has no config.json (expected a save_pretrained folder)")
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(str(p))
+        encoder = AutoModel.from_pretrained(str(p))
+    except (OSError, ValueError) as e:
+        raise DiscernError(f"model folder {p}: cannot load ({str(e).strip().splitlines()[0][:160]})") from None
+    return finetune(encoder, tokenizer, task, cfg, run, **kwargs)

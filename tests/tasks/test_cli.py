@@ -1,0 +1,43 @@
+import argparse
+import json
+
+from discern.tasks import add_task_commands, run_task_command, write_task_dir
+
+
+def _run(argv):
+    parser = argparse.ArgumentParser(prog="discern")
+    sub = parser.add_subparsers(dest="command", required=True)
+    add_task_commands(sub)
+    return run_task_command(parser.parse_args(argv))
+
+
+def test_tasks_list(capsys, tmp_path, monkeypatch):
+    monkeypatch.setenv("DISCERN_DATA", str(tmp_path))
+    assert _run(["tasks", "list", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    names = [t["name"] for t in out["tasks"]]
+    assert {"brown-genre", "spam", "sotu-party", "same-doc", "sotu-year"} <= set(names)
+    assert _run(["tasks", "list"]) == 0
+    assert "sotu-year" in capsys.readouterr().out
+
+
+def test_tasks_finetune_on_a_task_folder(capsys, tmp_path, monkeypatch, make_encoder, tokenizer,
+                                         toy_task):
+    monkeypatch.setenv("DISCERN_RUNS", str(tmp_path / "runs"))
+    write_task_dir(toy_task, tmp_path / "toy")
+    enc = make_encoder("electra")
+    enc.save_pretrained(tmp_path / "model")
+    tokenizer.save_pretrained(tmp_path / "model")
+    argv = ["tasks", "finetune", "--model", str(tmp_path / "model"), "--task", str(tmp_path / "toy"),
+            "--seed", "1", "--set", "epochs=8", "--set", "lr=2e-3", "--set", "batch_size=16",
+            "--set", "device=cpu"]
+    assert _run(argv) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["dev"]["accuracy"] == 1.0 and out["steps"] == 48
+    results = json.loads((tmp_path / "runs" / "tasks").glob("*/results.json").__next__().read_text())
+    assert results["config"]["seed"] == 1 and len(results["predictions"]["dev"]) == 40
+
+    assert _run(argv[:-2] + ["--set", "nope=1"]) == 2
+    assert "unknown config key 'nope'" in capsys.readouterr().err
+    assert _run(["tasks", "finetune", "--model", str(tmp_path / "none"), "--task", "spam"]) == 2
+    assert "no such folder" in capsys.readouterr().err
