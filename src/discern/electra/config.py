@@ -46,7 +46,8 @@ class FinetuneSection:
     seeds: int = 3  # fine-tuning seeds per task (median reported; the paper uses 10)
     lr: float = 3e-4  # ELECTRA-Small fine-tuning LR
     layerwise_lr_decay: float = 0.8
-    epochs: float = 3.0
+    epochs: float = 3.0  # classification tasks
+    regression_epochs: float = 10.0  # regression tasks (ELECTRA's STS recipe)
     batch_size: int = 32
     max_length: int = 128
     max_train: int = 2000  # examples per task (laptop budget)
@@ -81,11 +82,11 @@ def quick() -> Config:
     m.layers, m.hidden, m.embedding, m.heads, m.ffn = 4, 128, 128, 2, 512
     cfg.data.vocab_size = 8192
     cfg.data.seq_len = 128
-    cfg.train = TrainConfig(steps=1200, batch_size=32, lr=1e-3, warmup_steps=100, weight_decay=0.01,
+    cfg.train = TrainConfig(steps=600, batch_size=32, lr=1e-3, warmup_steps=60, weight_decay=0.01,
                             schedule="electra", optimizer="electra_adam", clip_norm=1.0, bf16=True,
                             log_every=20, checkpoint_every=200)
     f = cfg.finetune
-    f.seeds, f.epochs, f.max_train, f.max_length, f.bf16 = 3, 3.0, 1000, 128, True
+    f.seeds, f.epochs, f.regression_epochs, f.max_train, f.max_length, f.bf16 = 3, 3.0, 4.0, 1000, 128, True
     return cfg
 
 
@@ -103,6 +104,7 @@ def tiny() -> Config:
                             checkpoint_every=4)
     f = cfg.finetune
     f.tasks, f.seeds, f.epochs, f.max_train, f.max_length = ["spam", "sotu-year"], 1, 1.0, 64, 64
+    f.regression_epochs = 1.0
     return cfg
 
 

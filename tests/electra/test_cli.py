@@ -1,0 +1,91 @@
+"""End to end through the command line on the tiny preset, and its one-line errors."""
+
+import json
+
+import pytest
+import torch
+
+from discern.cli import main
+
+
+@pytest.fixture
+def runs(tmp_path, monkeypatch):
+    monkeypatch.setenv("DISCERN_RUNS", str(tmp_path / "runs"))
+    monkeypatch.setenv("DISCERN_QUIET", "1")
+    return tmp_path / "runs"
+
+
+def one_line_error(capsys) -> str:
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: "), err
+    return err[0]
+
+
+def test_pretrain_tiny_then_resume_and_truncated_checkpoint(runs, capsys):
+    from transformers import AutoModel, AutoTokenizer, ElectraForMaskedLM, ElectraForPreTraining
+
+    assert main(["electra", "pretrain", "--preset", "tiny", "--set", "train.steps=6"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    run = next((runs / "electra").iterdir())
+    assert out["run"] == str(run) and out["steps"] == 6
+    cfg = json.loads((run / "config.json").read_text())
+    assert cfg["train"]["steps"] == 6 and cfg["model"]["disc_weight"] == 50.0
+    steps = [r["step"] for r in map(json.loads, (run / "metrics.jsonl").read_text().splitlines()) if "loss" in r]
+    assert steps == [2, 4, 6]
+    disc = ElectraForPreTraining.from_pretrained(run / "model" / "discriminator")
+    gen = ElectraForMaskedLM.from_pretrained(run / "model" / "generator")
+    assert disc.config.hidden_size == 32 and gen.config.hidden_size == 16
+    tok = AutoTokenizer.from_pretrained(run / "model" / "discriminator")
+    enc = AutoModel.from_pretrained(run / "model" / "discriminator")
+    h = enc(**tok("the jury said", return_tensors="pt")).last_hidden_state
+    assert h.shape[-1] == 32 and torch.isfinite(h).all()
+    results = json.loads((run / "results.json").read_text())
+    assert results["train_flops"] == pytest.approx(6 * results["flops_per_step"])
+
+    # a finished run resumes to the same place
+    assert main(["electra", "pretrain", "--resume", str(run)]) == 0
+    assert json.loads(capsys.readouterr().out)["steps"] == 6
+
+    ck = run / "checkpoints" / "last.pt"
+    ck.write_bytes(ck.read_bytes()[:1000])
+    assert main(["electra", "pretrain", "--resume", str(run)]) == 2
+    assert "last.pt is truncated or corrupt" in one_line_error(capsys)
+
+
+def test_mlm_baseline_objective(runs, capsys):
+    assert main(["electra", "pretrain", "--preset", "tiny", "--objective", "mlm", "--set", "train.steps=2"]) == 0
+    run = next((runs / "electra").iterdir())
+    cfg = json.loads((run / "config.json").read_text())
+    assert cfg["model"]["objective"] == "mlm" and (cfg["model"]["mask_frac"], cfg["model"]["random_frac"]) == (0.8, 0.1)
+    assert (run / "model" / "mlm" / "model.safetensors").is_file()
+
+
+def test_unknown_key_is_one_line_and_creates_nothing(runs, capsys):
+    assert main(["electra", "pretrain", "--preset", "tiny", "--set", "model.hiden=3"]) == 2
+    assert "unknown config key 'model.hiden'" in one_line_error(capsys)
+    assert not runs.exists()
+    assert main(["electra", "pretrain", "--preset", "huge"]) == 2
+    assert "unknown preset 'huge'" in one_line_error(capsys)
+
+
+def test_missing_dataset_names_the_install_command(runs, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("DISCERN_DATA", str(tmp_path / "empty"))
+    assert main(["electra", "pretrain", "--preset", "tiny"]) == 2
+    assert one_line_error(capsys) == "error: dataset 'brown' is not installed; run: discern data fetch brown"
+    assert not (runs / "electra").exists() or not any((runs / "electra").iterdir())
+
+
+def test_reproduce_tiny_writes_report(runs, tmp_path, capsys):
+    report = tmp_path / "report"
+    assert main(["reproduce", "--only", "electra", "--preset", "tiny", "--report", str(report)]) == 0
+    html = (report / "index.html").read_text()
+    assert "ELECTRA beats MLM at equal pre-training compute" in html and "electra_vs_mlm.png" in html
+    (res,) = json.loads((report / "results.json").read_text())
+    claim = res["claims"][0]
+    assert isinstance(claim["held"], bool)
+    assert claim["held"] == (res["average"]["electra"] > res["average"]["mlm"])
+    # equal compute: MLM steps chosen so its FLOPs match ELECTRA's within one MLM step
+    pe, pm = res["pretraining"]["electra"], res["pretraining"]["mlm"]
+    assert abs(pe["train_flops"] - pm["train_flops"]) <= pm["train_flops"] / pm["steps"]
+    assert [r["task"] for r in res["table"]] == ["spam", "sotu-year"]
+    assert (report / "electra" / "electra_vs_mlm.png").is_file()
