@@ -226,13 +226,19 @@ def _email_body(raw: bytes) -> tuple[str, str]:
     return _header(msg, "Subject"), "\n".join(chosen).strip()
 
 
-def spam_assassin(root: str | Path | None = None) -> list[Email]:
-    """SpamAssassin public corpus (6,046 emails) in the order of ``data/file_list.json``."""
-    folder = _folder("spam-assassin", root) / "data"
+def _file_list(name: str, root: str | Path | None) -> tuple[Path, Path, list]:
+    """``data/file_list.json`` of an @stdlib dataset: (data folder, list path, entries)."""
+    folder = _folder(name, root) / "data"
     list_path = folder / "file_list.json"
     files = _read_json(list_path)
     if not isinstance(files, list):
         raise DataError(f"{list_path}:1: expected a JSON list of file names")
+    return folder, list_path, files
+
+
+def spam_assassin(root: str | Path | None = None) -> list[Email]:
+    """SpamAssassin public corpus (6,046 emails) in the order of ``data/file_list.json``."""
+    folder, list_path, files = _file_list("spam-assassin", root)
     out = []
     for k, rel in enumerate(files):
         if not isinstance(rel, str) or rel.count("/") != 1:
@@ -263,11 +269,7 @@ class Chapter:
 
 def moby_dick(root: str | Path | None = None) -> list[Chapter]:
     """Moby Dick by section, in book order (``data/file_list.json``)."""
-    folder = _folder("moby-dick", root) / "data"
-    list_path = folder / "file_list.json"
-    files = _read_json(list_path)
-    if not isinstance(files, list):
-        raise DataError(f"{list_path}:1: expected a JSON list of file names")
+    folder, list_path, files = _file_list("moby-dick", root)
     out = []
     for k, rel in enumerate(files):
         if not isinstance(rel, str) or not rel.endswith(".txt"):

@@ -106,17 +106,11 @@ def epoch_batch_indices(n: int, batch_size: int, step: int, micro: int, accumula
     return chunk[rank * per_rank: (rank + 1) * per_rank]
 
 
-_SENT_END = re.compile(r"(?<=[.!?])[\"')\]]*\s+(?=[A-Z\"'(])")
-
-
 def split_sentences(text: str) -> list[str]:
-    """A light rule-based sentence splitter for running prose (paragraph breaks also split)."""
-    out: list[str] = []
-    for para in re.split(r"\n\s*\n", text):
-        para = " ".join(para.split())
-        if para:
-            out.extend(s.strip() for s in _SENT_END.split(para) if s.strip())
-    return out
+    """Sentences of running prose: paragraph breaks, then the task suite's rule-based splitter."""
+    from discern.tasks.suite import split_sentences as split_paragraph
+
+    return [s for para in re.split(r"\n\s*\n", text) for s in split_paragraph(para)]
 
 
 def corpus_documents(names: list[str], max_documents: int = 0) -> list[list[str]]:

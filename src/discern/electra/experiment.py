@@ -46,11 +46,7 @@ def _pretrain_stage(run: Run, cfg: Config, objective: str, steps: int | None = N
 
 def run(cfg: Config, run: Run) -> dict:
     """Pre-train both encoders at equal FLOPs, fine-tune on the task suite, test the claim."""
-    from transformers.utils import logging as hf_logging
-
     from discern.tasks import FinetuneConfig, finetune_from_pretrained, get_task
-
-    hf_logging.set_verbosity_error()  # the MLM folder's unused LM-head weights are expected
 
     electra = _stage(run, "pretrain-electra", lambda: _pretrain_stage(run, cfg, "electra"))
     vocab = cfg.data.vocab_size
@@ -70,7 +66,7 @@ def run(cfg: Config, run: Run) -> dict:
             enc = encoder_dir(run.path / f"pretrain-{model_name}", model_name)
             for seed in range(f.seeds):
                 ft = FinetuneConfig(lr=f.lr, layerwise_lr_decay=f.layerwise_lr_decay, epochs=f.epochs,
-                                    regression_epochs=f.regression_epochs,
+                                    regression_epochs=f.regression_epochs, bias_correction=f.bias_correction,
                                     batch_size=f.batch_size, max_length=f.max_length, bf16=f.bf16,
                                     max_train=f.max_train, seed=seed)
 

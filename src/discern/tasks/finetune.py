@@ -363,9 +363,15 @@ def finetune_from_pretrained(path: str | Path, task: Task | str, cfg: FinetuneCo
         raise DiscernError(f"model folder {p} does not exist")
     if not (p / "config.json").is_file():
         raise DiscernError(f"model folder {p} has no config.json (expected a save_pretrained folder)")
+    from transformers.utils import logging as hf_logging
+
+    level = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()  # a pre-training head (discriminator, MLM) is expected to be unused
     try:
         tokenizer = AutoTokenizer.from_pretrained(str(p))
         encoder = AutoModel.from_pretrained(str(p))
     except (OSError, ValueError) as e:
         raise DiscernError(f"model folder {p}: cannot load ({str(e).strip().splitlines()[0][:160]})") from None
+    finally:
+        hf_logging.set_verbosity(level)
     return finetune(encoder, tokenizer, task, cfg, run, **kwargs)
