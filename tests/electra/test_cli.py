@@ -89,3 +89,14 @@ def test_reproduce_tiny_writes_report(runs, tmp_path, capsys):
     assert abs(pe["train_flops"] - pm["train_flops"]) <= pm["train_flops"] / pm["steps"]
     assert [r["task"] for r in res["table"]] == ["spam", "sotu-year"]
     assert (report / "electra" / "electra_vs_mlm.png").is_file()
+
+
+def test_flops_command_for_the_paper_preset(capsys):
+    from discern.electra.flops import Dims, train_flops
+
+    assert main(["electra", "flops", "--preset", "paper"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    disc = Dims(30522, 128, 256, 12, 4, 1024, 128)
+    gen = Dims(30522, 128, 64, 12, 1, 256, 128)  # generator 1/4: hidden, heads and FFN scaled
+    assert out["train_flops"] == pytest.approx(train_flops(disc, 128, 1_000_000, 0.155, True, gen), rel=1e-12)
+    assert round(out["electra_small_paper"] / 1e17) == 14

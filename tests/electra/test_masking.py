@@ -84,3 +84,20 @@ def test_gumbel_sample_matches_softmax_frequencies():
     freq = torch.bincount(s, minlength=3).float() / s.numel()
     assert torch.allclose(freq, torch.tensor([0.5, 0.3, 0.2]), atol=0.01)
     assert not s.requires_grad
+
+
+def test_own_corpus_and_malformed_corpus_file(tmp_path):
+    import pytest
+
+    from discern.core import DataError
+    from discern.electra.data import corpus_documents
+
+    (tmp_path / "a.txt").write_text("First doc. It has two sentences.\n\nSecond doc here.\n")
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "b.txt").write_text("Third doc!\n")
+    docs = corpus_documents([str(tmp_path)])
+    assert docs == [["First doc.", "It has two sentences."], ["Second doc here."], ["Third doc!"]]
+    bad = tmp_path / "bad.txt"
+    bad.write_bytes(b"fine line\nsecond line\nbroken \xff byte\n")
+    with pytest.raises(DataError, match=r"bad.txt:3: not UTF-8 text \(byte 0xff\)"):
+        corpus_documents([str(bad)])

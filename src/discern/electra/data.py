@@ -11,10 +11,11 @@ from __future__ import annotations
 import random
 import re
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 
-from discern.core import DiscernError, derive_seed
+from discern.core import DataError, DiscernError, derive_seed
 
 
 @dataclass
@@ -113,6 +114,28 @@ def split_sentences(text: str) -> list[str]:
     return [s for para in re.split(r"\n\s*\n", text) for s in split_paragraph(para)]
 
 
+def text_documents(path: Path) -> list[list[str]]:
+    """Your own corpus: a UTF-8 ``.txt`` file or a folder of them (searched recursively);
+    blank lines separate documents, and each document is split into sentences."""
+    files = sorted(path.rglob("*.txt")) if path.is_dir() else [path]
+    if not files:
+        raise DataError(f"{path}: no .txt files to pre-train on")
+    docs: list[list[str]] = []
+    for f in files:
+        raw = f.read_bytes()
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as e:
+            line = raw[: e.start].count(b"\n") + 1
+            raise DataError(f"{f}:{line}: not UTF-8 text (byte {raw[e.start]:#04x}); "
+                            "pre-training corpora must be UTF-8") from None
+        for block in re.split(r"\n\s*\n", text):
+            sents = split_sentences(block)
+            if sents:
+                docs.append(sents)
+    return docs
+
+
 def corpus_documents(names: list[str], max_documents: int = 0) -> list[list[str]]:
     """Documents (lists of sentences) of the named corpora of the data registry."""
     from discern.data import corpora
@@ -127,9 +150,11 @@ def corpus_documents(names: list[str], max_documents: int = 0) -> list[list[str]
             docs += [split_sentences(c.text) for c in corpora.moby_dick()]
         elif name == "wikitext-2":
             docs += [split_sentences(a) for a in corpora.wikitext2_valid().split("\n = ") if a.strip()]
+        elif Path(name).exists():
+            docs += text_documents(Path(name))
         else:
             raise DiscernError(f"data.corpora: unknown pre-training corpus '{name}' "
-                               "(brown, sotu, moby-dick, wikitext-2)")
+                               "(brown, sotu, moby-dick, wikitext-2, or a .txt file or folder of them)")
     if max_documents:
         rng = random.Random(0)
         docs = rng.sample(docs, min(max_documents, len(docs)))

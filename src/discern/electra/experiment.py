@@ -11,6 +11,7 @@ Each stage writes its results, so ``--resume`` skips finished stages.
 from __future__ import annotations
 
 import json
+import math
 import statistics
 from pathlib import Path
 
@@ -60,7 +61,7 @@ def run(cfg: Config, run: Run) -> dict:
     scores: dict[str, dict[str, list[float]]] = {"electra": {}, "mlm": {}}
     primary: dict[str, str] = {}
     for task_name in f.tasks:
-        task = get_task(task_name)
+        task = get_task(task_name, max_dev=f.max_eval, max_test=f.max_eval)
         primary[task_name] = task.primary_metric
         for model_name, res in (("electra", electra), ("mlm", mlm)):
             enc = encoder_dir(run.path / f"pretrain-{model_name}", model_name)
@@ -83,6 +84,9 @@ def run(cfg: Config, run: Run) -> dict:
     table = [{"task": t, "metric": primary[t], "electra": medians["electra"][t], "mlm": medians["mlm"][t],
               "electra_seeds": scores["electra"][t], "mlm_seeds": scores["mlm"][t]} for t in f.tasks]
     plots = _plots(run, electra, mlm, table, avg)
+    # has the discriminator left the prior?  Its loss vs the entropy of the replaced fraction
+    q = electra["eval"].get("replaced_frac", 0.0)
+    prior = -(q * math.log(q) + (1 - q) * math.log(1 - q)) if 0 < q < 1 else 0.0
     result = {
         "paper": "electra",
         "title": "ELECTRA: replaced token detection vs masked LM at equal compute",
@@ -90,6 +94,9 @@ def run(cfg: Config, run: Run) -> dict:
         "pretraining": {
             "electra": {k: electra[k] for k in ("steps", "train_flops", "train_seconds", "params_discriminator")},
             "mlm": {k: mlm[k] for k in ("steps", "train_flops", "train_seconds", "params_discriminator")},
+            "electra_eval": electra["eval"],
+            "mlm_eval": mlm["eval"],
+            "discriminator_prior_loss": prior,
         },
         "table": table,
         "average": avg,
@@ -98,7 +105,9 @@ def run(cfg: Config, run: Run) -> dict:
             "paper": f"ELECTRA-Small {PAPER['electra_small_glue']} vs BERT-Small {PAPER['bert_small_glue']} "
                      f"GLUE dev at {PAPER['train_flops']:.1e} FLOPs",
             "ours": f"ELECTRA {avg['electra']:.2f} vs MLM {avg['mlm']:.2f} "
-                    f"at {electra['train_flops']:.2e} vs {mlm['train_flops']:.2e} FLOPs",
+                    f"at {electra['train_flops']:.2e} vs {mlm['train_flops']:.2e} FLOPs; "
+                    f"discriminator dev loss {electra['eval'].get('disc_loss', float('nan')):.3f} "
+                    f"vs {prior:.3f} for always predicting 'original'",
             "held": held,
         }],
         "plots": plots,

@@ -79,12 +79,14 @@ class ElectraPretrainer(_Pretrainer):
     ``loss = gen_weight * L_MLM + disc_weight * L_Disc`` (paper eq. 1 with lambda = 50).
     """
 
-    def __init__(self, cfg: ModelConfig, vocab_size: int, pad_id: int, special_ids: list[int], mask_id: int):
+    def __init__(self, cfg: ModelConfig, vocab_size: int, pad_id: int, special_ids: list[int], mask_id: int,
+                 discriminator=None, generator=None):
+        """New random models, or the given ``ElectraForPreTraining`` / ``ElectraForMaskedLM``."""
         super().__init__(cfg, special_ids, mask_id)
         from transformers import ElectraForMaskedLM, ElectraForPreTraining
 
-        self.discriminator = ElectraForPreTraining(hf_config(cfg, vocab_size, pad_id))
-        self.generator = ElectraForMaskedLM(hf_config(cfg, vocab_size, pad_id, generator=True))
+        self.discriminator = discriminator or ElectraForPreTraining(hf_config(cfg, vocab_size, pad_id))
+        self.generator = generator or ElectraForMaskedLM(hf_config(cfg, vocab_size, pad_id, generator=True))
         if cfg.tie_embeddings:
             tie_generator(self.generator, self.discriminator)
         self.vocab_size = vocab_size
@@ -144,11 +146,12 @@ class ElectraPretrainer(_Pretrainer):
 class MLMPretrainer(_Pretrainer):
     """BERT-style masked LM baseline on the same code (ELECTRA's ``electra_objective=False``)."""
 
-    def __init__(self, cfg: ModelConfig, vocab_size: int, pad_id: int, special_ids: list[int], mask_id: int):
+    def __init__(self, cfg: ModelConfig, vocab_size: int, pad_id: int, special_ids: list[int], mask_id: int,
+                 mlm=None):
         super().__init__(cfg, special_ids, mask_id)
         from transformers import ElectraForMaskedLM
 
-        self.mlm = ElectraForMaskedLM(hf_config(cfg, vocab_size, pad_id))
+        self.mlm = mlm or ElectraForMaskedLM(hf_config(cfg, vocab_size, pad_id))
         self.mlm.generator_lm_head.weight = self.mlm.electra.embeddings.word_embeddings.weight
         self.vocab_size = vocab_size
 
@@ -184,15 +187,10 @@ def load_pretrainer(path: str | Path, cfg: ModelConfig, special_ids: list[int], 
     path = Path(path)
     if (path / "mlm").is_dir():
         mlm = ElectraForMaskedLM.from_pretrained(path / "mlm")
-        model = MLMPretrainer.__new__(MLMPretrainer)
-        _Pretrainer.__init__(model, cfg, special_ids, mask_id)
-        model.mlm, model.vocab_size = mlm, mlm.config.vocab_size
-        return model
+        c = mlm.config
+        return MLMPretrainer(cfg, c.vocab_size, c.pad_token_id, special_ids, mask_id, mlm=mlm)
     disc = ElectraForPreTraining.from_pretrained(path / "discriminator")
     gen = ElectraForMaskedLM.from_pretrained(path / "generator")
-    model = ElectraPretrainer.__new__(ElectraPretrainer)
-    _Pretrainer.__init__(model, cfg, special_ids, mask_id)
-    if cfg.tie_embeddings:
-        tie_generator(gen, disc)
-    model.discriminator, model.generator, model.vocab_size = disc, gen, disc.config.vocab_size
-    return model
+    c = disc.config
+    return ElectraPretrainer(cfg, c.vocab_size, c.pad_token_id, special_ids, mask_id, discriminator=disc,
+                             generator=gen)
