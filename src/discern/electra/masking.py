@@ -88,8 +88,11 @@ def mask_tokens(
 
 def gumbel_sample(logits: torch.Tensor, temperature: float = 1.0,
                   generator: torch.Generator | None = None) -> torch.Tensor:
-    """Gumbel-max sample of ``softmax(logits / T)`` in fp32, under no-grad (ELECTRA 1.3)."""
+    """Gumbel-max sample of ``softmax(logits / T)`` in fp32, under no-grad (ELECTRA 1.3).
+
+    ``-log(E)`` with ``E ~ Exponential(1)`` is a standard Gumbel draw: one logarithm per
+    vocabulary entry instead of the two of ``-log(-log(U))``."""
     with torch.no_grad():
         x = logits.detach().float() / temperature
-        u = torch.rand(x.shape, generator=generator, device=x.device).clamp_(1e-9, 1.0 - 1e-9)
-        return (x - torch.log(-torch.log(u))).argmax(-1)
+        e = torch.empty_like(x).exponential_(generator=generator).clamp_min_(1e-20)
+        return (x - e.log_()).argmax(-1)
