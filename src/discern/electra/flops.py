@@ -44,9 +44,9 @@ def layer_flops(d: Dims) -> float:
     return attention + mlp
 
 
-def input_embedding_flops(d: Dims) -> float:
+def input_embedding_flops(d: Dims, dense_lookup: bool = True) -> float:
     e, h, s = d.embedding, d.hidden, d.seq_len
-    f = 2 * e * d.vocab  # dense lookup
+    f = 2 * e * d.vocab if dense_lookup else 0.0  # lookup counted as a one-hot matmul
     f += 2 * e * (s + 2) + 2 * e + LAYER_NORM * e + DROPOUT * e  # position/segment, add, LN, dropout
     if e != h:
         f += 2 * e * h + h  # embeddings_project
@@ -65,16 +65,19 @@ def disc_head_flops(d: Dims) -> float:
 
 
 def forward_flops_per_example(d: Dims, mlm_frac: float = 0.15625, disc: bool = False,
-                              generator: Dims | None = None) -> float:
-    """Forward FLOPs of one example: encoder + embeddings + heads (+ generator for ELECTRA)."""
+                              generator: Dims | None = None, dense_lookup: bool = True) -> float:
+    """Forward FLOPs of one example: encoder + embeddings + heads (+ generator for ELECTRA).
+
+    ``dense_lookup=False`` counts embedding lookups as free (what a GPU or CPU really does;
+    use it for utilisation), ``True`` follows the paper's accounting."""
     s = d.seq_len
-    total = s * (d.layers * layer_flops(d) + input_embedding_flops(d))
+    total = s * (d.layers * layer_flops(d) + input_embedding_flops(d, dense_lookup))
     if disc:
         total += s * disc_head_flops(d)
     else:
         total += s * mlm_frac * mlm_head_flops(d)
     if generator is not None:
-        total += s * (generator.layers * layer_flops(generator) + input_embedding_flops(generator))
+        total += s * (generator.layers * layer_flops(generator) + input_embedding_flops(generator, dense_lookup))
         total += s * mlm_frac * mlm_head_flops(generator)
     return total
 

@@ -47,13 +47,14 @@ def dims(cfg: Config, vocab: int, generator: bool = False) -> Dims:
                 heads=c.num_attention_heads, ffn=c.intermediate_size, seq_len=cfg.data.seq_len)
 
 
-def flops_per_step(cfg: Config, vocab: int) -> float:
+def flops_per_step(cfg: Config, vocab: int, dense_lookup: bool = True) -> float:
     """Analytic training FLOPs of one optimiser step (forward + equal backward)."""
     frac = cfg.model.mask_prob + 0.005  # N / L slots carry an output softmax
     if cfg.model.objective == "electra":
-        f = forward_flops_per_example(dims(cfg, vocab), frac, disc=True, generator=dims(cfg, vocab, True))
+        f = forward_flops_per_example(dims(cfg, vocab), frac, disc=True, generator=dims(cfg, vocab, True),
+                                      dense_lookup=dense_lookup)
     else:
-        f = forward_flops_per_example(dims(cfg, vocab), frac, disc=False)
+        f = forward_flops_per_example(dims(cfg, vocab), frac, disc=False, dense_lookup=dense_lookup)
     return 2.0 * cfg.train.batch_size * f
 
 
