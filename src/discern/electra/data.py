@@ -91,22 +91,6 @@ def build_examples(documents: list[list[str]], tokenizer, seq_len: int, seed: in
     return PretrainingData(ids, seg, lengths, pad_id)
 
 
-def epoch_batch_indices(n: int, batch_size: int, step: int, micro: int, accumulation: int, rank: int,
-                        world: int, seed: int) -> torch.Tensor:
-    """Indices of this rank's micro-batch at optimiser ``step``: a fresh permutation per epoch,
-    a pure function of the arguments (so resumed and distributed runs see the same data)."""
-    per_step = batch_size
-    steps_per_epoch = max(1, n // per_step)
-    epoch, within = divmod(step, steps_per_epoch)
-    g = torch.Generator().manual_seed(derive_seed(seed, "epoch", epoch))
-    perm = torch.randperm(n, generator=g)
-    chunk = perm[within * per_step: (within + 1) * per_step]  # this step's global batch
-    per_micro = per_step // accumulation
-    chunk = chunk[micro * per_micro: (micro + 1) * per_micro]
-    per_rank = per_micro // world
-    return chunk[rank * per_rank: (rank + 1) * per_rank]
-
-
 def split_sentences(text: str) -> list[str]:
     """Sentences of running prose: paragraph breaks, then the task suite's rule-based splitter."""
     from discern.tasks.suite import split_sentences as split_paragraph

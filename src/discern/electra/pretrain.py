@@ -11,10 +11,10 @@ import torch
 from discern.core import Run, derive_seed, seed_everything
 from discern.core import dist as ddist
 from discern.data.tokenizer import load_tokenizer, train_wordpiece
-from discern.train import fit
+from discern.train import epoch_batch, fit
 
 from .config import Config
-from .data import build_examples, corpus_documents, epoch_batch_indices
+from .data import build_examples, corpus_documents
 from .flops import Dims, forward_flops_per_example
 from .model import ElectraPretrainer, MLMPretrainer, hf_config
 
@@ -76,7 +76,7 @@ def pretrain(cfg: Config, run: Run | None = None, resume: bool = False, stop_aft
     seed = cfg.seed
 
     def batch_fn(step, micro, rank, world):
-        idx = epoch_batch_indices(train_n, tc.batch_size, step, micro, tc.accumulation, rank, world, seed)
+        idx = epoch_batch(train_n, tc.batch_size, step, micro, tc.accumulation, rank, world, (seed, "epoch"))
         return data.batch(idx + n_eval)
 
     def step_fn(m, batch):

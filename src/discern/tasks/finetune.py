@@ -33,7 +33,7 @@ import torch
 from torch import nn
 
 from discern.core import DiscernError, Run, generator
-from discern.train import TrainConfig, fit, layerwise_lr_scales, param_groups
+from discern.train import TrainConfig, epoch_batch, fit, layerwise_lr_scales, param_groups
 
 from .suite import Example, Task, _cap, get_task
 
@@ -271,28 +271,13 @@ def finetune(encoder: nn.Module, tokenizer: Any, task: Task | str, cfg: Finetune
         labels = labels + labels
     n = len(encoded)
     epochs = cfg.regression_epochs if task.kind == "regression" else cfg.epochs
-    steps_per_epoch = math.ceil(n / cfg.batch_size)
     steps = cfg.max_steps if cfg.max_steps > 0 else max(1, math.ceil(epochs * n / cfg.batch_size))
     label_dtype = torch.float32 if task.kind == "regression" else torch.long
     pad = _pad_id(tokenizer)
-    perms: dict[int, np.ndarray] = {}
-
-    def epoch_perm(epoch: int) -> np.ndarray:
-        if epoch not in perms:
-            g = generator(cfg.seed, "finetune-order", task.name, epoch)
-            perms.clear()
-            perms[epoch] = torch.randperm(n, generator=g).numpy()
-        return perms[epoch]
+    order = (cfg.seed, "finetune-order", task.name)
 
     def batch_fn(step: int, micro: int, rank: int, world: int) -> dict:
-        # step -> (epoch, batch within epoch); a short last batch is filled from the epoch start
-        epoch, j = divmod(step, steps_per_epoch)
-        perm = epoch_perm(epoch)
-        idx = perm[j * cfg.batch_size:(j + 1) * cfg.batch_size]
-        if len(idx) < cfg.batch_size:
-            idx = np.concatenate([idx, perm[:cfg.batch_size - len(idx)]])
-        parts = world * tc.accumulation
-        idx = np.array_split(idx, parts)[rank * tc.accumulation + micro]
+        idx = epoch_batch(n, cfg.batch_size, step, micro, tc.accumulation, rank, world, order).tolist()
         batch = _collate([encoded[i] for i in idx], pad, device)
         batch["labels"] = torch.tensor([labels[i] for i in idx], dtype=label_dtype, device=device)
         return batch
