@@ -15,8 +15,8 @@ LAYERS = {
 }
 
 
-def package_of(path: Path) -> str:
-    rel = path.relative_to(SRC)
+def package_of(path: Path, src: Path) -> str:
+    rel = path.relative_to(src)
     return rel.parts[0].removesuffix(".py")
 
 
@@ -39,10 +39,10 @@ def imported_packages(path: Path) -> set[str]:
     return out
 
 
-def violations() -> list[str]:
+def violations(root: Path = SRC) -> list[str]:
     bad = []
-    for path in sorted(SRC.rglob("*.py")):
-        src = package_of(path)
+    for path in sorted(root.rglob("*.py")):
+        src = package_of(path, root)
         assert src in LAYERS, f"{path}: package '{src}' has no layer in DESIGN.md; add it to LAYERS"
         for dst in imported_packages(path):
             if dst == src:
@@ -54,7 +54,7 @@ def violations() -> list[str]:
                   or (src == "tasks" and dst == "train")  # fine-tuning runs on the one training loop
                   or ls == 4)  # L4 may import everything
             if not ok:
-                bad.append(f"{path.relative_to(SRC)} (L{ls}) imports discern.{dst} (L{ld})")
+                bad.append(f"{path.relative_to(root)} (L{ls}) imports discern.{dst} (L{ld})")
     return bad
 
 
@@ -62,17 +62,11 @@ def test_imports_point_down_only():
     assert violations() == []
 
 
-def test_checker_catches_a_violation(tmp_path, monkeypatch):
-    global SRC
+def test_checker_catches_a_violation(tmp_path):
     pkg = tmp_path / "discern"
     (pkg / "core").mkdir(parents=True)
     (pkg / "electra").mkdir()
     (pkg / "core" / "x.py").write_text("from discern.train import fit\n")
     (pkg / "electra" / "y.py").write_text("import discern.bam.model\n")
-    monkeypatch.setattr(__import__(__name__), "SRC", pkg, raising=False)
-    old, SRC = SRC, pkg
-    try:
-        assert violations() == ["core/x.py (L0) imports discern.train (L2)",
-                                "electra/y.py (L3) imports discern.bam (L3)"]
-    finally:
-        SRC = old
+    assert violations(pkg) == ["core/x.py (L0) imports discern.train (L2)",
+                               "electra/y.py (L3) imports discern.bam (L3)"]

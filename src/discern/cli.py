@@ -86,24 +86,14 @@ def _electra(args) -> int:
     try:
         res = pretrain(cfg, run, resume=bool(args.resume))
     except Exception:
-        if not args.resume and ddist.is_main():
-            _remove_unfinished(run.path)
+        if not args.resume:
+            run.remove_if_unstarted()
         raise
     if ddist.is_main():
         print(json.dumps({"run": str(run.path), **{k: res[k] for k in ("steps", "train_flops", "final")}},
                          indent=2, default=float))
     ddist.cleanup()
     return 0
-
-
-def _remove_unfinished(path) -> None:
-    """A run that failed before its first checkpoint leaves nothing behind."""
-    import shutil
-    from pathlib import Path
-
-    p = Path(path)
-    if p.is_dir() and not any((p / "checkpoints").glob("*.pt")):
-        shutil.rmtree(p, ignore_errors=True)
 
 
 def _bench(args) -> int:

@@ -9,7 +9,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
-from .checkpoint import atomic_write_json
+from .checkpoint import atomic_write_json, atomic_write_text
 from .config import config_to_dict
 from .errors import DiscernError
 
@@ -80,13 +80,23 @@ class Run:
             return []
         return [json.loads(line) for line in p.read_text().splitlines() if line.strip()]
 
+    def remove_if_unstarted(self) -> None:
+        """Delete the folder of a run that failed before writing a checkpoint or a stage result,
+        so bad input leaves nothing behind."""
+        import shutil
+
+        if not self.main or not self.path.is_dir():
+            return
+        results = [p for p in self.path.glob("*.json") if p.name != "config.json"]
+        if not results and not any(self.path.rglob("*.pt")):
+            shutil.rmtree(self.path, ignore_errors=True)
+
     def truncate_metrics(self, after_step: int) -> None:
         """On resume, drop records logged after the checkpoint's step so no step appears twice."""
         if not self.main:
             return
         keep = [r for r in self.metrics() if r.get("step", -1) <= after_step]
         text = "".join(json.dumps(r) + "\n" for r in keep)
-        from .checkpoint import atomic_write_text
         atomic_write_text(self.path / "metrics.jsonl", text)
 
 

@@ -87,7 +87,7 @@ def pretrain(cfg: Config, run: Run | None = None, resume: bool = False, stop_aft
         torch.manual_seed(derive_seed(seed, "eval"))
         out: dict[str, float] = {}
         for start in range(0, n_eval, 32):
-            _, met = _unwrap(m)(data.batch(eval_idx[start:start + 32]))
+            _, met = m(data.batch(eval_idx[start:start + 32]))
             for k, v in met.items():
                 out[k] = out.get(k, 0.0) + float(v) * len(eval_idx[start:start + 32]) / n_eval
         torch.set_rng_state(g_state)
@@ -124,10 +124,6 @@ def encoder_dir(run_path: str | Path, objective: str) -> Path:
 
 def _n_params(m: torch.nn.Module) -> int:
     return sum(p.numel() for p in m.parameters())
-
-
-def _unwrap(m):
-    return m.module if isinstance(m, torch.nn.parallel.DistributedDataParallel) else m
 
 
 def with_objective(cfg: Config, objective: str, steps: int | None = None) -> Config:

@@ -34,17 +34,9 @@ def reproduce(only: list[str] | None = None, preset: str = "quick", config_file:
             result = load(exp.runner)(cfg, run)
         except Exception:
             if not resume:
-                _remove_if_empty(run.path)
+                run.remove_if_unstarted()
             raise
         result["run"] = str(run.path)
         results.append(result)
     return write_report(results, Path(report_dir) if report_dir else runs_root() / "report")
 
-
-def _remove_if_empty(path: Path) -> None:
-    """A reproduction that failed before finishing any stage leaves no folder behind."""
-    import shutil
-
-    stages = [p for p in path.glob("*.json") if p.name != "config.json"]
-    if path.is_dir() and not stages and not any(path.rglob("*.pt")):
-        shutil.rmtree(path, ignore_errors=True)

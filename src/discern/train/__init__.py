@@ -1,11 +1,11 @@
 """L2: one model-agnostic training loop, ELECTRA's optimiser and schedule, layer-wise LR decay."""
 
 from .batching import epoch_batch
-from .loop import TrainConfig, TrainState, fit, steps_per_epoch
+from .loop import TrainConfig, TrainState, fit
 from .optim import (ElectraAdam, build_optimizer, layer_depth, layerwise_lr_scales, lr_multiplier,
                     param_groups)
 
 __all__ = [
     "ElectraAdam", "TrainConfig", "epoch_batch", "TrainState", "build_optimizer", "fit", "layer_depth",
-    "layerwise_lr_scales", "lr_multiplier", "param_groups", "steps_per_epoch",
+    "layerwise_lr_scales", "lr_multiplier", "param_groups",
 ]

@@ -15,7 +15,6 @@ bit-for-bit.
 from __future__ import annotations
 
 import contextlib
-import math
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
@@ -68,10 +67,6 @@ class TrainState:
 
 
 CKPT_NAME = "last.pt"
-
-
-def _unwrap(model: torch.nn.Module) -> torch.nn.Module:
-    return model.module if isinstance(model, torch.nn.parallel.DistributedDataParallel) else model
 
 
 def fit(
@@ -202,6 +197,3 @@ def fit(
     save()
     return state
 
-
-def steps_per_epoch(n_examples: int, batch_size: int) -> int:
-    return max(1, math.ceil(n_examples / batch_size))
