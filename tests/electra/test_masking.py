@@ -1,6 +1,7 @@
 import torch
 
-from discern.electra.masking import gumbel_sample, mask_tokens, max_predictions
+from discern.electra.masking import mask_tokens, max_predictions
+from discern.nn import gumbel_sample
 
 PAD, UNK, CLS, SEP, MASK = 0, 1, 2, 3, 4
 SPECIAL = torch.tensor([PAD, UNK, CLS, SEP, MASK])
@@ -90,7 +91,7 @@ def test_own_corpus_and_malformed_corpus_file(tmp_path):
     import pytest
 
     from discern.core import DataError
-    from discern.electra.data import corpus_documents
+    from discern.data.pretraining import corpus_documents
 
     (tmp_path / "a.txt").write_text("First doc. It has two sentences.\n\nSecond doc here.\n")
     (tmp_path / "sub").mkdir()

@@ -1,7 +1,9 @@
 """ELECTRA: pre-training text encoders as discriminators rather than generators (Clark et al., 2020)."""
 
 from .config import PRESETS, Config, DataConfig, FinetuneSection, ModelConfig
-from .masking import Masked, gumbel_sample, mask_tokens, max_predictions
+from discern.nn import gumbel_sample
+
+from .masking import Masked, mask_tokens, max_predictions
 from .model import ElectraPretrainer, MLMPretrainer, load_pretrainer, tie_generator
 from .pretrain import encoder_dir, flops_per_step, pretrain
 

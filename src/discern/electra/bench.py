@@ -16,10 +16,10 @@ import time
 
 import torch
 
+from discern.nn import gumbel_sample
 from discern.train import ElectraAdam, param_groups
 
 from .config import quick as quick_preset
-from .masking import gumbel_sample
 from .model import ElectraPretrainer
 from .pretrain import flops_per_step
 

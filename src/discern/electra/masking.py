@@ -84,15 +84,3 @@ def mask_tokens(
     rows = torch.arange(B).unsqueeze(1).expand(B, N)
     masked_ids[rows[active], positions[active]] = replacement[active]
     return Masked(masked_ids, positions, weights, targets, is_masked)
-
-
-def gumbel_sample(logits: torch.Tensor, temperature: float = 1.0,
-                  generator: torch.Generator | None = None) -> torch.Tensor:
-    """Gumbel-max sample of ``softmax(logits / T)`` in fp32, under no-grad (ELECTRA 1.3).
-
-    ``-log(E)`` with ``E ~ Exponential(1)`` is a standard Gumbel draw: one logarithm per
-    vocabulary entry instead of the two of ``-log(-log(U))``."""
-    with torch.no_grad():
-        x = logits.detach().float() / temperature
-        e = torch.empty_like(x).exponential_(generator=generator).clamp_min_(1e-20)
-        return (x - e.log_()).argmax(-1)

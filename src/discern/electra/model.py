@@ -17,7 +17,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from .config import ModelConfig
-from .masking import Masked, gumbel_sample, mask_tokens
+from discern.nn import gumbel_sample
+
+from .masking import Masked, mask_tokens
 
 
 def hf_config(cfg: ModelConfig, vocab_size: int, pad_id: int, generator: bool = False):

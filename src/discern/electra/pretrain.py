@@ -10,11 +10,11 @@ import torch
 
 from discern.core import Run, derive_seed, seed_everything
 from discern.core import dist as ddist
+from discern.data.pretraining import build_examples, corpus_documents
 from discern.data.tokenizer import load_tokenizer, train_wordpiece
 from discern.train import epoch_batch, fit
 
 from .config import Config
-from .data import build_examples, corpus_documents
 from .flops import Dims, forward_flops_per_example
 from .model import ElectraPretrainer, MLMPretrainer, hf_config
 

@@ -24,7 +24,6 @@ import hashlib
 import json
 import math
 import os
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Sequence
@@ -32,6 +31,7 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 import numpy as np
 
 from discern.core import DataError, DiscernError, atomic_write_json, atomic_write_text
+from discern.data.text import split_sentences
 from discern.metrics import METRICS
 
 __all__ = [
@@ -223,34 +223,6 @@ def detokenize(tokens: Sequence[str]) -> str:
         out.append(t)
         glue_next = tok in _BROWN_OPEN
     return "".join(out)
-
-
-_ABBREV = {"mr", "mrs", "ms", "dr", "st", "jr", "sr", "gen", "gov", "hon", "rev", "messrs", "no",
-           "nos", "vs", "etc", "co", "inc", "ltd", "mt", "ft", "col", "capt", "lt", "sec", "art",
-           "jan", "feb", "mar", "apr", "aug", "sept", "sep", "oct", "nov", "dec", "i.e", "e.g",
-           "u.s", "u.s.a", "u.k", "a.m", "p.m", "viz", "cf", "op", "vol", "pp"}
-_SENT_END = re.compile(r"[.!?][\"')\]]*\s+(?=[\"'(\[]?[A-Z0-9])")
-
-
-def split_sentences(text: str) -> list[str]:
-    """Rule-based sentence splitter for edited prose (SOTU): a ., ! or ? followed by space and
-    a capital or digit ends a sentence, except after common abbreviations and initials."""
-    text = " ".join(text.split())
-    out: list[str] = []
-    start = 0
-    for m in _SENT_END.finditer(text):
-        head = text[start:m.start()]
-        last = head.rsplit(" ", 1)[-1].lower().rstrip(".")
-        if text[m.start()] == "." and (last in _ABBREV or (len(last) == 1 and last.isalpha())):
-            continue
-        sent = text[start:m.end()].strip()
-        if sent:
-            out.append(sent)
-        start = m.end()
-    tail = text[start:].strip()
-    if tail:
-        out.append(tail)
-    return out
 
 
 def _windows(items: Sequence[Any], size: int, min_size: int) -> list[Sequence[Any]]:

@@ -1,4 +1,4 @@
-"""Pre-training examples as ELECTRA builds them (``build_pretraining_dataset.py``, reference 1.11).
+"""Pre-training examples as ELECTRA (and Electric) build them (``build_pretraining_dataset.py``, reference 1.11).
 
 Sentences of a document are packed up to the target length, never across documents; 5% of
 examples get a random target length in [5, L].  Each example is split into segment A and B:
@@ -16,6 +16,8 @@ from pathlib import Path
 import torch
 
 from discern.core import DataError, DiscernError, derive_seed
+
+from .text import split_sentences as split_paragraph
 
 
 @dataclass
@@ -93,8 +95,6 @@ def build_examples(documents: list[list[str]], tokenizer, seq_len: int, seed: in
 
 def split_sentences(text: str) -> list[str]:
     """Sentences of running prose: paragraph breaks, then the task suite's rule-based splitter."""
-    from discern.tasks.suite import split_sentences as split_paragraph
-
     return [s for para in re.split(r"\n\s*\n", text) for s in split_paragraph(para)]
 
 
@@ -122,7 +122,7 @@ def text_documents(path: Path) -> list[list[str]]:
 
 def corpus_documents(names: list[str], max_documents: int = 0) -> list[list[str]]:
     """Documents (lists of sentences) of the named corpora of the data registry."""
-    from discern.data import corpora
+    from . import corpora
 
     docs: list[list[str]] = []
     for name in names:
