@@ -66,6 +66,16 @@ class Run:
         if self.main:
             atomic_write_json(self.path / "results.json", results)
 
+    def stage(self, name: str, fn):
+        """Run ``fn()`` once: its JSON-able result is kept in ``<run>/<name>.json``, so a
+        resumed run skips the stages it finished."""
+        path = self.path / f"{name}.json"
+        if path.is_file():
+            return json.loads(path.read_text())
+        out = fn()
+        atomic_write_json(path, out)
+        return out
+
     def log(self, record: dict) -> None:
         """Append one JSON line to ``metrics.jsonl`` (adds wall time)."""
         if not self.main:

@@ -130,6 +130,8 @@ def corpus_documents(names: list[str], max_documents: int = 0) -> list[list[str]
             docs += [[" ".join(s) for s in d.sentences] for d in corpora.brown()]
         elif name == "sotu":
             docs += [split_sentences(s.text) for s in corpora.sotu()]
+        elif name == "austen":
+            docs += austen_documents()
         elif name == "moby-dick":
             docs += [split_sentences(c.text) for c in corpora.moby_dick()]
         elif name == "wikitext-2":
@@ -138,8 +140,32 @@ def corpus_documents(names: list[str], max_documents: int = 0) -> list[list[str]
             docs += text_documents(Path(name))
         else:
             raise DiscernError(f"data.corpora: unknown pre-training corpus '{name}' "
-                               "(brown, sotu, moby-dick, wikitext-2, or a .txt file or folder of them)")
+                               "(austen, brown, sotu, moby-dick, wikitext-2, or a .txt file or folder of them)")
     if max_documents:
         rng = random.Random(0)
         docs = rng.sample(docs, min(max_documents, len(docs)))
     return [d for d in docs if d]
+
+
+_CHAPTER = re.compile(r"^\s*(CHAPTER|Chapter)\s+[IVXLC\d]+\.?\s*$")
+
+
+def austen_documents(exclude: tuple[str, ...] = ()) -> list[list[str]]:
+    """Austen's novels as documents of sentences, one document per chapter; ``exclude`` names
+    novels to leave out by id (e.g. ``"sensesensibility"``, to hold a book out of training)."""
+    from . import corpora
+
+    docs: list[list[str]] = []
+    for novel in corpora.austen():
+        if novel.id in exclude:
+            continue
+        chapter: list[str] = []
+        for line in novel.lines + ["CHAPTER 0"]:
+            if _CHAPTER.match(line):
+                sents = split_sentences("\n".join(chapter))
+                if sents:
+                    docs.append(sents)
+                chapter = []
+            else:
+                chapter.append(line)
+    return docs

@@ -37,3 +37,20 @@ def load_tokenizer(path: str | Path):
         return AutoTokenizer.from_pretrained(str(p))
     except (OSError, ValueError) as e:
         raise DataError(f"tokenizer folder {p}: cannot load a tokenizer ({str(e).splitlines()[0][:120]})") from None
+
+
+def run_tokenizer(setting: str, vocab_size: int, documents: list[list[str]], saved: Path | None = None,
+                  write: bool = True):
+    """The tokenizer of a pre-training run: the copy saved in the run folder (``saved``) when
+    it exists (resume), else a WordPiece vocabulary trained on ``documents`` (``setting ==
+    "train"``) or the tokenizer folder ``setting``; a new one is saved to ``saved`` when
+    ``write`` (the main process)."""
+    if saved is not None and Path(saved).is_dir():
+        return load_tokenizer(saved)
+    if setting == "train":
+        tok = train_wordpiece((s for d in documents for s in d), vocab_size)
+    else:
+        tok = load_tokenizer(setting)
+    if saved is not None and write:
+        tok.save_pretrained(str(saved))
+    return tok

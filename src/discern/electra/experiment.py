@@ -10,27 +10,16 @@ Each stage writes its results, so ``--resume`` skips finished stages.
 
 from __future__ import annotations
 
-import json
 import math
 import statistics
 from pathlib import Path
 
-from discern.core import Run, atomic_write_json, config_to_dict
+from discern.core import Run, config_to_dict
 
 from .config import Config
 from .pretrain import encoder_dir, flops_per_step, pretrain, with_objective
 
 PAPER = {"electra_small_glue": 79.9, "bert_small_glue": 75.1, "train_flops": 1.4e18}
-
-
-def _stage(run: Run, name: str, fn):
-    """Run ``fn()`` once; its JSON result is kept in ``<run>/<name>.json`` for ``--resume``."""
-    path = run.path / f"{name}.json"
-    if path.is_file():
-        return json.loads(path.read_text())
-    out = fn()
-    atomic_write_json(path, out)
-    return out
 
 
 def _pretrain_stage(run: Run, cfg: Config, objective: str, steps: int | None = None) -> dict:
@@ -49,13 +38,13 @@ def run(cfg: Config, run: Run) -> dict:
     """Pre-train both encoders at equal FLOPs, fine-tune on the task suite, test the claim."""
     from discern.tasks import FinetuneConfig, finetune_from_pretrained, get_task
 
-    electra = _stage(run, "pretrain-electra", lambda: _pretrain_stage(run, cfg, "electra"))
+    electra = run.stage("pretrain-electra", lambda: _pretrain_stage(run, cfg, "electra"))
     vocab = cfg.data.vocab_size
     mlm_cfg = with_objective(cfg, "mlm")
     mlm_steps = cfg.train.steps
     if cfg.match_flops:
         mlm_steps = max(1, round(electra["train_flops"] / flops_per_step(mlm_cfg, vocab)))
-    mlm = _stage(run, "pretrain-mlm", lambda: _pretrain_stage(run, cfg, "mlm", mlm_steps))
+    mlm = run.stage("pretrain-mlm", lambda: _pretrain_stage(run, cfg, "mlm", mlm_steps))
 
     f = cfg.finetune
     scores: dict[str, dict[str, list[float]]] = {"electra": {}, "mlm": {}}
@@ -75,7 +64,7 @@ def run(cfg: Config, run: Run) -> dict:
                     out = finetune_from_pretrained(enc, task, ft)
                     return {"dev": out["dev"], "test": out["test"]}
 
-                r = _stage(run, f"finetune-{model_name}-{task_name}-seed{seed}", go)
+                r = run.stage(f"finetune-{model_name}-{task_name}-seed{seed}", go)
                 scores[model_name].setdefault(task_name, []).append(100.0 * r["dev"][task.primary_metric])
 
     medians = {m: {t: statistics.median(v) for t, v in d.items()} for m, d in scores.items()}

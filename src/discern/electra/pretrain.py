@@ -11,7 +11,7 @@ import torch
 from discern.core import Run, derive_seed, seed_everything
 from discern.core import dist as ddist
 from discern.data.pretraining import build_examples, corpus_documents
-from discern.data.tokenizer import load_tokenizer, train_wordpiece
+from discern.data.tokenizer import run_tokenizer
 from discern.train import epoch_batch, fit
 
 from .config import Config
@@ -21,16 +21,8 @@ from .model import ElectraPretrainer, MLMPretrainer, hf_config
 
 def get_tokenizer(cfg: Config, documents: list[list[str]], run: Run | None):
     """Reuse the run's tokenizer on resume; otherwise train one or load the configured folder."""
-    saved = run.path / "tokenizer" if run is not None else None
-    if saved is not None and saved.is_dir():
-        return load_tokenizer(saved)
-    if cfg.data.tokenizer == "train":
-        tok = train_wordpiece((s for d in documents for s in d), cfg.data.vocab_size)
-    else:
-        tok = load_tokenizer(cfg.data.tokenizer)
-    if saved is not None and ddist.is_main():
-        tok.save_pretrained(str(saved))
-    return tok
+    return run_tokenizer(cfg.data.tokenizer, cfg.data.vocab_size, documents,
+                         run.path / "tokenizer" if run is not None else None, write=ddist.is_main())
 
 
 def build_model(cfg: Config, tokenizer) -> torch.nn.Module:
