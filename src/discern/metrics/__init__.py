@@ -1,6 +1,8 @@
 """L1: metrics as pure numpy functions (no torch)."""
 
 from .glue import accuracy, binary_f1, macro_f1, matthews_corr, pearson, rankdata, spearman
+from .wer import (bootstrap_wer_ci, edit_distance, normalize_words, paired_bootstrap, wer,
+                  word_errors)
 
 METRICS = {
     "accuracy": accuracy,
@@ -11,5 +13,6 @@ METRICS = {
     "spearman": spearman,
 }
 
-__all__ = ["METRICS", "accuracy", "binary_f1", "macro_f1", "matthews_corr", "pearson", "rankdata",
-           "spearman"]
+__all__ = ["METRICS", "accuracy", "binary_f1", "bootstrap_wer_ci", "edit_distance", "macro_f1",
+           "matthews_corr", "normalize_words", "paired_bootstrap", "pearson", "rankdata", "spearman",
+           "wer", "word_errors"]

@@ -1,0 +1,24 @@
+"""Electric: pre-training transformers as energy-based cloze models (Clark et al., 2020).
+
+Public names load lazily, so ``import discern.electric`` stays light."""
+
+from importlib import import_module
+
+_NAMES = {
+    "PRESETS": "config", "Config": "config", "ModelConfig": "config",
+    "ElectricPretrainer": "model", "TwoTowerCloze": "model", "load_pretrainer": "model",
+    "pretrain": "pretrain",
+    "ElectricScorer": "pll", "TwoTowerScorer": "pll",
+    "MaskedLMScorer": "scoring", "CausalLMScorer": "scoring", "Scorer": "scoring",
+    "Hypothesis": "nbest", "Utterance": "nbest", "read_nbest": "nbest", "write_nbest": "nbest",
+    "read_mlm_scoring": "nbest", "generate_nbest": "nbest",
+    "rerank_report": "rerank",
+}
+
+__all__ = sorted(_NAMES)
+
+
+def __getattr__(name):
+    if name not in _NAMES:
+        raise AttributeError(f"module 'discern.electric' has no attribute {name!r}")
+    return getattr(import_module(f".{_NAMES[name]}", __name__), name)
