@@ -2,7 +2,6 @@
 
 import json
 import math
-import shutil
 
 import numpy as np
 import pytest
@@ -15,20 +14,12 @@ from discern.electric.nbest import (SAMPLE_RATE, Hypothesis, Recognizer, Utteran
                                     write_nbest)
 from discern.metrics import word_errors
 
-needs_espeak = pytest.mark.skipif(shutil.which("espeak-ng") is None,
-                                  reason="espeak-ng not installed (apt-get install espeak-ng)")
-
-
-def _librivox_or_skip():
-    try:
-        return librivox_utterances()
-    except DataError as e:
-        pytest.skip(str(e))
+def _librivox():
+    return librivox_utterances()  # installed by `make setup` (discern data fetch)
 
 
 @pytest.fixture(scope="module")
 def recognizer():
-    pytest.importorskip("pocketsphinx")
     return Recognizer()
 
 
@@ -231,7 +222,7 @@ def test_select_sentences():
 
 
 def test_librivox_utterances():
-    utts = _librivox_or_skip()
+    utts = _librivox()
     assert len(utts) == 5
     uid, ref, audio = utts[4]
     assert uid == "sense_and_sensibility_01_austen_64kb-0930"
@@ -242,7 +233,7 @@ def test_librivox_utterances():
 # ----------------------------------------------------------------------------- real decoding
 
 def test_decode_librivox_nbest(recognizer):
-    uid, ref, audio = _librivox_or_skip()[4]
+    uid, ref, audio = _librivox()[4]
     hyps = recognizer.decode(audio, n=10)
     texts = [h.text for h in hyps]
     assert len(texts) == 10 and len(set(texts)) == 10
@@ -258,7 +249,6 @@ def test_decode_librivox_nbest(recognizer):
     assert recognizer.decode(audio, n=10) == hyps  # no state carried between utterances
 
 
-@needs_espeak
 def test_synthesize_and_decode(recognizer):
     text = "The old man walked slowly to the river."
     audio = synthesize(text, voice="en-us", rate=175)
@@ -275,7 +265,6 @@ def test_synthesize_and_decode(recognizer):
     assert all(t == clean_hypothesis(t) for t in texts)
 
 
-@needs_espeak
 def test_synthesize_errors(monkeypatch):
     with pytest.raises(DiscernError, match="espeak-ng -v nosuchvoice .* failed"):
         synthesize("hello there", voice="nosuchvoice")
@@ -284,9 +273,7 @@ def test_synthesize_errors(monkeypatch):
         synthesize("hello there")
 
 
-@needs_espeak
 def test_generate_nbest_resumes(tmp_path, monkeypatch):
-    pytest.importorskip("pocketsphinx")
     items = [("a", "The old man walked slowly."), ("b", "She said it would rain."),
              ("c", "We shall see what happens.")]
     out = tmp_path / "espeak.jsonl"

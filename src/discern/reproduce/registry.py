@@ -20,6 +20,8 @@ class Experiment:
 EXPERIMENTS = {
     "electra": Experiment("electra", "discern.electra.config:PRESETS", "discern.electra.experiment:run",
                           "discern.electra.bench:bench"),
+    "electric": Experiment("electric", "discern.electric.config:PRESETS", "discern.reproduce.electric:run",
+                           "discern.electric.bench:bench"),
 }
 
 

@@ -1,0 +1,153 @@
+"""``discern electric pretrain | score | nbest | rerank``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+
+def _config_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--preset", default="quick", help="tiny, quick or paper")
+    p.add_argument("--config", default=None, help="JSON file of config values, applied after the preset")
+    p.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
+                   help="override one config value, e.g. --set train.steps=2000 (repeatable)")
+
+
+SCORER_HELP = ("KIND:PATH, repeatable: electric:RUN/model (one pass), two-tower:RUN/model, "
+               "mlm:HF_MASKED_LM_DIR (n passes), causal:smollm2 or causal:HF_CAUSAL_LM")
+
+
+def add_electric_commands(sub) -> None:
+    ep = sub.add_parser("electric", help="Electric: energy-based cloze model, scoring and n-best re-ranking")
+    es = ep.add_subparsers(dest="electric_command", required=True)
+    pt = es.add_parser("pretrain", help="pre-train Electric (runs under torchrun for DDP)")
+    _config_args(pt)
+    pt.add_argument("--resume", default=None, metavar="RUN_DIR", help="continue this run folder")
+    pt.add_argument("--name", default="pretrain")
+    sc = es.add_parser("score", help="score sentences (one per line from --file, or arguments)")
+    sc.add_argument("sentences", nargs="*")
+    sc.add_argument("--file", default=None, help="UTF-8 text file, one sentence per line")
+    sc.add_argument("--scorer", required=True, help=SCORER_HELP.replace(", repeatable", ""))
+    sc.add_argument("--batch-size", type=int, default=64)
+    nb = es.add_parser("nbest", help="speak held-out sentences with espeak-ng and decode n-best lists with pocketsphinx")
+    _config_args(nb)
+    nb.add_argument("--out", required=True, help="output JSONL file (resumes if it exists)")
+    rr = es.add_parser("rerank", help="re-rank n-best lists with one or more LM scorers; WER table")
+    rr.add_argument("--nbest", required=True, help="n-best JSONL (ours) or a mlm-scoring *.am.json file")
+    rr.add_argument("--scorer", action="append", required=True, help=SCORER_HELP)
+    rr.add_argument("--lambdas", default="", help="comma-separated grid (default: the paper's 0.05..1.0)")
+    rr.add_argument("--dev-fraction", type=float, default=0.5)
+    rr.add_argument("--bootstrap", type=int, default=1000)
+    rr.add_argument("--sentence-case", action="store_true", help="score 'He said so.' instead of 'he said so'")
+    rr.add_argument("--batch-size", type=int, default=64)
+    rr.add_argument("--out", default=None, help="write the full report as JSON here")
+
+
+def make_scorer(spec: str, batch_size: int = 64, text_transform=None):
+    """``KIND:PATH`` -> a scorer with ``score(sentences)`` and ``passes(sentence)``."""
+    from discern.core import DiscernError
+
+    kind, _, path = spec.partition(":")
+    if not path:
+        raise DiscernError(f"--scorer {spec!r}: expected KIND:PATH ({SCORER_HELP})")
+    if kind == "electric":
+        from .pll import ElectricScorer
+        return ElectricScorer.from_pretrained(path, batch_size=batch_size, text_transform=text_transform)
+    if kind == "two-tower":
+        from .model import load_pretrainer
+        from .config import ModelConfig
+        from .pll import TwoTowerScorer
+        from transformers import AutoTokenizer
+
+        model_folder = Path(path)
+        tok = AutoTokenizer.from_pretrained(str(model_folder / "energy"))
+        pre = load_pretrainer(model_folder, ModelConfig(), tok.all_special_ids)
+        return TwoTowerScorer(pre.noise, tok, batch_size, text_transform=text_transform)
+    if kind == "mlm":
+        from .scoring import MaskedLMScorer
+        return MaskedLMScorer.from_pretrained(path, batch_size=batch_size, text_transform=text_transform)
+    if kind == "causal":
+        from .scoring import CausalLMScorer
+        return CausalLMScorer.from_pretrained(path, text_transform=text_transform)
+    raise DiscernError(f"--scorer {spec!r}: unknown kind {kind!r} (electric, two-tower, mlm, causal)")
+
+
+def run_electric_command(args) -> int:
+    from discern.core import DataError, Run, build_config, config_from_dict
+    from discern.core import dist as ddist
+
+    from .config import PRESETS
+
+    cmd = args.electric_command
+    if cmd == "pretrain":
+        from .pretrain import pretrain
+
+        ddist.init_from_env()
+        if args.resume:
+            run = Run.open(args.resume, main=ddist.is_main())
+            cfg = config_from_dict(PRESETS["paper"](), run.load_config())
+        else:
+            cfg = build_config(PRESETS, args.preset, args.config, args.sets)
+            path = str(Run.create("electric", args.name, cfg).path) if ddist.is_main() else None
+            run = Run(ddist.broadcast_object(path), main=ddist.is_main())
+        try:
+            res = pretrain(cfg, run, resume=bool(args.resume))
+        except Exception:
+            if not args.resume:
+                run.remove_if_unstarted()
+            raise
+        if ddist.is_main():
+            print(json.dumps({"run": str(run.path), "model": res.get("model_dir"), "steps": res["steps"],
+                              "final": res["final"]}, indent=2, default=float))
+        ddist.cleanup()
+        return 0
+    if cmd == "score":
+        sentences = list(args.sentences)
+        if args.file:
+            p = Path(args.file)
+            if not p.is_file():
+                raise DataError(f"{p}: no such file")
+            sentences += [line.strip() for line in p.read_text(encoding="utf-8").splitlines() if line.strip()]
+        if not sentences:
+            raise DataError("electric score: no sentences (give them as arguments or with --file)")
+        scorer = make_scorer(args.scorer, args.batch_size)
+        for s, v in zip(sentences, scorer.score(sentences)):
+            print(json.dumps({"sentence": s, "score": v, "passes": scorer.passes(s)}))
+        return 0
+    if cmd == "nbest":
+        from .experiment import build_nbest, held_out_sentences
+        from .nbest import nbest_wer
+
+        cfg = build_config(PRESETS, args.preset, args.config, args.sets)
+        out = Path(args.out)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        utts = build_nbest(cfg, held_out_sentences(cfg), out)
+        print(json.dumps({"out": str(out), **nbest_wer(utts)}, indent=2))
+        return 0
+    if cmd == "rerank":
+        from .nbest import read_mlm_scoring, read_nbest
+        from .rerank import rerank_report
+        from .scoring import sentence_case
+        from .experiment import score_all
+
+        path = Path(args.nbest)
+        utts = read_mlm_scoring(path) if path.name.endswith(".json") else read_nbest(path)
+        grid = [float(x) for x in args.lambdas.split(",") if x] or PRESETS["paper"]().rerank.lambdas
+        scores = {}
+        for spec in args.scorer:
+            scorer = make_scorer(spec, args.batch_size, sentence_case if args.sentence_case else None)
+            scores[spec.partition(":")[0] if len(args.scorer) == len({s.partition(':')[0] for s in args.scorer})
+                   else spec] = score_all(scorer, utts)["scores"]
+        report = rerank_report(utts, scores, grid, args.dev_fraction, args.bootstrap)
+        if args.out:
+            from discern.core import atomic_write_json
+            atomic_write_json(Path(args.out), report)
+        print(f"{'re-ranker':24s} {'test WER':>8s}  95% CI            lambda")
+        for name, row in report["rows"].items():
+            lam = f"{row['lambda']:.2f}" if "lambda" in row else ""
+            print(f"{name:24s} {row['wer']:8.2f}  [{row['ci95'][0]:6.2f}, {row['ci95'][1]:6.2f}]  {lam}")
+        sys.stdout.flush()
+        return 0
+    raise AssertionError(cmd)

@@ -1,0 +1,119 @@
+"""Electric configuration and presets (paper appendix / reference section 3 for ``paper``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from discern.train import TrainConfig
+
+
+@dataclass
+class ModelConfig:
+    layers: int = 12
+    hidden: int = 768
+    embedding: int = 768  # factorised embedding size (a projection maps it to hidden when smaller)
+    heads: int = 12
+    ffn: int = 3072
+    max_len: int = 128  # position embeddings
+    dropout: float = 0.1
+    attention_dropout: float = 0.1
+    tower_size: float = 0.25  # each noise tower's hidden / FFN / heads as a fraction of Electric's (paper: 1/4)
+    tower_layers: float = 1.0  # fraction of Electric's layers in each tower
+    mask_prob: float = 0.15  # k = ceil(mask_prob * n) positions replaced by noise samples
+    disc_weight: float = 50.0  # weight of the NCE loss
+    gen_weight: float = 1.0  # weight of the noise model's cloze MLE loss
+    temperature: float = 1.0  # sampling temperature of the noise model
+
+
+@dataclass
+class DataConfig:
+    corpora: list[str] = field(default_factory=lambda: ["austen", "brown", "sotu"])
+    held_out_novels: list[str] = field(default_factory=lambda: ["sensesensibility"])  # never trained on
+    tokenizer: str = "train"  # "train" a WordPiece vocabulary, or a folder with a HF tokenizer
+    vocab_size: int = 30522
+    seq_len: int = 128
+    max_documents: int = 0  # 0 = all documents
+
+
+@dataclass
+class NbestConfig:
+    """Real n-best lists: espeak-ng speech of held-out sentences, decoded by pocketsphinx."""
+
+    utterances: int = 300  # synthesised utterances (plus the 5 real LibriVox ones)
+    # American voices: pocketsphinx's en-us acoustic model gets ~70% WER on them, ~85% with British ones
+    voices: list[str] = field(default_factory=lambda: ["en-us", "en-us+m1", "en-us+f2"])
+    rates: list[int] = field(default_factory=lambda: [160, 180, 200])
+    snrs: list[float] = field(default_factory=lambda: [0.0, 30.0, 20.0])  # 0 = only a 40 dB noise floor
+    n: int = 10  # hypotheses kept per utterance
+    min_words: int = 5
+    max_words: int = 20
+    librivox: bool = True  # add the 5 real LibriVox utterances of pocketsphinx-testdata
+    workers: int = 2
+
+
+@dataclass
+class RerankConfig:
+    # lambda grid of the paper: {0.05, 0.10, ..., 1.0}, chosen on the dev split
+    lambdas: list[float] = field(default_factory=lambda: [round(0.05 * i, 2) for i in range(1, 21)])
+    dev_fraction: float = 0.5  # of the utterances, by a seeded split
+    bootstrap: int = 1000  # resamples for confidence intervals
+    causal_lm: str = "smollm2"  # any HF causal LM folder / hub id, "smollm2", or "" to skip
+    mlm: str = ""  # a HF masked-LM folder for the PLL baseline ("" = train one of Electric's size when possible)
+    sentence_case: bool = True  # score "He said so." rather than ASR's "he said so" (all scorers alike)
+    batch_size: int = 64
+    bf16: bool = False  # score in bf16 autocast
+
+
+@dataclass
+class Config:
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    train: TrainConfig = field(default_factory=lambda: TrainConfig(
+        steps=700_000, batch_size=256, lr=5e-4, warmup_steps=10_000, weight_decay=0.01,
+        schedule="electra", optimizer="electra_adam", bias_correction=False, clip_norm=1.0,
+        log_every=100, checkpoint_every=10_000))
+    nbest: NbestConfig = field(default_factory=NbestConfig)
+    rerank: RerankConfig = field(default_factory=RerankConfig)
+    seed: int = 0
+
+
+def paper() -> Config:
+    """Electric-Base as in the paper: ELECTRA-Base hyperparameters, towers 1/4 size, 15% noise."""
+    return Config()
+
+
+def quick() -> Config:
+    """Laptop scale: a 4-layer width-128 Electric trained for minutes on 2 CPU cores (bf16)."""
+    cfg = Config()
+    m = cfg.model
+    m.layers, m.hidden, m.embedding, m.heads, m.ffn = 4, 128, 128, 2, 512
+    cfg.data.vocab_size = 8192
+    # Adam with bias correction: the paper's uncorrected Adam needs its 10k-step warm-up
+    # (see the ELECTRA quick preset for what goes wrong without it)
+    cfg.train = TrainConfig(steps=600, batch_size=32, lr=1e-3, warmup_steps=60, weight_decay=0.01,
+                            schedule="electra", optimizer="electra_adam", bias_correction=True,
+                            clip_norm=1.0, bf16=True, log_every=20, checkpoint_every=200)
+    cfg.rerank.bf16 = True
+    return cfg
+
+
+def tiny() -> Config:
+    """Seconds, for tests: 2 layers of width 32 on a few Brown documents."""
+    cfg = Config()
+    m = cfg.model
+    m.layers, m.hidden, m.embedding, m.heads, m.ffn, m.max_len = 2, 32, 32, 2, 64, 64
+    m.tower_size = 0.5
+    cfg.data.corpora = ["brown"]
+    cfg.data.held_out_novels = []
+    cfg.data.vocab_size = 1000
+    cfg.data.seq_len = 64
+    cfg.data.max_documents = 40
+    cfg.train = TrainConfig(steps=8, batch_size=8, lr=1e-3, warmup_steps=2, log_every=2, checkpoint_every=4)
+    n = cfg.nbest
+    n.utterances, n.voices, n.rates, n.snrs, n.n, n.librivox, n.workers = 4, ["en-us"], [175], [0.0], 5, True, 1
+    cfg.rerank.bootstrap = 100
+    cfg.rerank.causal_lm = ""
+    return cfg
+
+
+PRESETS = {"tiny": tiny, "quick": quick, "paper": paper, "base": paper}

@@ -1,0 +1,114 @@
+"""Electric pre-training on the registry's corpora through :func:`discern.train.fit` (DDP, resume)."""
+
+from __future__ import annotations
+
+import random
+import time
+from pathlib import Path
+
+import torch
+
+from discern.core import Run, derive_seed, seed_everything
+from discern.core import dist as ddist
+from discern.data.pretraining import austen_documents, build_examples, corpus_documents
+from discern.data.tokenizer import run_tokenizer
+from discern.train import epoch_batch, fit
+
+from .config import Config
+from .model import ElectricPretrainer
+
+
+def training_documents(cfg: Config) -> list[list[str]]:
+    """Documents (lists of sentences) to pre-train on; the novels in ``data.held_out_novels``
+    are left out of the Austen corpus so their sentences can be test utterances."""
+    docs: list[list[str]] = []
+    for name in cfg.data.corpora:
+        if name == "austen":
+            docs += austen_documents(exclude=tuple(cfg.data.held_out_novels))
+        else:
+            docs += corpus_documents([name])
+    if cfg.data.max_documents:
+        docs = random.Random(derive_seed(cfg.seed, "documents")).sample(docs, min(cfg.data.max_documents, len(docs)))
+    return [d for d in docs if d]
+
+
+def drop_sentences(documents: list[list[str]], sentences: set[str]) -> list[list[str]]:
+    """``documents`` without the given sentences (compared lower-cased, whitespace folded)."""
+    def key(s: str) -> str:
+        return " ".join(s.lower().split())
+    banned = {key(s) for s in sentences}
+    kept = [[s for s in d if key(s) not in banned] for d in documents]
+    return [d for d in kept if d]
+
+
+def build_model(cfg: Config, tokenizer) -> ElectricPretrainer:
+    return ElectricPretrainer(cfg.model, len(tokenizer), tokenizer.pad_token_id, tokenizer.all_special_ids)
+
+
+def model_dir(run_path: str | Path) -> Path:
+    """The folder of a finished pre-training run's model (``energy/`` and ``noise/``)."""
+    return Path(run_path) / "model"
+
+
+def pretrain(cfg: Config, run: Run | None = None, resume: bool = False, stop_after: int | None = None,
+             documents: list[list[str]] | None = None, exclude_sentences: set[str] | None = None) -> dict:
+    """Pre-train Electric; save ``<run>/model/{energy,noise}`` and ``<run>/tokenizer``.
+
+    ``exclude_sentences``: sentences (compared after lower-casing and whitespace folding) that
+    must never be trained on, e.g. the references of the test utterances."""
+    seed_everything(cfg.seed)
+    t0 = time.perf_counter()
+    if documents is None:
+        documents = training_documents(cfg)
+    if exclude_sentences:
+        documents = drop_sentences(documents, exclude_sentences)
+    tokenizer = run_tokenizer(cfg.data.tokenizer, cfg.data.vocab_size, documents,
+                              run.path / "tokenizer" if run is not None else None, write=ddist.is_main())
+    data = build_examples(documents, tokenizer, cfg.data.seq_len, seed=cfg.seed)
+    n_eval = min(256, max(8, len(data) // 50))
+    eval_idx = torch.arange(n_eval)
+    train_n = len(data) - n_eval
+    torch.manual_seed(derive_seed(cfg.seed, "init", "electric"))
+    model = build_model(cfg, tokenizer)
+    tc = cfg.train
+    seed = cfg.seed
+
+    def batch_fn(step, micro, rank, world):
+        idx = epoch_batch(train_n, tc.batch_size, step, micro, tc.accumulation, rank, world, (seed, "epoch"))
+        return data.batch(idx + n_eval)
+
+    def step_fn(m, batch):
+        return m(batch)
+
+    def eval_fn(m):
+        gen = torch.Generator().manual_seed(derive_seed(seed, "eval"))
+        inner = m.module if hasattr(m, "module") else m
+        out: dict[str, float] = {}
+        for start in range(0, n_eval, 32):
+            idx = eval_idx[start:start + 32]
+            _, met = inner(data.batch(idx), generator=gen)
+            for k, v in met.items():
+                out[k] = out.get(k, 0.0) + float(v) * len(idx) / n_eval
+        return out
+
+    state = fit(model, step_fn, batch_fn, tc, run, eval_fn=eval_fn, resume=resume,
+                desc="pretrain electric", stop_after=stop_after)
+    result = {
+        "steps": state.step,
+        "finished": state.step >= tc.steps,
+        "documents": len(documents),
+        "examples": len(data),
+        "tokens_per_step": int(tc.batch_size * cfg.data.seq_len),
+        "train_seconds": state.elapsed,
+        "wall_seconds": time.perf_counter() - t0,
+        "params_energy": sum(p.numel() for p in model.energy_model.parameters()),
+        "params_noise_towers": sum(p.numel() for n, p in model.noise.named_parameters()
+                                   if "embeddings" not in n),
+        "final": state.last_metrics,
+        "eval": state.last_eval,
+    }
+    if run is not None and state.step >= tc.steps and ddist.is_main():
+        model.save_pretrained(model_dir(run.path), tokenizer=tokenizer)
+        result["model_dir"] = str(model_dir(run.path))
+        run.save_results(result)
+    return result

@@ -1,0 +1,82 @@
+"""End to end on the tiny preset: n-best lists from real speech, Electric + MLM pre-training, re-ranking."""
+
+import json
+
+import pytest
+
+from discern.cli import main
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    root = tmp_path_factory.mktemp("runs")
+    mp = pytest.MonkeyPatch()
+    mp.setenv("DISCERN_RUNS", str(root))
+    assert main(["reproduce", "--only", "electric", "--preset", "tiny"]) == 0
+    (run_dir,) = [p for p in (root / "electric").iterdir() if p.name != "nbest-cache"]
+    yield run_dir
+    mp.undo()
+
+
+def test_reproduction_writes_the_wer_table_and_claim(tiny_run):
+    res = json.loads((tiny_run / "results.json").read_text())
+    rows = res["rerank"]["rows"]
+    assert set(rows) == {"none", "oracle", "electric", "two-tower", "mlm-pll"}
+    for name in ("none", "electric", "two-tower", "mlm-pll"):
+        assert rows[name]["wer"] >= rows["oracle"]["wer"]
+    grid = [round(0.05 * i, 2) for i in range(1, 21)]
+    for name in ("electric", "two-tower", "mlm-pll"):
+        assert rows[name]["lambda"] in grid
+    assert rows["electric"]["passes_per_sentence"] == 1.0
+    assert rows["mlm-pll"]["passes_per_sentence"] > 3  # one pass per token
+    assert res["lists"]["librivox"] == 5 and res["lists"]["espeak"] == 4
+    assert isinstance(res["claims"][0]["held"], bool)
+    assert (tiny_run / "plots" / "rerank_wer.png").stat().st_size > 0
+    assert (tiny_run / "pretrain-electric" / "model" / "energy" / "config.json").is_file()
+    assert (tiny_run / "pretrain-mlm" / "model" / "mlm" / "config.json").is_file()
+
+
+def test_test_sentences_are_never_trained_on(tiny_run):
+    from discern.electric.nbest import read_nbest
+
+    refs = {u.reference for u in read_nbest(tiny_run / "nbest.jsonl")}
+    assert len(refs) == 9
+
+
+def test_resume_skips_finished_stages(tiny_run, monkeypatch):
+    import discern.electric.experiment as exp
+
+    before = json.loads((tiny_run / "results.json").read_text())["rerank"]["rows"]
+
+    def no_training(*a, **k):
+        raise AssertionError("a finished stage ran again")
+
+    monkeypatch.setattr(exp, "pretrain", no_training)
+    monkeypatch.setattr(exp, "build_nbest", no_training)
+    assert main(["reproduce", "--only", "electric", "--preset", "tiny", "--resume", str(tiny_run)]) == 0
+    after = json.loads((tiny_run / "results.json").read_text())["rerank"]["rows"]
+    assert after == before
+
+
+def test_cli_score_and_rerank(tiny_run, tmp_path, capsys):
+    model = tiny_run / "pretrain-electric" / "model"
+    assert main(["electric", "score", "--scorer", f"electric:{model}", "he said so", "the cat sat"]) == 0
+    lines = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
+    assert [x["sentence"] for x in lines] == ["he said so", "the cat sat"] and all(x["passes"] == 1 for x in lines)
+    out = tmp_path / "report.json"
+    assert main(["electric", "rerank", "--nbest", str(tiny_run / "nbest.jsonl"), "--scorer", f"electric:{model}",
+                 "--scorer", f"two-tower:{model}", "--scorer", f"mlm:{tiny_run / 'pretrain-mlm' / 'model' / 'mlm'}",
+                 "--bootstrap", "50", "--out", str(out)]) == 0
+    table = capsys.readouterr().out
+    assert "electric" in table and "oracle" in table
+    rep = json.loads(out.read_text())
+    assert set(rep["rows"]) == {"none", "oracle", "electric", "two-tower", "mlm"}
+
+
+def test_cli_malformed_nbest_names_the_line(tmp_path, capsys):
+    bad = tmp_path / "bad.jsonl"
+    good = {"id": "u1", "reference": "a b", "hypotheses": [{"text": "a b", "score": -1.0}], "meta": {}}
+    bad.write_text(json.dumps(good) + "\n" + "{not json\n")
+    assert main(["electric", "rerank", "--nbest", str(bad), "--scorer", "causal:smollm2"]) == 2
+    err = capsys.readouterr().err
+    assert f"{bad}:2:" in err and err.startswith("error:")
