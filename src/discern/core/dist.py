@@ -22,6 +22,15 @@ def init_from_env() -> tuple[int, int]:
     return rank(), world_size()
 
 
+def device() -> torch.device:
+    """This process's device: ``cuda:LOCAL_RANK`` when a GPU is visible, else the CPU."""
+    if torch.cuda.is_available():
+        d = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+        torch.cuda.set_device(d)
+        return d
+    return torch.device("cpu")
+
+
 def rank() -> int:
     return dist.get_rank() if is_distributed() else 0
 

@@ -22,7 +22,10 @@ def train_wordpiece(texts: Iterable[str], vocab_size: int, lowercase: bool = Tru
     trainer = trainers.WordPieceTrainer(vocab_size=vocab_size, special_tokens=SPECIAL_TOKENS,
                                         show_progress=False)
     tok.train_from_iterator(texts, trainer=trainer)
-    vocab = tok.get_vocab()
+    # the trainer breaks count ties in hash order, so ids differ between runs; WordPiece's
+    # greedy longest match does not depend on ids, so number the tokens in a fixed order
+    learned = sorted(set(tok.get_vocab()) - set(SPECIAL_TOKENS))
+    vocab = {w: i for i, w in enumerate(SPECIAL_TOKENS + learned)}
     return BertTokenizer(vocab=vocab, do_lower_case=lowercase)
 
 

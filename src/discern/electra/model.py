@@ -70,8 +70,10 @@ class _Pretrainer(nn.Module):
 
     def _mask(self, input_ids, attention_mask, vocab_size) -> Masked:
         c = self.cfg
-        return mask_tokens(input_ids, attention_mask, self.special_ids.cpu(), self.mask_id, vocab_size,
-                           c.mask_prob, c.mask_frac, c.random_frac, c.sample_with_replacement)
+        m = mask_tokens(input_ids.cpu(), attention_mask.cpu(), self.special_ids.cpu(), self.mask_id, vocab_size,
+                        c.mask_prob, c.mask_frac, c.random_frac, c.sample_with_replacement)  # drawn on the CPU
+        dev = input_ids.device
+        return Masked(*(x.to(dev) for x in (m.input_ids, m.positions, m.weights, m.targets, m.is_masked)))
 
 
 class ElectraPretrainer(_Pretrainer):

@@ -63,13 +63,14 @@ def pretrain(cfg: Config, run: Run | None = None, resume: bool = False, stop_aft
     eval_idx = torch.arange(n_eval)
     train_n = len(data) - n_eval
     torch.manual_seed(derive_seed(cfg.seed, "init", cfg.model.objective))
-    model = build_model(cfg, tokenizer)
+    dev = ddist.device()
+    model = build_model(cfg, tokenizer).to(dev)
     tc = cfg.train
     seed = cfg.seed
 
     def batch_fn(step, micro, rank, world):
         idx = epoch_batch(train_n, tc.batch_size, step, micro, tc.accumulation, rank, world, (seed, "epoch"))
-        return data.batch(idx + n_eval)
+        return {k: v.to(dev) for k, v in data.batch(idx + n_eval).items()}
 
     def step_fn(m, batch):
         return m(batch)
@@ -79,7 +80,7 @@ def pretrain(cfg: Config, run: Run | None = None, resume: bool = False, stop_aft
         torch.manual_seed(derive_seed(seed, "eval"))
         out: dict[str, float] = {}
         for start in range(0, n_eval, 32):
-            _, met = m(data.batch(eval_idx[start:start + 32]))
+            _, met = m({k: v.to(dev) for k, v in data.batch(eval_idx[start:start + 32]).items()})
             for k, v in met.items():
                 out[k] = out.get(k, 0.0) + float(v) * len(eval_idx[start:start + 32]) / n_eval
         torch.set_rng_state(g_state)

@@ -53,13 +53,14 @@ def bench(quick: bool = False) -> dict:
     sentences = _sentences(n)
     tok = train_wordpiece(_sentences(4000), cfg.data.vocab_size)
     hc = hf_config(cfg.model, len(tok), tok.pad_token_id)
-    energy = ElectraForPreTraining(hc).eval()
-    mlm = ElectraForMaskedLM(hc).eval()
+    dev = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    energy = ElectraForPreTraining(hc).eval().to(dev)
+    mlm = ElectraForMaskedLM(hc).eval().to(dev)
     bf16 = cfg.rerank.bf16
-    bs = cfg.rerank.batch_size
+    bs = cfg.rerank.batch_size if dev.type == "cpu" else 512
     electric = ElectricScorer(energy, tok, batch_size=bs, bf16=bf16)
-    fast = MaskedLMScorer(mlm, tok, batch_size=bs, bf16=bf16, fast=True)
-    generic = MaskedLMScorer(mlm, tok, batch_size=bs, bf16=bf16, fast=False)
+    fast = MaskedLMScorer(mlm, tok, batch_size=bs, device=dev, bf16=bf16, fast=True)
+    generic = MaskedLMScorer(mlm, tok, batch_size=bs, device=dev, bf16=bf16, fast=False)
     repeat = 1 if quick else 3
     t_e = _time(lambda: electric.score(sentences), repeat)
     t_m = _time(lambda: fast.score(sentences), repeat)
@@ -79,6 +80,7 @@ def bench(quick: bool = False) -> dict:
             "mlm_pll_sentences_per_s": len(sentences) / t_m,
             "generic_mlm_pll_sentences_per_s": len(sentences) / t_g,
             "model": f"{cfg.model.layers} layers, hidden {cfg.model.hidden}, vocab {len(tok)}, "
-                     f"{'bf16' if bf16 else 'fp32'}, batch {bs}, {torch.get_num_threads()} threads",
+                     f"{'bf16' if bf16 else 'fp32'}, batch {bs}",
+            "device": torch.cuda.get_device_name() if dev.type == "cuda" else f"cpu, {torch.get_num_threads()} threads",
         },
     }

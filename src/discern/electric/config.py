@@ -90,7 +90,7 @@ def quick() -> Config:
     cfg.data.vocab_size = 8192
     # Adam with bias correction: the paper's uncorrected Adam needs its 10k-step warm-up
     # (see the ELECTRA quick preset for what goes wrong without it)
-    cfg.train = TrainConfig(steps=600, batch_size=32, lr=1e-3, warmup_steps=60, weight_decay=0.01,
+    cfg.train = TrainConfig(steps=400, batch_size=32, lr=1e-3, warmup_steps=40, weight_decay=0.01,
                             schedule="electra", optimizer="electra_adam", bias_correction=True,
                             clip_norm=1.0, bf16=True, log_every=20, checkpoint_every=200)
     cfg.rerank.bf16 = True

@@ -93,8 +93,11 @@ def _pretrain_stage(run: Run, cfg: Config, documents) -> dict:
 def score_all(scorer, utterances: list[Utterance]) -> dict:
     """Score every distinct hypothesis once; returns per-utterance score lists and throughput."""
     texts = sorted({h.text for u in utterances for h in u.hypotheses})
+    chunk = 256
+    values: list[float] = []
     t0 = time.perf_counter()
-    values = scorer.score(texts) if texts else []
+    for s in progress(range(0, len(texts), chunk), desc=f"score {getattr(scorer, 'name', '')}"):
+        values += scorer.score(texts[s:s + chunk])
     seconds = time.perf_counter() - t0
     table = dict(zip(texts, values))
     return {
@@ -134,15 +137,18 @@ def run(cfg: Config, run: Run, mlm_trainer: MLMTrainer | None = None) -> dict:
     transform = sentence_case if r.sentence_case else None
     from transformers import AutoTokenizer
 
+    import torch
+
+    dev = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     tok = AutoTokenizer.from_pretrained(str(mdir / "energy"))
-    pre = load_pretrainer(mdir, cfg.model, tok.all_special_ids)
+    pre = load_pretrainer(mdir, cfg.model, tok.all_special_ids).to(dev)
     scorers = {
         "electric": lambda: ElectricScorer(pre.energy_model, tok, r.batch_size, r.bf16, transform),
         "two-tower": lambda: TwoTowerScorer(pre.noise, tok, r.batch_size, r.bf16, transform),
     }
     if mlm_dir is not None:
         scorers["mlm-pll"] = lambda: MaskedLMScorer.from_pretrained(mlm_dir, batch_size=r.batch_size, bf16=r.bf16,
-                                                                    text_transform=transform)
+                                                                    device=dev, text_transform=transform)
     if r.causal_lm:
         scorers["causal-lm"] = lambda: CausalLMScorer.from_pretrained(r.causal_lm, text_transform=transform)
     scored = {}

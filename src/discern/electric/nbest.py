@@ -15,11 +15,14 @@ Lists are stored as JSON lines (:func:`write_nbest` / :func:`read_nbest`), one u
     {"id": "...", "reference": "...", "meta": {...},
      "hypotheses": [{"text": "...", "score": -3.46, "acoustic": null, "lm": null}, ...]}
 
-Scores.  pocketsphinx works in integer logarithms of base 1.0001; its Python API hands back
-``1.0001 ** s`` as a float, so ``math.log`` of it is ``s * ln(1.0001)``, the natural-log score
-stored here.  ``score`` is the decoder's A* n-best path score (acoustic + weighted LM +
-insertion penalties, in pocketsphinx's internally scaled units): comparable between the
-hypotheses of one utterance, which is what re-ranking needs, not across utterances.  The
+Scores.  pocketsphinx works in integer logarithms of base 1.0001, kept shifted right by
+``SENSCR_SHIFT = 10`` bits (divided by 1024) so that path sums fit in 32 bits; its Python
+API hands back ``1.0001 ** s`` of the shifted ``s`` as a float.  ``1024 * math.log`` of it is
+the natural-log score stored here (with the default language weight 6.5, an LM score of
+"he" after ``<s>`` comes out as -26 = 6.5 x ln 0.02).  ``score`` is the decoder's A* n-best
+path score (acoustic + weighted LM + insertion penalties; acoustic scores are normalised by
+each frame's best senone score): comparable between the hypotheses of one utterance, which
+is what re-ranking needs, not across utterances.  The
 first entry is the decoder's 1-best and never scores below the others (see
 :meth:`Recognizer.decode`).
 ``acoustic`` and ``lm`` are filled for the 1-best only (summed over ``Decoder.seg()``), since
@@ -464,9 +467,12 @@ def clean_hypothesis(text: str) -> str:
     return " ".join(_ALT_PRON.sub("", t) for t in text.split() if not _FILLER.fullmatch(t))
 
 
+SENSCR_SHIFT = 10  # pocketsphinx stores log scores divided by 2**10
+
+
 def _ln(p: float) -> float | None:
-    """Natural log of a pocketsphinx score (``1.0001 ** s`` as a float), None on underflow."""
-    return math.log(p) if p > 0 else None
+    """Natural log of a pocketsphinx score (``1.0001 ** (s / 1024)`` as a float), None on underflow."""
+    return math.log(p) * (1 << SENSCR_SHIFT) if p > 0 else None
 
 
 class Recognizer:

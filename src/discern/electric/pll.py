@@ -82,9 +82,10 @@ class ElectricScorer:
         out: list[list[float]] = [[] for _ in sentences]
         if not sentences:
             return out
-        with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.bf16):
+        dev = next(self.model.parameters()).device
+        with torch.inference_mode(), torch.autocast(dev.type, dtype=torch.bfloat16, enabled=self.bf16):
             for idx, x, attn, content in _batches(self.tokenizer, sentences, self.batch_size):
-                e = self.model(x, attention_mask=attn).logits.float()  # (B, L)
+                e = self.model(x.to(dev), attention_mask=attn.to(dev)).logits.float().cpu()  # (B, L)
                 for r, i in enumerate(idx):
                     out[i] = e[r][content[r]].tolist()
         return out
@@ -113,12 +114,14 @@ class TwoTowerScorer:
         out = [0.0] * len(sentences)
         if not sentences:
             return out
-        with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.bf16):
+        dev = next(self.model.parameters()).device
+        with torch.inference_mode(), torch.autocast(dev.type, dtype=torch.bfloat16, enabled=self.bf16):
             for idx, x, attn, content in _batches(self.tokenizer, sentences, self.batch_size):
+                x, attn, content = x.to(dev), attn.to(dev), content.to(dev)
                 ctx = self.model.context(x, attn)  # (B, L, 2H)
                 logq = self.model.logits(ctx[content]).float().log_softmax(-1)  # (C, V)
                 lp = logq.gather(-1, x[content].unsqueeze(-1)).squeeze(-1)  # (C,)
-                per = torch.zeros(len(idx)).index_add_(0, content.nonzero()[:, 0], lp)
+                per = torch.zeros(len(idx), device=dev).index_add_(0, content.nonzero()[:, 0], lp).cpu()
                 for r, i in enumerate(idx):
                     out[i] = float(per[r])
         return out

@@ -13,5 +13,6 @@ def gumbel_sample(logits: torch.Tensor, temperature: float = 1.0,
     vocabulary entry instead of the two of ``-log(-log(U))``."""
     with torch.no_grad():
         x = logits.detach().float() / temperature
-        e = torch.empty_like(x).exponential_(generator=generator).clamp_min_(1e-20)
+        where = generator.device if generator is not None else x.device  # a CPU generator draws on the CPU
+        e = torch.empty(x.shape, device=where).exponential_(generator=generator).clamp_min_(1e-20).to(x.device)
         return (x - e.log_()).argmax(-1)
