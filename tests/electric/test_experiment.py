@@ -80,3 +80,18 @@ def test_cli_malformed_nbest_names_the_line(tmp_path, capsys):
     assert main(["electric", "rerank", "--nbest", str(bad), "--scorer", "causal:smollm2"]) == 2
     err = capsys.readouterr().err
     assert f"{bad}:2:" in err and err.startswith("error:")
+
+
+def test_cli_nbest_writes_lists_with_wer(tmp_path, monkeypatch, capsys):
+    from discern.electric.nbest import read_nbest
+
+    monkeypatch.setenv("DISCERN_RUNS", str(tmp_path / "runs"))
+    monkeypatch.setenv("DISCERN_QUIET", "1")
+    out = tmp_path / "lists.jsonl"
+    assert main(["electric", "nbest", "--preset", "tiny", "--set", "nbest.utterances=2", "--out", str(out)]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    utts = read_nbest(out)
+    assert summary["utterances"] == len(utts) == 2 + 5  # espeak-ng sentences + the LibriVox recordings
+    assert summary["oracle_wer"] <= summary["wer"]
+    assert all(len({h.text for h in u.hypotheses}) == len(u.hypotheses) for u in utts)
+    assert {u.meta["source"] for u in utts} == {"espeak-ng", "librivox"}
