@@ -51,6 +51,7 @@ test-slow: setup
 
 bench: setup
 	$(VENV)/bin/discern bench electra
+	$(VENV)/bin/discern bench electric
 
 clean:
 	rm -rf $(VENV) runs
