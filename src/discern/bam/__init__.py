@@ -1,0 +1,21 @@
+"""BAM!: born-again multi-task networks with teacher annealing (Clark et al., ACL 2019).
+
+Public names load lazily, so ``import discern.bam`` stays light."""
+
+from importlib import import_module
+
+_NAMES = {
+    "task_multiples": "weighting", "loss_weights": "weighting", "sampling_shares": "weighting",
+    "teacher_lambda": "targets", "classification_targets": "targets", "regression_targets": "targets",
+    "distill_loss": "targets",
+    "TeacherOutputs": "teachers", "align_teacher": "teachers", "load_teacher": "teachers",
+    "save_teacher": "teachers",
+}
+
+__all__ = sorted(_NAMES)
+
+
+def __getattr__(name):
+    if name not in _NAMES:
+        raise AttributeError(f"module 'discern.bam' has no attribute {name!r}")
+    return getattr(import_module(f".{_NAMES[name]}", __name__), name)
