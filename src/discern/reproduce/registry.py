@@ -22,6 +22,7 @@ EXPERIMENTS = {
                           "discern.electra.bench:bench"),
     "electric": Experiment("electric", "discern.electric.config:PRESETS", "discern.reproduce.electric:run",
                            "discern.electric.bench:bench"),
+    "bam": Experiment("bam", "discern.bam.config:PRESETS", "discern.bam.experiment:run", "discern.bam.bench:bench"),
 }
 
 
