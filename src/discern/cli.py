@@ -40,12 +40,14 @@ def build_parser() -> argparse.ArgumentParser:
     _add_config_args(fl)
 
     bp = sub.add_parser("bench", help="side-by-side performance ratios")
-    bp.add_argument("name", help="benchmark name (electra, electric)")
+    bp.add_argument("name", help="benchmark name (electra, electric, bam)")
     bp.add_argument("--quick", action="store_true", help="finish within about a minute")
     bp.add_argument("--json", action="store_true", help="print one JSON object")
 
     from discern.electric.cli import add_electric_commands
     add_electric_commands(sub)
+    from discern.bam.cli import add_bam_commands
+    add_bam_commands(sub)
 
     from discern.data.cli import add_data_commands
     add_data_commands(sub)
@@ -132,6 +134,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "electra":
             return _electra(args)
+        if args.command == "bam":
+            from discern.bam.cli import run_bam_command
+            return run_bam_command(args)
         if args.command == "electric":
             from discern.electric.cli import run_electric_command
             return run_electric_command(args)
