@@ -56,6 +56,10 @@ def test_mixed_stream_lambda_and_sampling(setup, monkeypatch):
     # one pass over the pool = every example once: shares 48 : 12 before weighting
     ids = [i for s in seen for i in s[2]][:60]
     assert ids.count(0) == 48 and ids.count(1) == 12
+    # any 5 consecutive batches (40 of the 60 draws without replacement) hold 32 +- 8 spam examples
+    # (hypergeometric sd 1.8, so 8 is over 4 sd)
+    first = ids[:40].count(0)
+    assert abs(first - 32) <= 8
     # loss weights make the weighted shares |D|^0.75
     w = info["loss_weights"]
     assert 48 * w["spam"] / (12 * w["sotu-year"]) == pytest.approx((48 / 12) ** 0.75)
@@ -106,3 +110,28 @@ def test_end_to_end_tiny_student_evaluates_every_task(setup):
     res = evaluate(model, tok, tasks, "dev", 48)
     assert set(res) == {"spam", "sotu-year"}
     assert 0.0 <= res["spam"]["accuracy"] <= 1.0 and "spearman" in res["sotu-year"]
+
+
+def test_any_encoder_folder_an_electra_discriminator(setup, tmp_path, monkeypatch, capsys):
+    """The student starts from any Hugging Face encoder folder, e.g. an ELECTRA discriminator."""
+    import json
+
+    from transformers import ElectraConfig, ElectraForPreTraining
+
+    from discern.cli import main
+
+    tasks, tok, _ = setup
+    torch.manual_seed(0)
+    disc = ElectraForPreTraining(ElectraConfig(vocab_size=len(tok), embedding_size=16, hidden_size=32,
+                                               num_hidden_layers=2, num_attention_heads=2, intermediate_size=64))
+    folder = tmp_path / "electra-discriminator"
+    disc.save_pretrained(folder)
+    tok.save_pretrained(str(folder))
+    monkeypatch.setenv("DISCERN_RUNS", str(tmp_path / "runs"))
+    monkeypatch.setenv("DISCERN_QUIET", "1")
+    assert main(["bam", "distill", "--preset", "tiny", "--set", f"encoder={folder}",
+                 "--set", "student.max_steps=2"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert set(out["dev"]) == {"spam", "sotu-year"}
+    saved = json.loads((tmp_path / "runs" / "bam" / out["run"].split("/")[-1] / "model" / "heads.json").read_text())
+    assert saved == {"spam": 2, "sotu-year": 1}
