@@ -207,7 +207,7 @@ def train_student(encoder: nn.Module, tokenizer, tasks: Sequence[Task], cfg: Stu
     def step_fn(m: nn.Module, batch: dict) -> tuple[torch.Tensor, dict]:
         outs = m(batch["input_ids"], batch["attention_mask"], batch["token_type_ids"])
         loss, met = distill_loss(outs, batch["task_ids"], names, kinds, batch["targets"], batch["weights"])
-        return loss, {"lambda": batch["lam"]}
+        return loss, {"lambda": batch["lam"], **{k: v for k, v in met.items() if k.startswith("loss/")}}
 
     tc = TrainConfig(steps=steps, batch_size=cfg.batch_size, lr=cfg.lr, warmup_fraction=cfg.warmup_fraction,
                      schedule="electra", optimizer=cfg.optimizer, bias_correction=cfg.bias_correction,

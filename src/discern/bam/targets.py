@@ -50,6 +50,7 @@ def distill_loss(outputs: dict[str, torch.Tensor], task_ids: torch.Tensor, tasks
     ``weights``: (B,) per-example loss weights (task weighting), default 1."""
     B = task_ids.shape[0]
     per_example = torch.zeros(B, device=task_ids.device)
+    per_task: dict[str, torch.Tensor] = {}
     for i, t in enumerate(tasks):
         mine = task_ids == i  # (B,)
         if not mine.any():
@@ -60,8 +61,9 @@ def distill_loss(outputs: dict[str, torch.Tensor], task_ids: torch.Tensor, tasks
         else:
             loss = -(targets[t][mine] * out.log_softmax(-1)).sum(-1)
         per_example = per_example.index_put((mine.nonzero()[:, 0],), loss)
+        per_task[f"loss/{t}"] = loss.detach().mean()
     real = (task_ids < len(tasks)).float()
     w = real if weights is None else real * weights.float()
     n_real = real.sum().clamp_min(1.0)
     loss = (per_example * w).sum() / n_real
-    return loss, {"loss": loss.detach(), "examples": n_real.detach()}
+    return loss, {"loss": loss.detach(), "examples": n_real.detach(), **per_task}
