@@ -1,0 +1,98 @@
+import numpy as np
+import pytest
+
+from discern.attention.clustering import head_distances
+from discern.attention.extract import Example
+from discern.attention.syntax import Sentence, predictions, read_conllu, relation_accuracy
+from discern.core import DataError
+
+
+def _ex(maps):
+    T = maps.shape[-1]
+    return Example(["w"] * (T - 2), ["[CLS]"] + ["w"] * (T - 2) + ["[SEP]"], [None] + list(range(T - 2)) + [None],
+                   maps.astype(np.float16))
+
+
+def test_js_distances_symmetric_zero_diagonal_and_match_the_formula():
+    rng = np.random.default_rng(0)
+    maps = rng.random((2, 3, 5, 5))
+    maps /= maps.sum(-1, keepdims=True)
+    ex = _ex(maps)
+    D = head_distances([ex, ex], chunk=4)
+    assert D.shape == (6, 6)
+    assert np.allclose(D, D.T) and np.all(np.diag(D) == 0) and np.all(D >= 0)
+    # one pair by hand: heads (0, 1) and (1, 2), summed over 5 rows and both copies of the sentence
+    p = 0.999 * ex.maps.astype(np.float64)[0, 1] + 0.001 / 5
+    q = 0.999 * ex.maps.astype(np.float64)[1, 2] + 0.001 / 5
+    m = (p + q) / 2
+    js = 0.5 * (p * np.log(p / m)).sum(-1) + 0.5 * (q * np.log(q / m)).sum(-1)
+    assert D[1, 5] == pytest.approx(2 * js.sum(), rel=1e-9)
+    # identical heads are at distance 0, and JS is bounded by log 2 per row
+    same = _ex(np.repeat(maps[:1, :1], 2, axis=1))
+    assert head_distances([same])[0, 1] == pytest.approx(0.0, abs=1e-12)
+    assert D.max() <= 2 * 5 * np.log(2)
+
+
+def _parse_map(heads, W, L=1, H=2):
+    """Word maps (L, H, W+2, W+2) where head 0 of layer 0 attends from each word to its gold head, and
+    head 1 to the next word."""
+    m = np.full((L, H, W + 2, W + 2), 1e-3)
+    for i, h in enumerate(heads):
+        m[0, 0, i + 1, h if h > 0 else 0] = 1.0  # column h = word h (1-based) since [CLS] is column 0
+        m[0, 1, i + 1, min(i + 2, W)] = 1.0
+    return m
+
+
+def test_relation_accuracy_on_a_constructed_attention_tensor():
+    s = Sentence(["the", "cat", "sat", "down"], [2, 3, 0, 3], ["det", "nsubj", "root", "advmod"],
+                 ["DET", "NOUN", "VERB", "ADV"])
+    m = _parse_map(s.heads, 4)
+    d2h, h2d = predictions(m)
+    assert d2h[0, 0].tolist()[:2] == [2, 3]
+    res = relation_accuracy([s], [m])
+    assert set(res) == {"det", "nsubj", "advmod"}  # root is skipped
+    for rel in res:
+        assert res[rel]["dep_to_head"][0, 0] == 1.0
+        assert res[rel]["best"] == ("dep->head", 0, 0, 1.0)
+    assert res["det"]["dep_to_head"][0, 1] == 1.0  # "the" -> next word "cat" is also its head
+    assert res["nsubj"]["dep_to_head"][0, 1] == 1.0 and res["advmod"]["dep_to_head"][0, 1] == 0.0
+    assert res["det"]["offset"] == (1, 1.0) and res["advmod"]["offset"] == (-1, 1.0)
+
+
+def test_conllu_reader_and_errors(tmp_path):
+    good = tmp_path / "a.conllu"
+    good.write_text("# text = I'm here\n1-2\tI'm\t_\t_\t_\t_\t_\t_\t_\t_\n1\tI\tI\tPRON\t_\t_\t3\tnsubj\t_\t_\n"
+                    "2\t'm\tbe\tAUX\t_\t_\t3\tcop\t_\t_\n3\there\there\tADV\t_\t_\t0\troot\t_\t_\n"
+                    "3.1\tx\tx\tX\t_\t_\t_\t_\t_\t_\n\n"
+                    "1\tOk\tok\tINTJ\t_\t_\t0\troot\t_\t_\n2\tJane's\tx\tPROPN\t_\t_\t1\tnmod:poss\t_\t_\n")
+    s = read_conllu(good)
+    assert [x.words for x in s] == [["I", "'m", "here"], ["Ok", "Jane's"]]
+    assert s[0].heads == [3, 3, 0] and s[1].relations == ["root", "nmod"]
+    bad = tmp_path / "b.conllu"
+    bad.write_text("1\tI\tI\tPRON\t_\t_\t2\tnsubj\t_\t_\n2\tgo\tgo\tVERB\t_\t_\tx\troot\t_\t_\n")
+    with pytest.raises(DataError, match=r"b\.conllu:2: ID and HEAD must be integers"):
+        read_conllu(bad)
+    bad.write_text("1\tI\tI\tPRON\t_\t_\t2\tnsubj\t_\n")
+    with pytest.raises(DataError, match=r"b\.conllu:1: expected 10 tab-separated columns, got 9"):
+        read_conllu(bad)
+    bad.write_text("1\tI\tI\tPRON\t_\t_\t5\tnsubj\t_\t_\n\n")
+    with pytest.raises(DataError, match=r"b\.conllu:2: word 1 has head 5 beyond"):
+        read_conllu(bad)
+
+
+def test_reads_the_registry_ud_ewt_dev():
+    from discern.data import registry
+
+    folder = registry.path("ud-english-ewt")
+    s = read_conllu(next(folder.glob("*dev.conllu")))
+    assert len(s) == 2001 and s[0].words[:3] == ["From", "the", "AP"]
+
+
+def test_mds_map_preserves_the_distances_of_points_on_a_line():
+    from discern.attention.clustering import mds_2d
+
+    x = np.array([0.0, 1.0, 3.0, 7.0])
+    D = np.abs(x[:, None] - x[None])
+    y = mds_2d(D, seed=0)
+    got = np.linalg.norm(y[:, None] - y[None], axis=-1)
+    assert np.allclose(got, D, atol=1e-2)  # SMACOF stops at a relative tolerance
