@@ -48,6 +48,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_electric_commands(sub)
     from discern.bam.cli import add_bam_commands
     add_bam_commands(sub)
+    from discern.attention.cli import add_attention_commands
+    add_attention_commands(sub)
 
     from discern.data.cli import add_data_commands
     add_data_commands(sub)
@@ -134,6 +136,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "electra":
             return _electra(args)
+        if args.command == "attention":
+            from discern.attention.cli import run_attention_command
+            return run_attention_command(args)
         if args.command == "bam":
             from discern.bam.cli import run_bam_command
             return run_bam_command(args)

@@ -96,3 +96,21 @@ def test_mds_map_preserves_the_distances_of_points_on_a_line():
     y = mds_2d(D, seed=0)
     got = np.linalg.norm(y[:, None] - y[None], axis=-1)
     assert np.allclose(got, D, atol=1e-2)  # SMACOF stops at a relative tolerance
+
+
+def test_cli_analyze_writes_a_self_contained_page(tmp_path, capsys):
+    """End to end on the real MiniLM and 30 gold UD English-EWT dev sentences."""
+    import json
+
+    from discern.cli import main
+
+    out = tmp_path / "out"
+    assert main(["attention", "analyze", "--model", "minilm", "--treebank", "ud-ewt-dev", "--out", str(out),
+                 "--max-sentences", "30"]) == 0
+    res = json.loads((out / "results.json").read_text())
+    assert res["layers"] == 6 and res["heads"] == 12 and 20 <= res["sentences"] <= 30
+    assert np.array(res["head_distances"]).shape == (72, 72) and np.array(res["mds"]).shape == (72, 2)
+    page = (out / "index.html").read_text()
+    assert "<table" in page and page.count("data:image/png;base64,") == 3
+    assert all(0 <= r["accuracy"] <= 100 for r in res["syntax"])
+    assert list((out / "cache").glob("attn-*.npz"))
