@@ -1,0 +1,103 @@
+"""Coreference heads on GAP (paper section 4.3, reference 2.6; GAP replaces CoNLL-2012 here).
+
+A GAP example is a Wikipedia passage, a pronoun and two candidate names A and B, each marked
+coreferent or not.  On examples where exactly one candidate is coreferent, a head "chooses" the
+candidate whose head word (the last word of the name) receives more word-level attention from
+the pronoun; its accuracy is how often that choice is the coreferent one.  Baselines: the
+nearest candidate (smallest word distance to the pronoun), and string match (the candidate
+whose head word occurs most often in the passage; ties go to the nearest).
+
+Shapes: L layers, H heads, W words (+ special tokens) of one passage.
+"""
+
+from __future__ import annotations
+
+import csv
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from discern.core import DataError
+
+_WORD = re.compile(r"\w+|[^\w\s]")
+
+
+@dataclass
+class GapExample:
+    id: str
+    words: list[str]
+    pronoun: int  # word index of the pronoun
+    candidates: tuple[int, int]  # word index of A's and B's head word (last word of the name)
+    answer: int  # 0 = A, 1 = B
+
+
+def _word_at(spans: list[tuple[int, int]], offset: int) -> int | None:
+    for i, (s, e) in enumerate(spans):
+        if s <= offset < e:
+            return i
+    return None
+
+
+def read_gap(path: str | Path, max_words: int = 0) -> list[GapExample]:
+    """Examples with exactly one coreferent candidate (and, with ``max_words``, no position past it)."""
+    p = Path(path)
+    if not p.is_file():
+        raise DataError(f"{p}: no GAP file (run: discern data fetch gap-coreference)")
+    out = []
+    with p.open(encoding="utf-8", newline="") as f:
+        reader = csv.DictReader(f, delimiter="\t")
+        need = {"ID", "Text", "Pronoun-offset", "A", "A-offset", "A-coref", "B", "B-offset", "B-coref"}
+        if not need <= set(reader.fieldnames or []):
+            raise DataError(f"{p}:1: GAP header must have columns {sorted(need)}")
+        for lineno, row in enumerate(reader, 2):
+            coref = (row["A-coref"].upper() == "TRUE", row["B-coref"].upper() == "TRUE")
+            if coref[0] == coref[1]:
+                continue
+            text = row["Text"]
+            spans = [m.span() for m in _WORD.finditer(text)]
+            try:
+                pron = _word_at(spans, int(row["Pronoun-offset"]))
+                heads = []
+                for name in ("A", "B"):
+                    start = int(row[f"{name}-offset"])
+                    last = _word_at(spans, start + len(row[name].rstrip()) - 1)
+                    heads.append(last)
+            except ValueError:
+                raise DataError(f"{p}:{lineno}: offsets must be integers") from None
+            if pron is None or None in heads:
+                raise DataError(f"{p}:{lineno}: an offset does not fall on a word of the text")
+            if max_words and max(pron, *heads) >= max_words:
+                continue
+            words = [text[s:e] for s, e in spans]
+            out.append(GapExample(row["ID"], words, pron, (heads[0], heads[1]), 0 if coref[0] else 1))
+    return out
+
+
+def head_accuracy(examples: Sequence[GapExample], word_maps: Sequence[np.ndarray]) -> np.ndarray:
+    """(L, H) accuracy of every head; ``word_maps[k]`` is (L, H, W+2, W+2) with [CLS] first."""
+    hits = None
+    for ex, m in zip(examples, word_maps):
+        row = m[..., ex.pronoun + 1, :]  # (L, H, W+2): attention from the pronoun
+        a, b = row[..., ex.candidates[0] + 1], row[..., ex.candidates[1] + 1]
+        choice = (b > a).astype(int)  # ties go to A
+        h = (choice == ex.answer).astype(float)
+        hits = h if hits is None else hits + h
+    if hits is None:
+        raise ValueError("head_accuracy: no examples")
+    return hits / len(examples)
+
+
+def baselines(examples: Sequence[GapExample]) -> dict[str, float]:
+    nearest = string = 0
+    for ex in examples:
+        dist = [abs(c - ex.pronoun) for c in ex.candidates]
+        near = int(dist[1] < dist[0])
+        nearest += near == ex.answer
+        counts = [sum(1 for w in ex.words if w == ex.words[c]) for c in ex.candidates]
+        pick = near if counts[0] == counts[1] else int(counts[1] > counts[0])
+        string += pick == ex.answer
+    n = len(examples)
+    return {"nearest": nearest / n, "string_match": string / n}
