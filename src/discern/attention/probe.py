@@ -1,0 +1,115 @@
+"""Attention-based probing classifiers (paper section 5, reference 2.7).
+
+For word j the probe scores every other word i as its head, and ROOT:
+
+* attention only:  s(j -> i) = sum_k w_k a^k_ji + u_k a^k_ij  over all N = layers x heads maps,
+  s(j -> ROOT) = sum_k r_k a^k_j,[CLS] + t_k a^k_j,[SEP];
+* attention + embeddings: the weights depend on the pair, w_k = W_k (v_i (+) v_j) and
+  u_k = U_k (v_i (+) v_j), with v the model's own input embeddings of the words (first
+  piece); the paper uses frozen GloVe, which is not installable here;
+
+trained with softmax cross-entropy over the candidates, Adam (LR 0.002), one sentence per step,
+one epoch; scored by UAS (unlabelled attachment, punctuation ignored) on held-out sentences.
+The random-init baseline runs the same probe on the maps of a randomly initialised model of the
+same architecture.
+
+Shapes: N maps, W words of one sentence (maps are (N, W+2, W+2) with [CLS] first, [SEP] last).
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from .syntax import Sentence
+
+
+class AttentionProbe(nn.Module):
+    def __init__(self, n_maps: int, emb_dim: int = 0, seed: int = 0):
+        super().__init__()
+        g = torch.Generator().manual_seed(seed)
+        self.emb_dim = emb_dim
+        if emb_dim:
+            self.pair_w = nn.Linear(2 * emb_dim, n_maps)
+            self.pair_u = nn.Linear(2 * emb_dim, n_maps)
+            for lin in (self.pair_w, self.pair_u):
+                nn.init.normal_(lin.weight, std=0.01, generator=g)
+                nn.init.zeros_(lin.bias)
+        else:
+            self.w = nn.Parameter(torch.randn(n_maps, generator=g) * 0.01)
+            self.u = nn.Parameter(torch.randn(n_maps, generator=g) * 0.01)
+        self.root_cls = nn.Parameter(torch.zeros(n_maps))
+        self.root_sep = nn.Parameter(torch.zeros(n_maps))
+
+    def forward(self, maps: torch.Tensor, emb: torch.Tensor | None = None) -> torch.Tensor:
+        """maps (N, W+2, W+2) -> scores (W, W+1): column 0 is ROOT, column i is word i (1-based)."""
+        a = maps[:, 1:-1, 1:-1]  # (N, W, W) word-to-word
+        W = a.shape[-1]
+        at = a.transpose(1, 2)  # a^k_ij seen from j
+        if self.emb_dim:
+            vi = emb.unsqueeze(0).expand(W, W, -1)  # (j, i, E): candidate head i
+            vj = emb.unsqueeze(1).expand(W, W, -1)  # (j, i, E): dependent j
+            pair = torch.cat([vi, vj], -1)  # (W, W, 2E)
+            w = self.pair_w(pair).permute(2, 0, 1)  # (N, W, W)
+            u = self.pair_u(pair).permute(2, 0, 1)
+            words = (w * a + u * at).sum(0)  # (W, W)
+        else:
+            words = torch.einsum("k,kji->ji", self.w, a) + torch.einsum("k,kji->ji", self.u, at)
+        words = words.masked_fill(torch.eye(W, dtype=torch.bool), -1e9)  # a word is not its own head
+        root = maps[:, 1:-1, 0].T @ self.root_cls + maps[:, 1:-1, -1].T @ self.root_sep  # (W,)
+        return torch.cat([root.unsqueeze(1), words], 1)
+
+
+def _tensors(sent: Sentence, maps: np.ndarray, emb: np.ndarray | None):
+    m = torch.from_numpy(maps.reshape(-1, *maps.shape[-2:]).astype(np.float32))
+    e = torch.from_numpy(emb.astype(np.float32)) if emb is not None else None
+    return m, e, torch.tensor(sent.heads)
+
+
+def train_probe(sentences: Sequence[Sentence], maps: Sequence[np.ndarray], embeddings: Sequence[np.ndarray] | None = None,
+                lr: float = 0.002, epochs: int = 1, seed: int = 0) -> AttentionProbe:
+    """One sentence per Adam step; ``maps[k]`` (L, H, W+2, W+2), ``embeddings[k]`` (W, E) or None."""
+    n = int(np.prod(maps[0].shape[:2]))
+    emb_dim = embeddings[0].shape[-1] if embeddings is not None else 0
+    probe = AttentionProbe(n, emb_dim, seed)
+    opt = torch.optim.Adam(probe.parameters(), lr=lr)
+    order = np.random.default_rng(seed).permutation(len(sentences))
+    for _ in range(epochs):
+        for k in order:
+            m, e, gold = _tensors(sentences[k], maps[k], embeddings[k] if embeddings is not None else None)
+            loss = nn.functional.cross_entropy(probe(m, e), gold)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+    return probe
+
+
+@torch.no_grad()
+def uas(probe: AttentionProbe, sentences: Sequence[Sentence], maps: Sequence[np.ndarray],
+        embeddings: Sequence[np.ndarray] | None = None) -> float:
+    """Unlabelled attachment score (%), punctuation dependents ignored."""
+    right = total = 0
+    for k, s in enumerate(sentences):
+        m, e, gold = _tensors(s, maps[k], embeddings[k] if embeddings is not None else None)
+        pred = probe(m, e).argmax(-1)
+        keep = torch.tensor([r != "punct" for r in s.relations])
+        right += int(((pred == gold) & keep).sum())
+        total += int(keep.sum())
+    return 100.0 * right / max(1, total)
+
+
+def word_embeddings(model, tokenizer, words_list: Sequence[Sequence[str]], word_ids_list) -> list[np.ndarray]:
+    """The model's own input embedding of each word's first piece: (W, E) per sentence."""
+    table = model.get_input_embeddings().weight.detach().cpu().numpy()
+    out = []
+    for words, word_ids in zip(words_list, word_ids_list):
+        enc = tokenizer(list(words), is_split_into_words=True, add_special_tokens=True)
+        first: dict[int, int] = {}
+        for t, w in enumerate(word_ids):
+            if w is not None and w not in first:
+                first[w] = enc["input_ids"][t]
+        out.append(table[[first[i] for i in range(len(words))]])
+    return out
