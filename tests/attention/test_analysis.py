@@ -114,3 +114,20 @@ def test_cli_analyze_writes_a_self_contained_page(tmp_path, capsys):
     assert "<table" in page and page.count("data:image/png;base64,") == 3
     assert all(0 <= r["accuracy"] <= 100 for r in res["syntax"])
     assert list((out / "cache").glob("attn-*.npz"))
+
+
+def test_reproduce_tiny_checks_all_four_claims(tmp_path, monkeypatch):
+    import json
+
+    from discern.cli import main
+
+    monkeypatch.setenv("DISCERN_RUNS", str(tmp_path / "runs"))
+    monkeypatch.setenv("DISCERN_QUIET", "1")
+    assert main(["reproduce", "--only", "attention", "--preset", "tiny"]) == 0
+    (run,) = list((tmp_path / "runs" / "attention").iterdir())
+    res = json.loads((run / "results.json").read_text())
+    assert [c["claim"].split()[0] for c in res["claims"]] == ["some", "specific", "a", "probe"]
+    assert all(isinstance(c["held"], bool) for c in res["claims"])
+    assert set(res["probe"]) == {"attn+emb", "attn_only", "random_init"}
+    assert res["layers"] == 6 and res["heads"] == 12
+    assert (run / "plots" / "token_types.png").is_file()
