@@ -131,3 +131,11 @@ def test_reproduce_tiny_checks_all_four_claims(tmp_path, monkeypatch):
     assert set(res["probe"]) == {"attn+emb", "attn_only", "random_init"}
     assert res["layers"] == 6 and res["heads"] == 12
     assert (run / "plots" / "token_types.png").is_file()
+
+
+def test_bench_naive_and_batched_analyses_agree():
+    from discern.attention.bench import bench
+
+    out = bench(quick=True)
+    assert out["details"]["max_abs_difference_cls_attention"] < 1e-3  # float16 maps vs float32 loops
+    assert out["details"]["sentences"] == 16

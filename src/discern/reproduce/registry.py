@@ -23,7 +23,8 @@ EXPERIMENTS = {
     "electric": Experiment("electric", "discern.electric.config:PRESETS", "discern.reproduce.electric:run",
                            "discern.electric.bench:bench"),
     "bam": Experiment("bam", "discern.bam.config:PRESETS", "discern.bam.experiment:run", "discern.bam.bench:bench"),
-    "attention": Experiment("attention", "discern.attention.experiment:PRESETS", "discern.attention.experiment:run"),
+    "attention": Experiment("attention", "discern.attention.experiment:PRESETS", "discern.attention.experiment:run",
+                            "discern.attention.bench:bench"),
 }
 
 
