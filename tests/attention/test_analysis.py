@@ -139,3 +139,24 @@ def test_bench_naive_and_batched_analyses_agree():
     out = bench(quick=True)
     assert out["details"]["max_abs_difference_cls_attention"] < 1e-3  # float16 maps vs float32 loops
     assert out["details"]["sentences"] == 16
+
+
+def test_spacy_silver_parses_and_analyze_on_any_text(tmp_path):
+    import json
+
+    from discern.attention.analyze import analyze
+    from discern.attention.syntax import silver_parse
+    from discern.data.models import model_path
+
+    (s,) = silver_parse(["The cat sat on the mat."])
+    assert s.words == ["The", "cat", "sat", "on", "the", "mat", "."]
+    assert s.heads == [2, 3, 0, 3, 6, 4, 3] and s.relations[:3] == ["det", "nsubj", "root"]
+    text = tmp_path / "story.txt"
+    text.write_text("The old man walked to the river. He saw a small boat there.\n\n"
+                    "She gave her brother the book. They read it together every evening.\n")
+    res = analyze(model_path("minilm"), None, tmp_path / "out", text=text, min_count=1)
+    assert res["sentences"] == 4 and "silver" in res["treebank"]
+    rels = {r["relation"]: r for r in res["syntax"]}
+    assert rels["nsubj"]["count"] == 4  # man, He, She, They
+    assert {"det", "prep", "pobj"} <= set(rels)
+    assert json.loads((tmp_path / "out" / "results.json").read_text())["layers"] == 6

@@ -34,11 +34,24 @@ def treebank_path(name: str) -> Path:
     return p
 
 
-def analyze(model_dir: str | Path, treebank: str, out: str | Path, max_sentences: int = 500,
-            max_length: int = 128, mode: str = "mean", cache_dir: str | Path | None = None) -> dict:
+def analyze(model_dir: str | Path, treebank: str | None, out: str | Path, max_sentences: int = 500,
+            max_length: int = 128, mode: str = "mean", cache_dir: str | Path | None = None,
+            text: str | Path | None = None, min_count: int = 20) -> dict:
+    """Analyse ``model_dir`` on a treebank (gold trees) or, with ``text``, on spaCy's silver
+    parses of a UTF-8 text file."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    sents = [s for s in read_conllu(treebank_path(treebank)) if 3 <= len(s.words) <= 40][:max_sentences]
+    if text is not None:
+        from .syntax import silver_parse
+
+        tp = Path(text)
+        if not tp.is_file():
+            raise DataError(f"{tp}: no such text file")
+        paragraphs = [p for p in tp.read_text(encoding="utf-8").split("\n\n") if p.strip()]
+        sents = silver_parse(paragraphs)[:max_sentences]
+        treebank = f"spaCy silver parses of {tp.name}"
+    else:
+        sents = [s for s in read_conllu(treebank_path(treebank)) if 3 <= len(s.words) <= 40][:max_sentences]
     model, tok = load_encoder(model_dir)
     examples = extract_cached(model_dir, [s.words for s in sents], cache_dir or out / "cache",
                               max_length=max_length, model=model, tokenizer=tok)
@@ -51,7 +64,7 @@ def analyze(model_dir: str | Path, treebank: str, out: str | Path, max_sentences
     D = head_distances(examples[:200])
     xy = mds_2d(D)
     maps = [word_level(e.maps, e.word_ids, mode) for e in examples]
-    rel = relation_accuracy(sents, maps, min_count=20)
+    rel = relation_accuracy(sents, maps, min_count=min_count)
     L, H = ent.shape
     table = sorted(({"relation": r, "count": v["count"], "direction": v["best"][0],
                      "head": f"{v['best'][1] + 1}-{v['best'][2] + 1}", "accuracy": 100 * v["best"][3],

