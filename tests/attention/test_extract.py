@@ -124,3 +124,42 @@ def test_second_extraction_reads_the_cache(tiny_bert, tmp_path, monkeypatch):
     assert [e.tokens for e in first] == [e.tokens for e in second]
     assert all(np.array_equal(a.maps, b.maps) for a, b in zip(first, second))
     assert len(list(tmp_path.glob("attn-*.npz"))) == 1
+
+
+@pytest.mark.parametrize("kind", ["electra", "roberta"])
+def test_other_encoder_families_give_word_level_maps(kind, tmp_path):
+    """ELECTRA (WordPiece) and RoBERTa-style (byte-level BPE: <s> ... </s>, prefix spaces) encoders."""
+    from discern.data import registry
+
+    torch.manual_seed(0)
+    if kind == "electra":
+        from transformers import ElectraConfig, ElectraModel
+
+        from discern.data.tokenizer import train_wordpiece
+
+        tok = train_wordpiece(["the cat sat on the mat", "an unbelievably long word"], 60)
+        model = ElectraModel(ElectraConfig(vocab_size=len(tok), embedding_size=8, hidden_size=16, num_hidden_layers=2,
+                                           num_attention_heads=2, intermediate_size=32))
+    else:
+        from transformers import RobertaConfig, RobertaModel, RobertaTokenizerFast
+
+        import json
+
+        bpe = registry.path("gpt2-bpe")  # the real GPT-2 byte-level BPE, with RoBERTa's special tokens added
+        vocab = json.loads((bpe / "encoder.json").read_text())
+        for special in ("<s>", "<pad>", "</s>", "<unk>", "<mask>"):
+            vocab.setdefault(special, len(vocab))
+        merges = [tuple(x.split()) for x in (bpe / "vocab.bpe").read_text().splitlines()[1:] if x.strip()]
+        tok = RobertaTokenizerFast(vocab=vocab, merges=merges)
+        model = RobertaModel(RobertaConfig(vocab_size=len(tok) + 8, hidden_size=16, num_hidden_layers=2,
+                                           num_attention_heads=2, intermediate_size=32,
+                                           max_position_embeddings=len(tok) + 8,  # RoBERTa pads positions at pad_id
+                                           pad_token_id=tok.pad_token_id or 1))
+    model.save_pretrained(tmp_path)
+    tok.save_pretrained(str(tmp_path))
+    m, t = load_encoder(tmp_path)
+    (ex,) = extract(m, t, [["the", "unbelievably", "long", "word"]])
+    assert ex.word_ids[0] is None and ex.word_ids[-1] is None
+    assert sorted({w for w in ex.word_ids if w is not None}) == [0, 1, 2, 3]
+    w = word_level(ex.maps, ex.word_ids)
+    assert w.shape == (2, 2, 6, 6) and np.allclose(w.sum(-1), 1.0, atol=3e-3)

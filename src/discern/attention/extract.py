@@ -44,8 +44,11 @@ def load_encoder(path: str | Path):
     from transformers import AutoModel, AutoTokenizer
 
     p = Path(path)
+    kind = json.loads((p / "config.json").read_text()).get("model_type", "") if (p / "config.json").is_file() else ""
+    # byte-level BPE tokenizers (RoBERTa-style) take pre-split words only with a prefix space
+    extra = {"add_prefix_space": True} if kind in ("roberta", "xlm-roberta", "camembert", "longformer") else {}
     try:
-        tok = AutoTokenizer.from_pretrained(str(p))
+        tok = AutoTokenizer.from_pretrained(str(p), **extra)
         model = AutoModel.from_pretrained(str(p), attn_implementation="eager")
     except (OSError, ValueError) as e:
         raise DiscernError(f"cannot load an encoder from {p}: {str(e).splitlines()[0][:160]}") from None
