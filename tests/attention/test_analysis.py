@@ -111,7 +111,8 @@ def test_cli_analyze_writes_a_self_contained_page(tmp_path, capsys):
     assert res["layers"] == 6 and res["heads"] == 12 and 20 <= res["sentences"] <= 30
     assert np.array(res["head_distances"]).shape == (72, 72) and np.array(res["mds"]).shape == (72, 2)
     page = (out / "index.html").read_text()
-    assert "<table" in page and page.count("data:image/png;base64,") == 3
+    assert page.count("<table") == 2 and page.count("data:image/png;base64,") == 3
+    assert "<td>cls</td>" in page and "entropy (nats)" in page
     assert all(0 <= r["accuracy"] <= 100 for r in res["syntax"])
     assert list((out / "cache").glob("attn-*.npz"))
 

@@ -139,12 +139,26 @@ def _html(result: dict, figs: dict[str, bytes]) -> str:
     rows = "".join(f"<tr><td>{html.escape(r['relation'])}</td><td>{r['count']}</td><td>{r['head']}</td>"
                    f"<td>{r['direction']}</td><td>{r['accuracy']:.1f}</td><td>{r['baseline']:.1f} ({r['offset']:+d})"
                    f"</td></tr>" for r in result["syntax"])
+    H = result["heads"]
+    surf_rows = ""
+    for key, values in result["surface"].items():
+        flat = np.array(values).reshape(-1)
+        top = np.argsort(-flat)[:3]
+        heads = ", ".join(f"{i // H + 1}-{i % H + 1} ({flat[i]:.2f})" for i in top)
+        surf_rows += f"<tr><td>{key}</td><td>{flat.mean():.3f}</td><td>{heads}</td></tr>"
+    ent = np.array(result["entropy"])
+    surf_rows += (f"<tr><td>entropy (nats)</td><td>{ent.mean():.3f}</td><td>broadest: "
+                  + ", ".join(f"{i // H + 1}-{i % H + 1} ({ent.reshape(-1)[i]:.2f})"
+                              for i in np.argsort(-ent.reshape(-1))[:3]) + "</td></tr>")
     imgs = "".join(f"<h3>{name}</h3><img src='data:image/png;base64,{base64.b64encode(b).decode()}'>"
                    for name, b in figs.items())
     return (f"<!doctype html><meta charset='utf-8'><title>attention analysis</title>"
             f"<h1>What does {html.escape(Path(result['model']).name)} look at?</h1>"
             f"<p>{result['sentences']} sentences of {html.escape(result['treebank'])}; {result['layers']} layers x "
             f"{result['heads']} heads; word-level maps: {result['word_level_mode']}.</p>"
+            f"<h2>Surface behaviour (mean over heads; the three highest heads, layer-head)</h2>"
+            f"<table border=1 cellpadding=3><tr><th>attention to</th><th>mean</th><th>top heads</th></tr>{surf_rows}"
+            f"</table>"
             f"<h2>Heads as dependency parsers (Table 1 layout; heads are layer-head, 1-based)</h2>"
             f"<table border=1 cellpadding=3><tr><th>relation</th><th>count</th><th>best head</th><th>direction</th>"
             f"<th>accuracy</th><th>best offset baseline</th></tr>{rows}</table>{imgs}"
