@@ -1,0 +1,15 @@
+"""Fast Weight Layers on top of any causal language model (Clark et al., EMNLP 2022).
+
+Public names load lazily, so ``import discern.fwl`` stays light."""
+
+from importlib import import_module
+
+_NAMES = {"FastWeightBlock": "layer", "causal_linear_attention": "layer"}
+
+__all__ = sorted(_NAMES)
+
+
+def __getattr__(name):
+    if name not in _NAMES:
+        raise AttributeError(f"module 'discern.fwl' has no attribute {name!r}")
+    return getattr(import_module(f".{_NAMES[name]}", __name__), name)

@@ -1,0 +1,95 @@
+import copy
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from discern.fwl.layer import FastWeightBlock, causal_linear_attention
+
+
+
+@pytest.fixture(autouse=True)
+def float64():
+    """The equivalence is checked in float64; the default dtype is restored for other tests."""
+    old = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    yield
+    torch.set_default_dtype(old)
+
+
+def _block(seed=0, chunks=1, V=11, D=6, S=4):
+    torch.manual_seed(seed)
+    unembed = torch.nn.Linear(S, V, bias=False)
+    block = FastWeightBlock(D, S, unembed, attn_chunks=chunks)
+    with torch.no_grad():  # non-trivial LayerNorm and biases
+        block.norm.weight.add_(0.3 * torch.randn(S))
+        block.norm.bias.add_(0.1 * torch.randn(S))
+        block.dense1.bias.add_(0.1 * torch.randn(4 * S))
+        for n, p in block.steps.items():
+            p.fill_(0.01)
+    return block
+
+
+def _inputs(B=2, T=8, D=6, V=11, seed=1):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(B, T, D, generator=g)
+    labels = torch.randint(0, V, (B, T), generator=g)
+    w = torch.ones(B, T)
+    w[:, -1] = 0.0  # no next token for the last position
+    w[1, 5:] = 0.0  # padding in the second sequence
+    return x, labels, w
+
+
+def test_fast_output_equals_one_sgd_step_on_the_preceding_tokens():
+    block = _block()
+    x, labels, w = _inputs()
+    fast = block(x, labels, w)
+    total = w.sum()
+    for i in range(x.shape[0]):
+        for j in range(x.shape[1]):
+            ref = copy.deepcopy(block)
+            logits, _ = ref.slow(x[i:i + 1, :j + 1])
+            ce = F.cross_entropy(logits[0, :j], labels[i, :j], reduction="none")
+            loss = (ce * w[i, :j]).sum() / total  # the preceding tokens only, normalised by the batch total
+            params = [ref.dense1.weight, ref.dense1.bias, ref.dense2.weight, ref.dense2.bias,
+                      ref.norm.weight, ref.norm.bias]
+            if j > 0:
+                grads = torch.autograd.grad(loss, params, allow_unused=True)
+                with torch.no_grad():
+                    for p_, g_ in zip(params, grads):
+                        if g_ is not None:
+                            p_ -= 0.01 * g_
+            with torch.no_grad():
+                expected = ref.slow(x[i:i + 1, j:j + 1])[0][0, 0]
+            assert torch.allclose(fast[i, j], expected, atol=1e-5, rtol=0), (i, j)
+
+
+def test_no_position_sees_a_later_token_or_label():
+    block = _block()
+    x, labels, w = _inputs()
+    base = block(x, labels, w).detach()
+    x2, labels2 = x.clone(), labels.clone()
+    x2[:, 5:] += 1.0
+    labels2[:, 4:] = (labels2[:, 4:] + 1) % 11  # the label at t is the token t+1
+    out = block(x2, labels2, w).detach()
+    assert torch.allclose(out[:, :5], base[:, :5], atol=1e-12)
+    assert not torch.allclose(out[:, 6:], base[:, 6:])
+
+
+@pytest.mark.parametrize("chunks", [2, 4, 8])
+def test_mixed_chunk_attention_equals_quadratic(chunks):
+    g = torch.Generator().manual_seed(0)
+    q, k, v = torch.randn(2, 8, 3, generator=g), torch.randn(2, 8, 3, generator=g), torch.randn(2, 8, 5, generator=g)
+    assert torch.allclose(causal_linear_attention(q, k, v, chunks), causal_linear_attention(q, k, v, 1), atol=1e-12)
+    x, labels, w = _inputs()
+    assert torch.allclose(_block(chunks=chunks)(x, labels, w), _block(chunks=1)(x, labels, w), atol=1e-12)
+
+
+def test_outer_gradient_reaches_slow_weights_and_step_sizes():
+    block = _block()
+    x, labels, w = _inputs()
+    out = block(x, labels, w)
+    F.cross_entropy(out.flatten(0, 1), labels.flatten()).backward()
+    for name, p in block.steps.items():
+        assert p.grad is not None and p.grad.abs() > 0, name
+    assert block.dense1.weight.grad.abs().sum() > 0 and block.unembed.weight.grad.abs().sum() > 0
