@@ -1,0 +1,80 @@
+"""Any Hugging Face causal LM with a Fast Weight Layer block on top (paper section 3).
+
+The block reads the LM's final hidden states (after its final norm) and replaces the LM's
+output head: Dense(4S) -> SquaredReLU -> Dense(S) -> LayerNorm -> unembedding.  With the default
+``size = hidden size`` the unembedding is the LM's own (tied) output matrix, so a pretrained
+vocabulary projection is reused; it is not fast-weighted.  Labels for the fast-weight update are
+the next tokens (the input shifted by one), weighted 0 at padding and at the last position.
+
+Saves as ``<dir>/base`` (``save_pretrained`` of the causal LM) plus ``<dir>/fwl.pt`` and
+``<dir>/fwl.json`` (the block).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from discern.core import CheckpointError
+
+from .layer import FastWeightBlock
+
+
+class FWLCausalLM(nn.Module):
+    def __init__(self, base, size: int | None = None, attn_chunks: int = 1):
+        super().__init__()
+        self.base = base
+        d = int(base.config.hidden_size)
+        size = size or d
+        head = base.get_output_embeddings()
+        unembed = head if size == d else nn.Linear(size, int(base.config.vocab_size), bias=False)
+        self.block = FastWeightBlock(d, size, unembed, attn_chunks=attn_chunks)
+        self.size = size
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
+        """Fast-weight logits (B, T, V) for predicting token t+1 at position t."""
+        if attention_mask is None:
+            attention_mask = torch.ones_like(input_ids)
+        body = self.base.get_decoder() if hasattr(self.base, "get_decoder") else self.base.base_model
+        hidden = body(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state  # (B, T, D)
+        labels = torch.roll(input_ids, -1, dims=1)
+        weights = (attention_mask * torch.roll(attention_mask, -1, dims=1)).to(hidden.dtype)
+        weights[:, -1] = 0.0  # no next token after the last position
+        return self.block(hidden, labels, weights)
+
+    def loss(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
+        """Mean next-token cross-entropy of the fast-weight logits over real next tokens."""
+        if attention_mask is None:
+            attention_mask = torch.ones_like(input_ids)
+        logits = self(input_ids, attention_mask)
+        labels = torch.roll(input_ids, -1, dims=1)
+        w = (attention_mask * torch.roll(attention_mask, -1, dims=1)).float()
+        w[:, -1] = 0.0
+        ce = nn.functional.cross_entropy(logits.flatten(0, 1).float(), labels.flatten(), reduction="none")
+        return (ce * w.flatten()).sum() / w.sum().clamp_min(1.0)
+
+    def save_pretrained(self, path: str | Path) -> None:
+        path = Path(path)
+        self.base.save_pretrained(path / "base")
+        block = {k: v for k, v in self.block.state_dict().items() if not k.startswith("unembed.")
+                 or self.size != int(self.base.config.hidden_size)}
+        torch.save(block, path / "fwl.pt")
+        (path / "fwl.json").write_text(json.dumps({"size": self.size, "attn_chunks": self.block.attn_chunks}))
+
+    @classmethod
+    def from_pretrained(cls, path: str | Path) -> "FWLCausalLM":
+        from transformers import AutoModelForCausalLM
+
+        path = Path(path)
+        if not (path / "fwl.json").is_file():
+            raise CheckpointError(f"{path}: not an FWL model folder (no fwl.json)")
+        meta = json.loads((path / "fwl.json").read_text())
+        model = cls(AutoModelForCausalLM.from_pretrained(str(path / "base")), meta["size"], meta["attn_chunks"])
+        res = model.block.load_state_dict(torch.load(path / "fwl.pt", weights_only=True), strict=False)
+        missing = [k for k in res.missing_keys if not k.startswith("unembed.")]
+        if missing or res.unexpected_keys:
+            raise CheckpointError(f"{path / 'fwl.pt'}: missing {missing}, unexpected {res.unexpected_keys}")
+        return model

@@ -1,0 +1,45 @@
+import pytest
+import torch
+
+from discern.fwl.model import FWLCausalLM
+
+
+def _base(kind):
+    torch.manual_seed(0)
+    if kind == "gpt2":
+        from transformers import GPT2Config, GPT2LMHeadModel
+
+        return GPT2LMHeadModel(GPT2Config(vocab_size=50, n_positions=32, n_embd=16, n_layer=2, n_head=2))
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    return LlamaForCausalLM(LlamaConfig(vocab_size=50, hidden_size=16, intermediate_size=32, num_hidden_layers=2,
+                                        num_attention_heads=2, num_key_value_heads=1, max_position_embeddings=32))
+
+
+@pytest.mark.parametrize("kind", ["gpt2", "llama"])
+def test_wraps_causal_lms_is_causal_and_round_trips(kind, tmp_path):
+    model = FWLCausalLM(_base(kind)).eval()
+    ids = torch.randint(0, 50, (2, 12), generator=torch.Generator().manual_seed(1))
+    mask = torch.ones_like(ids)
+    mask[1, 9:] = 0
+    out = model(ids, mask)
+    assert out.shape == (2, 12, 50)
+    # the block reuses the LM's own output matrix (tied, not fast-weighted)
+    assert model.block.unembed is model.base.get_output_embeddings()
+    later = ids.clone()
+    later[:, 7:] = (later[:, 7:] + 3) % 50
+    changed = model(later, mask)
+    # changing tokens from 7 on changes the label of position 6, which only enters the updates seen by
+    # positions 7 and later: positions 0..6 must not move
+    assert torch.allclose(changed[:, :7], out[:, :7], atol=1e-5)
+    model.save_pretrained(tmp_path)
+    again = FWLCausalLM.from_pretrained(tmp_path).eval()
+    assert torch.allclose(again(ids, mask), out, atol=1e-5)
+
+
+def test_training_reaches_base_block_and_step_sizes():
+    model = FWLCausalLM(_base("gpt2"))
+    ids = torch.randint(0, 50, (2, 10), generator=torch.Generator().manual_seed(2))
+    model.loss(ids).backward()
+    assert model.block.steps["w1"].grad.abs() > 0
+    assert model.base.transformer.h[0].attn.c_attn.weight.grad.abs().sum() > 0
