@@ -4,7 +4,7 @@ Public names load lazily, so ``import discern.fwl`` stays light."""
 
 from importlib import import_module
 
-_NAMES = {"FastWeightBlock": "layer", "causal_linear_attention": "layer", "FWLCausalLM": "model"}
+_NAMES = {"FastWeightBlock": "layer", "causal_linear_attention": "layer", "FWLCausalLM": "model", "evaluate": "dynamic"}
 
 __all__ = sorted(_NAMES)
 
