@@ -81,9 +81,9 @@ def test_heads_learn_only_from_their_own_task(setup):
     model = MultiTaskModel(_encoder(conf), {"spam": 2, "sotu-year": 1}, dropout=0.0)
     from discern.bam.targets import distill_loss
     from discern.tasks import encode_examples
-    from discern.bam.student import _collate
+    from discern.tasks import collate
 
-    batch = _collate(encode_examples(tok, tasks[0].train[:4], 48), tok.pad_token_id)
+    batch = collate(encode_examples(tok, tasks[0].train[:4], 48), tok.pad_token_id, torch.device("cpu"))
     outs = model(**batch)
     targets = {"spam": torch.tensor([[1.0, 0.0]] * 4), "sotu-year": torch.zeros(4)}
     loss, _ = distill_loss(outs, torch.zeros(4, dtype=torch.long), ["spam", "sotu-year"],

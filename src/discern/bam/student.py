@@ -24,7 +24,7 @@ import torch
 from torch import nn
 
 from discern.core import DiscernError, Run, generator
-from discern.tasks import Task, encode_examples
+from discern.tasks import Task, collate, encode_examples, encoder_layers
 from discern.train import TrainConfig, epoch_batch, fit, layerwise_lr_scales, param_groups
 
 from .targets import classification_targets, distill_loss, regression_targets, teacher_lambda
@@ -81,27 +81,6 @@ class MultiTaskModel(nn.Module):
         return {t: head(h) for t, head in self.heads.items()}  # each (B, C_t)
 
 
-def _collate(encoded: Sequence[dict], pad_id: int) -> dict[str, torch.Tensor]:
-    T = max(len(e["input_ids"]) for e in encoded)
-    ids = torch.full((len(encoded), T), pad_id, dtype=torch.long)
-    mask = torch.zeros((len(encoded), T), dtype=torch.long)
-    types = torch.zeros((len(encoded), T), dtype=torch.long)
-    for i, e in enumerate(encoded):
-        n = len(e["input_ids"])
-        ids[i, :n] = torch.tensor(e["input_ids"])
-        mask[i, :n] = 1
-        if e["token_type_ids"] is not None:
-            types[i, :n] = torch.tensor(e["token_type_ids"])
-    return {"input_ids": ids, "attention_mask": mask, "token_type_ids": types}
-
-
-def _n_layers(encoder: nn.Module) -> int:
-    for attr in ("num_hidden_layers", "n_layers", "num_layers"):
-        if getattr(encoder.config, attr, None) is not None:
-            return int(getattr(encoder.config, attr))
-    raise DiscernError(f"cannot tell the number of layers of {type(encoder).__name__}")
-
-
 @torch.no_grad()
 def predict_task(model: MultiTaskModel, tokenizer, task: Task, examples: Sequence, max_length: int = 128,
                  batch_size: int = 64) -> np.ndarray:
@@ -115,7 +94,7 @@ def predict_task(model: MultiTaskModel, tokenizer, task: Task, examples: Sequenc
     pad = tokenizer.pad_token_id or 0
     for s in range(0, len(order), batch_size):
         idx = order[s:s + batch_size]
-        batch = {k: v.to(dev) for k, v in _collate([enc[i] for i in idx], pad).items()}
+        batch = collate([enc[i] for i in idx], pad, dev)
         out[idx] = model(**batch)[task.name].float().cpu().numpy()
     model.train(was)
     return out
@@ -177,7 +156,7 @@ def train_student(encoder: nn.Module, tokenizer, tasks: Sequence[Task], cfg: Stu
     def batch_fn(step: int, micro: int, rank: int, world: int) -> dict:
         idx = epoch_batch(len(pool), cfg.batch_size, step, micro, tc.accumulation, rank, world, order).tolist()
         rows = [pool[i] for i in idx]
-        batch = _collate([encoded[names[ti]][i] for ti, i in rows], pad)
+        batch = collate([encoded[names[ti]][i] for ti, i in rows], pad, dev)
         task_ids = torch.tensor([ti for ti, _ in rows])
         lam = lam_at(step)
         targets = {}
@@ -197,7 +176,6 @@ def train_student(encoder: nn.Module, tokenizer, tasks: Sequence[Task], cfg: Stu
                     tl = torch.from_numpy(teach[t][ex]) if t in teach else None
                     full[mine] = classification_targets(y, tl, lam, n_out[t])
             targets[t] = full.to(dev)
-        batch = {k: v.to(dev) for k, v in batch.items()}
         batch["task_ids"] = task_ids.to(dev)
         batch["weights"] = torch.tensor([weights[names[ti]] for ti, _ in rows], device=dev)
         batch["targets"] = targets
@@ -205,7 +183,7 @@ def train_student(encoder: nn.Module, tokenizer, tasks: Sequence[Task], cfg: Stu
         return batch
 
     def step_fn(m: nn.Module, batch: dict) -> tuple[torch.Tensor, dict]:
-        outs = m(batch["input_ids"], batch["attention_mask"], batch["token_type_ids"])
+        outs = m(batch["input_ids"], batch["attention_mask"], batch.get("token_type_ids"))
         loss, met = distill_loss(outs, batch["task_ids"], names, kinds, batch["targets"], batch["weights"])
         return loss, {"lambda": batch["lam"], **{k: v for k, v in met.items() if k.startswith("loss/")}}
 
@@ -216,7 +194,7 @@ def train_student(encoder: nn.Module, tokenizer, tasks: Sequence[Task], cfg: Stu
     pnames = [n for n, p in model.named_parameters() if p.requires_grad]
     scales = None
     if cfg.layerwise_lr_decay < 1.0:  # heads at the top (n_layers + 2), embeddings at 0 (reference 1.6)
-        scales = layerwise_lr_scales(pnames, _n_layers(model.encoder), cfg.layerwise_lr_decay, bug_compat=True)
+        scales = layerwise_lr_scales(pnames, encoder_layers(model.encoder), cfg.layerwise_lr_decay, bug_compat=True)
     groups = param_groups(model, cfg.weight_decay, scales)
     state = fit(model, step_fn, batch_fn, tc, run, groups=groups, resume=resume, desc="bam student",
                 stop_after=stop_after)

@@ -10,12 +10,14 @@ from .suite import (BROWN_COARSE, SPLITS, TASKS, Example, Task, build_task, get_
 _LAZY = {
     "FinetuneConfig": "finetune", "finetune": "finetune", "finetune_from_pretrained": "finetune",
     "EncoderHead": "finetune", "build_param_groups": "finetune", "predict": "finetune",
-    "encode_examples": "finetune", "add_task_commands": "cli", "run_task_command": "cli",
+    "encode_examples": "finetune", "collate": "finetune", "encoder_layers": "finetune",
+    "add_task_commands": "cli", "run_task_command": "cli",
 }
 
 __all__ = [
     "BROWN_COARSE", "EncoderHead", "Example", "FinetuneConfig", "SPLITS", "TASKS", "Task",
-    "add_task_commands", "build_param_groups", "build_task", "encode_examples", "finetune",
+    "add_task_commands", "build_param_groups", "build_task", "collate", "encode_examples", "encoder_layers",
+    "finetune",
     "finetune_from_pretrained", "get_task", "load_task_dir", "predict", "run_task_command",
     "split_of", "tasks_root", "write_task_dir",
 ]

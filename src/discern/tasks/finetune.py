@@ -37,8 +37,8 @@ from discern.train import TrainConfig, epoch_batch, fit, layerwise_lr_scales, pa
 
 from .suite import Example, Task, _cap, get_task
 
-__all__ = ["EncoderHead", "FinetuneConfig", "build_param_groups", "encode_examples", "finetune",
-           "finetune_from_pretrained", "predict"]
+__all__ = ["EncoderHead", "FinetuneConfig", "build_param_groups", "collate", "encode_examples", "encoder_layers",
+           "finetune", "finetune_from_pretrained", "predict"]
 
 
 @dataclass
@@ -111,7 +111,8 @@ class EncoderHead(nn.Module):
         return self.classifier(self.dropout(h))  # (B, num_outputs)
 
 
-def _n_layers(encoder: nn.Module) -> int:
+def encoder_layers(encoder: nn.Module) -> int:
+    """Number of transformer layers of a Hugging Face encoder (for layer-wise LR decay)."""
     cfg = encoder.config
     for attr in ("num_hidden_layers", "n_layers", "num_layers"):
         if getattr(cfg, attr, None) is not None:
@@ -127,7 +128,7 @@ def build_param_groups(model: EncoderHead, cfg: FinetuneConfig) -> list[dict]:
     names = [n for n, _ in model.named_parameters()]
     scales = None
     if cfg.layerwise_lr_decay < 1.0:
-        scales = layerwise_lr_scales(names, _n_layers(model.encoder), cfg.layerwise_lr_decay,
+        scales = layerwise_lr_scales(names, encoder_layers(model.encoder), cfg.layerwise_lr_decay,
                                      bug_compat=cfg.lr_decay_bug_compat)
     groups = param_groups(model, cfg.weight_decay, scales)
     out = []
@@ -166,8 +167,8 @@ def encode_examples(tokenizer: Any, examples: Sequence[Example], max_length: int
     return out  # type: ignore[return-value]
 
 
-def _collate(encoded: Sequence[dict], pad_id: int, device: torch.device) -> dict[str, torch.Tensor]:
-    """Pad to the longest sequence in this batch."""
+def collate(encoded: Sequence[dict], pad_id: int, device: torch.device) -> dict[str, torch.Tensor]:
+    """Pad encoded examples (:func:`encode_examples`) to the longest one in this batch."""
     T = max(len(e["input_ids"]) for e in encoded)
     B = len(encoded)
     ids = torch.full((B, T), pad_id, dtype=torch.long)
@@ -207,7 +208,7 @@ def predict(model: EncoderHead, tokenizer: Any, examples: Sequence[Example], *,
     with autocast:
         for s in range(0, len(order), batch_size):
             idx = order[s:s + batch_size]
-            batch = _collate([encoded[i] for i in idx], _pad_id(tokenizer), device)
+            batch = collate([encoded[i] for i in idx], _pad_id(tokenizer), device)
             out[idx] = model(**batch).float().cpu().numpy()
     model.train(was_training)
     return out
@@ -278,7 +279,7 @@ def finetune(encoder: nn.Module, tokenizer: Any, task: Task | str, cfg: Finetune
 
     def batch_fn(step: int, micro: int, rank: int, world: int) -> dict:
         idx = epoch_batch(n, cfg.batch_size, step, micro, tc.accumulation, rank, world, order).tolist()
-        batch = _collate([encoded[i] for i in idx], pad, device)
+        batch = collate([encoded[i] for i in idx], pad, device)
         batch["labels"] = torch.tensor([labels[i] for i in idx], dtype=label_dtype, device=device)
         return batch
 
