@@ -59,8 +59,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _electra(args) -> int:
-    from discern.core import Run, build_config, config_to_dict
+    from discern.core import build_config
     from discern.core import dist as ddist
+    from discern.core.runs import run_training_command
     from discern.electra import PRESETS, pretrain
     from discern.electra.pretrain import flops_per_step, with_objective
 
@@ -76,26 +77,10 @@ def _electra(args) -> int:
                          indent=2))
         return 0
 
-    ddist.init_from_env()
-    if args.resume:
-        run = Run.open(args.resume, main=ddist.is_main())
-        from discern.core import config_from_dict
-        cfg = config_from_dict(PRESETS["paper"](), run.load_config())
-    else:
-        cfg = build_config(PRESETS, args.preset, args.config, args.sets)
-        if args.objective:
-            cfg = with_objective(cfg, args.objective)
-        path = None
-        if ddist.is_main():
-            path = str(Run.create("electra", f"{args.name}-{cfg.model.objective}", cfg).path)
-        path = ddist.broadcast_object(path)
-        run = Run(path, main=ddist.is_main())
-    try:
-        res = pretrain(cfg, run, resume=bool(args.resume))
-    except Exception:
-        if not args.resume:
-            run.remove_if_unstarted()
-        raise
+    run, res = run_training_command(
+        "electra", PRESETS, args, lambda cfg, run, resume: pretrain(cfg, run, resume=resume),
+        name=lambda cfg: f"{args.name}-{cfg.model.objective}",
+        adjust=(lambda cfg: with_objective(cfg, args.objective)) if args.objective else None)
     if ddist.is_main():
         print(json.dumps({"run": str(run.path), **{k: res[k] for k in ("steps", "train_flops", "final")}},
                          indent=2, default=float))

@@ -118,3 +118,32 @@ def progress(iterable: Iterable | None = None, total: int | None = None, desc: s
     disable = (not enabled) or os.environ.get("DISCERN_QUIET") == "1"
     return tqdm(iterable, total=total, desc=desc, initial=initial, disable=disable,
                 dynamic_ncols=True, mininterval=1.0, leave=False)
+
+
+def run_training_command(paper: str, presets: dict, args: Any, fn, name=None, adjust=None) -> tuple["Run", Any]:
+    """The shared body of a ``<paper> pretrain`` command, also under ``torchrun``.
+
+    ``args`` has ``resume``, ``preset``, ``config``, ``sets`` and ``name``.  With ``--resume`` the
+    run folder's saved config is used; otherwise rank 0 creates ``runs/<paper>/<time>-<name>``
+    (``name(cfg)`` when given, after ``adjust(cfg)``) and the other ranks follow.  Calls
+    ``fn(cfg, run, resume)``; a new run folder that never started is removed if it fails."""
+    from . import dist
+    from .config import build_config, config_from_dict
+
+    dist.init_from_env()
+    if args.resume:
+        run = Run.open(args.resume, main=dist.is_main())
+        cfg = config_from_dict(presets["paper"](), run.load_config())
+    else:
+        cfg = build_config(presets, args.preset, args.config, args.sets)
+        if adjust is not None:
+            cfg = adjust(cfg)
+        label = name(cfg) if name is not None else args.name
+        path = str(Run.create(paper, label, cfg).path) if dist.is_main() else None
+        run = Run(dist.broadcast_object(path), main=dist.is_main())
+    try:
+        return run, fn(cfg, run, bool(args.resume))
+    except Exception:
+        if not args.resume:
+            run.remove_if_unstarted()
+        raise

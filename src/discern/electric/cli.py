@@ -75,8 +75,9 @@ def make_scorer(spec: str, batch_size: int = 64, text_transform=None):
 
 
 def run_electric_command(args) -> int:
-    from discern.core import DataError, Run, build_config, config_from_dict
+    from discern.core import DataError, build_config
     from discern.core import dist as ddist
+    from discern.core.runs import run_training_command
 
     from .config import PRESETS
 
@@ -84,20 +85,8 @@ def run_electric_command(args) -> int:
     if cmd == "pretrain":
         from .pretrain import pretrain
 
-        ddist.init_from_env()
-        if args.resume:
-            run = Run.open(args.resume, main=ddist.is_main())
-            cfg = config_from_dict(PRESETS["paper"](), run.load_config())
-        else:
-            cfg = build_config(PRESETS, args.preset, args.config, args.sets)
-            path = str(Run.create("electric", args.name, cfg).path) if ddist.is_main() else None
-            run = Run(ddist.broadcast_object(path), main=ddist.is_main())
-        try:
-            res = pretrain(cfg, run, resume=bool(args.resume))
-        except Exception:
-            if not args.resume:
-                run.remove_if_unstarted()
-            raise
+        run, res = run_training_command("electric", PRESETS, args,
+                                        lambda cfg, run, resume: pretrain(cfg, run, resume=resume))
         if ddist.is_main():
             print(json.dumps({"run": str(run.path), "model": res.get("model_dir"), "steps": res["steps"],
                               "final": res["final"]}, indent=2, default=float))
