@@ -12,7 +12,7 @@ from discern.core import Run, derive_seed, seed_everything
 from discern.core import dist as ddist
 from discern.data.pretraining import build_examples, corpus_documents
 from discern.data.tokenizer import run_tokenizer
-from discern.train import epoch_batch, fit
+from discern.train import fit, held_out_batches
 
 from .config import Config
 from .flops import Dims, forward_flops_per_example
@@ -59,18 +59,12 @@ def pretrain(cfg: Config, run: Run | None = None, resume: bool = False, stop_aft
         documents = corpus_documents(cfg.data.corpora, cfg.data.max_documents)
     tokenizer = get_tokenizer(cfg, documents, run)
     data = build_examples(documents, tokenizer, cfg.data.seq_len, seed=cfg.seed)
-    n_eval = min(256, max(8, len(data) // 50))
-    eval_idx = torch.arange(n_eval)
-    train_n = len(data) - n_eval
     torch.manual_seed(derive_seed(cfg.seed, "init", cfg.model.objective))
     dev = ddist.device()
     model = build_model(cfg, tokenizer).to(dev)
     tc = cfg.train
     seed = cfg.seed
-
-    def batch_fn(step, micro, rank, world):
-        idx = epoch_batch(train_n, tc.batch_size, step, micro, tc.accumulation, rank, world, (seed, "epoch"))
-        return {k: v.to(dev) for k, v in data.batch(idx + n_eval).items()}
+    batch_fn, eval_batches, n_eval = held_out_batches(data, tc.batch_size, tc.accumulation, seed, dev)
 
     def step_fn(m, batch):
         return m(batch)
@@ -79,10 +73,10 @@ def pretrain(cfg: Config, run: Run | None = None, resume: bool = False, stop_aft
         g_state = torch.get_rng_state()
         torch.manual_seed(derive_seed(seed, "eval"))
         out: dict[str, float] = {}
-        for start in range(0, n_eval, 32):
-            _, met = m({k: v.to(dev) for k, v in data.batch(eval_idx[start:start + 32]).items()})
+        for count, batch in eval_batches(32):
+            _, met = m(batch)
             for k, v in met.items():
-                out[k] = out.get(k, 0.0) + float(v) * len(eval_idx[start:start + 32]) / n_eval
+                out[k] = out.get(k, 0.0) + float(v) * count / n_eval
         torch.set_rng_state(g_state)
         return out
 

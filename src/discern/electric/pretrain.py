@@ -12,7 +12,7 @@ from discern.core import Run, derive_seed, seed_everything
 from discern.core import dist as ddist
 from discern.data.pretraining import austen_documents, build_examples, corpus_documents
 from discern.data.tokenizer import run_tokenizer
-from discern.train import epoch_batch, fit
+from discern.train import fit, held_out_batches
 
 from .config import Config
 from .model import ElectricPretrainer
@@ -65,18 +65,12 @@ def pretrain(cfg: Config, run: Run | None = None, resume: bool = False, stop_aft
     tokenizer = run_tokenizer(cfg.data.tokenizer, cfg.data.vocab_size, documents,
                               run.path / "tokenizer" if run is not None else None, write=ddist.is_main())
     data = build_examples(documents, tokenizer, cfg.data.seq_len, seed=cfg.seed)
-    n_eval = min(256, max(8, len(data) // 50))
-    eval_idx = torch.arange(n_eval)
-    train_n = len(data) - n_eval
     torch.manual_seed(derive_seed(cfg.seed, "init", "electric"))
     dev = ddist.device()
     model = build_model(cfg, tokenizer).to(dev)
     tc = cfg.train
     seed = cfg.seed
-
-    def batch_fn(step, micro, rank, world):
-        idx = epoch_batch(train_n, tc.batch_size, step, micro, tc.accumulation, rank, world, (seed, "epoch"))
-        return {k: v.to(dev) for k, v in data.batch(idx + n_eval).items()}
+    batch_fn, eval_batches, n_eval = held_out_batches(data, tc.batch_size, tc.accumulation, seed, dev)
 
     def step_fn(m, batch):
         return m(batch)
@@ -85,11 +79,10 @@ def pretrain(cfg: Config, run: Run | None = None, resume: bool = False, stop_aft
         gen = torch.Generator().manual_seed(derive_seed(seed, "eval"))
         inner = m.module if hasattr(m, "module") else m
         out: dict[str, float] = {}
-        for start in range(0, n_eval, 32):
-            idx = eval_idx[start:start + 32]
-            _, met = inner({k: v.to(dev) for k, v in data.batch(idx).items()}, generator=gen)
+        for count, batch in eval_batches(32):
+            _, met = inner(batch, generator=gen)
             for k, v in met.items():
-                out[k] = out.get(k, 0.0) + float(v) * len(idx) / n_eval
+                out[k] = out.get(k, 0.0) + float(v) * count / n_eval
         return out
 
     state = fit(model, step_fn, batch_fn, tc, run, eval_fn=eval_fn, resume=resume,

@@ -35,3 +35,28 @@ def epoch_batch(n: int, batch_size: int, step: int, micro: int, accumulation: in
     per = batch_size // parts
     k = rank * accumulation + micro
     return idx[k * per:(k + 1) * per]
+
+
+def held_out_batches(data, batch_size: int, accumulation: int, seed: int, device: torch.device):
+    """Training and evaluation batches of a pre-training set (anything with ``len`` and
+    ``batch(idx) -> dict of tensors``): its first ``n_eval = min(256, max(8, N // 50))``
+    examples are held out; the rest are served by :func:`epoch_batch`.
+
+    Returns ``(batch_fn, eval_batches, n_eval)``: ``batch_fn(step, micro, rank, world)`` for
+    :func:`discern.train.fit`, and ``eval_batches(size)`` yielding ``(count, batch)``."""
+    n_eval = min(256, max(8, len(data) // 50))
+    train_n = len(data) - n_eval
+
+    def to_device(batch: dict) -> dict:
+        return {k: v.to(device) for k, v in batch.items()}
+
+    def batch_fn(step: int, micro: int, rank: int, world: int) -> dict:
+        idx = epoch_batch(train_n, batch_size, step, micro, accumulation, rank, world, (seed, "epoch"))
+        return to_device(data.batch(idx + n_eval))
+
+    def eval_batches(size: int = 32):
+        for start in range(0, n_eval, size):
+            idx = torch.arange(start, min(start + size, n_eval))
+            yield len(idx), to_device(data.batch(idx))
+
+    return batch_fn, eval_batches, n_eval
