@@ -17,10 +17,10 @@ def float64():
     torch.set_default_dtype(old)
 
 
-def _block(seed=0, chunks=1, V=11, D=6, S=4):
+def _block(seed=0, chunks=1, V=11, D=6, S=4, residual=False):
     torch.manual_seed(seed)
     unembed = torch.nn.Linear(S, V, bias=False)
-    block = FastWeightBlock(D, S, unembed, attn_chunks=chunks)
+    block = FastWeightBlock(D, S, unembed, attn_chunks=chunks, residual=residual)
     with torch.no_grad():  # non-trivial LayerNorm and biases
         block.norm.weight.add_(0.3 * torch.randn(S))
         block.norm.bias.add_(0.1 * torch.randn(S))
@@ -40,9 +40,11 @@ def _inputs(B=2, T=8, D=6, V=11, seed=1):
     return x, labels, w
 
 
-def test_fast_output_equals_one_sgd_step_on_the_preceding_tokens():
-    block = _block()
-    x, labels, w = _inputs()
+@pytest.mark.parametrize("residual", [False, True])
+def test_fast_output_equals_one_sgd_step_on_the_preceding_tokens(residual):
+    D = 4 if residual else 6
+    block = _block(D=D, residual=residual)
+    x, labels, w = _inputs(D=D)
     fast = block(x, labels, w)
     total = w.sum()
     for i in range(x.shape[0]):
@@ -74,6 +76,23 @@ def test_no_position_sees_a_later_token_or_label():
     out = block(x2, labels2, w).detach()
     assert torch.allclose(out[:, :5], base[:, :5], atol=1e-12)
     assert not torch.allclose(out[:, 6:], base[:, 6:])
+
+
+def test_inner_loss_is_normalised_by_the_whole_batch_weight():
+    """Two copies of the batch halve every inner gradient: twice the step sizes give the same output."""
+    block = _block()
+    x, labels, w = _inputs()
+    once = block(x, labels, w)
+    with torch.no_grad():
+        for p in block.steps.values():
+            p.mul_(2.0)
+    twice = block(torch.cat([x, x]), torch.cat([labels, labels]), torch.cat([w, w]))
+    assert torch.allclose(twice[:2], once, atol=1e-12) and torch.allclose(twice[2:], once, atol=1e-12)
+    # zero weights (padding, last token) contribute nothing: changing their labels changes no output
+    labels2 = labels.clone()
+    labels2[1, 5:] = (labels2[1, 5:] + 3) % 11
+    labels2[0, -1] = (labels2[0, -1] + 3) % 11
+    assert torch.allclose(block(x, labels2, w), block(x, labels, w), atol=1e-12)
 
 
 @pytest.mark.parametrize("chunks", [2, 4, 8])

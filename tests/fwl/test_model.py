@@ -37,11 +37,34 @@ def test_wraps_causal_lms_is_causal_and_round_trips(kind, tmp_path):
     assert torch.allclose(again(ids, mask), out, atol=1e-5)
 
 
-def test_training_reaches_base_block_and_step_sizes():
-    model = FWLCausalLM(_base("gpt2"))
+@pytest.mark.parametrize("kind", ["gpt2", "llama"])
+def test_a_fresh_residual_wrap_is_the_base_model_until_fast_weights_act(kind):
+    base = _base(kind).eval()
+    model = FWLCausalLM(base).eval()
+    ids = torch.randint(0, 50, (2, 12), generator=torch.Generator().manual_seed(3))
+    with torch.no_grad():
+        ref = base(input_ids=ids).logits
+        for p in model.block.steps.values():
+            p.fill_(1.0)  # large steps, so the tiny model's small gradients show
+        fast = model(ids)
+        for p in model.block.steps.values():
+            p.zero_()
+        still = model(ids)
+    assert torch.allclose(still, ref, atol=1e-6)  # step sizes 0: exactly the base model
+    assert torch.allclose(fast[:, 0], ref[:, 0], atol=1e-6)  # nothing precedes position 0
+    assert (fast[:, 1:] - ref[:, 1:]).abs().amax(-1).min() > 1e-4  # LayerNorm fast weights act at every later one
+
+
+@pytest.mark.parametrize("residual", [False, True])
+def test_training_reaches_base_block_and_step_sizes(residual):
+    model = FWLCausalLM(_base("gpt2"), residual=residual)
     ids = torch.randint(0, 50, (2, 10), generator=torch.Generator().manual_seed(2))
     model.loss(ids).backward()
-    assert model.block.steps["w1"].grad.abs() > 0
+    reached = {n for n, p in model.block.steps.items() if p.grad is not None and p.grad.abs() > 0}
+    # residual: the LayerNorm gain starts at 0, so no gradient reaches the dense layers' inputs yet and
+    # their step sizes get none; the LayerNorm step sizes do
+    assert reached == ({"alpha", "beta"} if residual else {"w1", "b1", "w2", "b2", "alpha", "beta"})
+    assert model.block.dense1.weight.grad.abs().sum() > 0
     assert model.base.transformer.h[0].attn.c_attn.weight.grad.abs().sum() > 0
 
 

@@ -18,8 +18,10 @@ import torch.nn.functional as F
 
 
 def segment_nll(model, ids: torch.Tensor) -> tuple[torch.Tensor, int]:
-    """Summed next-token NLL of one segment ids (1, T) and the number of predicted tokens."""
-    logits = model(input_ids=ids).logits[:, :-1]
+    """Summed next-token NLL of one segment ids (1, T) and the number of predicted tokens.
+    ``model`` is a Hugging Face causal LM or an :class:`~discern.fwl.FWLCausalLM` (which returns logits)."""
+    out = model(input_ids=ids)
+    logits = (out.logits if hasattr(out, "logits") else out)[:, :-1]
     nll = F.cross_entropy(logits.flatten(0, 1).float(), ids[:, 1:].flatten(), reduction="sum")
     return nll, ids.shape[1] - 1
 

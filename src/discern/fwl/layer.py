@@ -13,6 +13,10 @@ language model's last hidden states and its softmax; the unembedding is not fast
           attention: queries = current inputs, keys = slow-pass inputs, values = gradients);
    LayerNorm  alpha_t = alpha - eta_a sum_{s<t} g_s * xhat_s,  beta_t = beta - eta_b sum_{s<t} g_s.
    Step sizes are learned scalars initialised to 0.01, one per parameter tensor.
+   ``residual=True`` (not in the paper; used to attach the block to a *pretrained* LM) adds the
+   block's output to its input before the unembedding and starts the LayerNorm gain at 0, so the
+   slow block is the identity and a freshly wrapped LM predicts exactly as before; the fast-weight
+   algebra is unchanged (the gradient at the block's output is the gradient at the sum).
 3. Mixed-chunk attention (reference 1.6): strictly lower-triangular quadratic attention inside
    chunks, linear attention across chunks through an exclusive cumulative sum of K^T V.
 
@@ -55,17 +59,22 @@ class FastWeightBlock(nn.Module):
     """Dense(4S) -> SquaredReLU -> Dense(S) -> LayerNorm -> unembedding, with fast weights."""
 
     def __init__(self, d_in: int, size: int, unembed: nn.Module, attn_chunks: int = 1, eps: float = 1e-6,
-                 init_step: float = 0.01):
+                 init_step: float = 0.01, residual: bool = False):
         super().__init__()
+        if residual and size != d_in:
+            raise ValueError(f"a residual block needs size == d_in (got size={size}, d_in={d_in})")
         self.dense1 = nn.Linear(d_in, 4 * size)
         self.dense2 = nn.Linear(4 * size, size)
         self.norm = nn.LayerNorm(size, eps=eps)
         self.unembed = unembed  # (S -> V); not fast-weighted
         self.attn_chunks = attn_chunks
+        self.residual = residual
         with torch.no_grad():  # reference 1.1: kernels 0.05 N(0, 1), biases 0
             for lin in (self.dense1, self.dense2):
                 lin.weight.normal_(0.0, 0.05)
                 lin.bias.zero_()
+            if residual:  # the slow block starts as the identity: a fresh wrap is the base model itself
+                self.norm.weight.zero_()
         names = ("w1", "b1", "w2", "b2", "alpha", "beta")
         self.steps = nn.ParameterDict({n: nn.Parameter(torch.tensor(float(init_step))) for n in names})
 
@@ -78,7 +87,7 @@ class FastWeightBlock(nn.Module):
         var = h2.var(-1, unbiased=False, keepdim=True)
         xhat = (h2 - mu) / torch.sqrt(var + self.norm.eps)
         n = xhat * self.norm.weight + self.norm.bias
-        return self.unembed(n), (h1, a, h2, xhat, n)
+        return self.unembed(x + n if self.residual else n), (h1, a, h2, xhat, n)
 
     def forward(self, x: torch.Tensor, labels: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
         """x (B, T, D) hidden states, labels (B, T) next tokens, weights (B, T) (0 for padding and the
@@ -101,4 +110,5 @@ class FastWeightBlock(nn.Module):
         fxhat = (f2 - mu) / torch.sqrt(var + self.norm.eps)
         alpha = self.norm.weight - st["alpha"] * _exclusive_cumsum(g_n * xhat)  # (B, T, S)
         beta = self.norm.bias - st["beta"] * _exclusive_cumsum(g_n)
-        return self.unembed(fxhat * alpha + beta)
+        out = fxhat * alpha + beta
+        return self.unembed(x + out if self.residual else out)

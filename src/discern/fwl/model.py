@@ -3,7 +3,12 @@
 The block reads the LM's final hidden states (after its final norm) and replaces the LM's
 output head: Dense(4S) -> SquaredReLU -> Dense(S) -> LayerNorm -> unembedding.  With the default
 ``size = hidden size`` the unembedding is the LM's own (tied) output matrix, so a pretrained
-vocabulary projection is reused; it is not fast-weighted.  Labels for the fast-weight update are
+vocabulary projection is reused; it is not fast-weighted.
+
+``residual=True`` (the default, for pretrained LMs) adds the block to the hidden state with the
+LayerNorm gain starting at 0, so the wrapped model starts as exactly the base model and the
+fine-tuning learns how much fast weights to add; ``residual=False`` is the paper's placement,
+for a model trained together with its FWL from scratch.  Labels for the fast-weight update are
 the next tokens (the input shifted by one), weighted 0 at padding and at the last position.
 
 Saves as ``<dir>/base`` (``save_pretrained`` of the causal LM) plus ``<dir>/fwl.pt`` and
@@ -24,14 +29,14 @@ from .layer import FastWeightBlock
 
 
 class FWLCausalLM(nn.Module):
-    def __init__(self, base, size: int | None = None, attn_chunks: int = 1):
+    def __init__(self, base, size: int | None = None, attn_chunks: int = 1, residual: bool = True):
         super().__init__()
         self.base = base
         d = int(base.config.hidden_size)
         size = size or d
         head = base.get_output_embeddings()
         unembed = head if size == d else nn.Linear(size, int(base.config.vocab_size), bias=False)
-        self.block = FastWeightBlock(d, size, unembed, attn_chunks=attn_chunks)
+        self.block = FastWeightBlock(d, size, unembed, attn_chunks=attn_chunks, residual=residual)
         self.size = size
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
@@ -62,7 +67,8 @@ class FWLCausalLM(nn.Module):
         block = {k: v for k, v in self.block.state_dict().items() if not k.startswith("unembed.")
                  or self.size != int(self.base.config.hidden_size)}
         torch.save(block, path / "fwl.pt")
-        (path / "fwl.json").write_text(json.dumps({"size": self.size, "attn_chunks": self.block.attn_chunks}))
+        (path / "fwl.json").write_text(json.dumps({"size": self.size, "attn_chunks": self.block.attn_chunks,
+                                                    "residual": self.block.residual}))
 
     @classmethod
     def from_pretrained(cls, path: str | Path) -> "FWLCausalLM":
@@ -72,7 +78,8 @@ class FWLCausalLM(nn.Module):
         if not (path / "fwl.json").is_file():
             raise CheckpointError(f"{path}: not an FWL model folder (no fwl.json)")
         meta = json.loads((path / "fwl.json").read_text())
-        model = cls(AutoModelForCausalLM.from_pretrained(str(path / "base")), meta["size"], meta["attn_chunks"])
+        model = cls(AutoModelForCausalLM.from_pretrained(str(path / "base")), meta["size"], meta["attn_chunks"],
+                    meta["residual"])
         res = model.block.load_state_dict(torch.load(path / "fwl.pt", weights_only=True), strict=False)
         missing = [k for k in res.missing_keys if not k.startswith("unembed.")]
         if missing or res.unexpected_keys:
