@@ -40,7 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_config_args(fl)
 
     bp = sub.add_parser("bench", help="side-by-side performance ratios")
-    bp.add_argument("name", help="benchmark name (electra, electric, bam, attention)")
+    bp.add_argument("name", help="benchmark name (electra, electric, bam, attention, fwl)")
     bp.add_argument("--quick", action="store_true", help="finish within about a minute")
     bp.add_argument("--json", action="store_true", help="print one JSON object")
 
@@ -50,6 +50,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_bam_commands(sub)
     from discern.attention.cli import add_attention_commands
     add_attention_commands(sub)
+    from discern.fwl.cli import add_fwl_commands
+    add_fwl_commands(sub)
 
     from discern.data.cli import add_data_commands
     add_data_commands(sub)
@@ -121,6 +123,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "electra":
             return _electra(args)
+        if args.command == "fwl":
+            from discern.fwl.cli import run_fwl_command
+            return run_fwl_command(args)
         if args.command == "attention":
             from discern.attention.cli import run_attention_command
             return run_attention_command(args)

@@ -95,11 +95,14 @@ def test_inner_loss_is_normalised_by_the_whole_batch_weight():
     assert torch.allclose(block(x, labels2, w), block(x, labels, w), atol=1e-12)
 
 
-@pytest.mark.parametrize("chunks", [2, 4, 8])
+@pytest.mark.parametrize("chunks", [2, 3, 4, 8])
 def test_mixed_chunk_attention_equals_quadratic(chunks):
     g = torch.Generator().manual_seed(0)
-    q, k, v = torch.randn(2, 8, 3, generator=g), torch.randn(2, 8, 3, generator=g), torch.randn(2, 8, 5, generator=g)
-    assert torch.allclose(causal_linear_attention(q, k, v, chunks), causal_linear_attention(q, k, v, 1), atol=1e-12)
+    for T in (8, 7):  # 3 chunks of 8 and any chunks of 7 leave a padded tail
+        q, k, v = (torch.randn(2, T, d, generator=g) for d in (3, 3, 5))
+        out = causal_linear_attention(q, k, v, chunks)
+        assert out.shape == (2, T, 5)
+        assert torch.allclose(out, causal_linear_attention(q, k, v, 1), atol=1e-12)
     x, labels, w = _inputs()
     assert torch.allclose(_block(chunks=chunks)(x, labels, w), _block(chunks=1)(x, labels, w), atol=1e-12)
 

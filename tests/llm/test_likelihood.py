@@ -193,3 +193,14 @@ def test_smollm2_prefers_fluent_text(smollm2):
     assert all(c > 0 for c in counts)
     assert got[0] > got[2] and got[1] > got[3]
     assert load_causal_lm("smollm2")[0] is model  # cached: no second dequantisation
+
+
+def test_smollm2_saves_and_reloads_as_a_plain_model(smollm2, tmp_path):
+    from transformers import AutoModelForCausalLM
+
+    model, tok = smollm2
+    model.save_pretrained(tmp_path)  # the dequantised GGUF model is a plain float32 model
+    again = AutoModelForCausalLM.from_pretrained(tmp_path).eval()
+    ids = tok(["Call me Ishmael."], return_tensors="pt")["input_ids"]
+    with torch.no_grad():
+        assert torch.equal(again(input_ids=ids).logits, model(input_ids=ids).logits)

@@ -36,15 +36,15 @@ def causal_linear_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, c
     if chunks <= 1:
         scores = torch.tril(q @ k.transpose(1, 2), diagonal=-1)  # (B, T, T), strictly causal
         return scores @ v
-    if T % chunks:
-        raise ValueError(f"attn_chunks={chunks} must divide the sequence length {T}")
-    C = T // chunks
+    C = -(-T // chunks)  # chunk length; the tail is zero-padded (zero keys and values add nothing)
+    if C * chunks != T:
+        q, k, v = (F.pad(x, (0, 0, 0, C * chunks - T)) for x in (q, k, v))
     qc, kc, vc = (x.reshape(B, chunks, C, x.shape[-1]) for x in (q, k, v))  # (B, n, C, .)
     intra = torch.tril(qc @ kc.transpose(2, 3), diagonal=-1) @ vc  # within each chunk
     kv = kc.transpose(2, 3) @ vc  # (B, n, D, E) per chunk
     prefix = torch.cumsum(kv, dim=1) - kv  # exclusive: chunks strictly before
     inter = qc @ prefix  # (B, n, C, E)
-    return (intra + inter).reshape(B, T, -1)
+    return (intra + inter).reshape(B, C * chunks, -1)[:, :T]
 
 
 def _exclusive_cumsum(x: torch.Tensor) -> torch.Tensor:

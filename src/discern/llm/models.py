@@ -49,6 +49,16 @@ def _resolve(name_or_path: str | Path) -> tuple[str, dict]:
     return str(name_or_path), {}
 
 
+def _as_plain_model(model) -> None:
+    """A GGUF checkpoint is dequantised on load, but transformers still marks the model as quantised and
+    refuses ``save_pretrained``; the weights are plain tensors, so the marks are dropped."""
+    model.hf_quantizer = None
+    if hasattr(model.config, "quantization_config"):
+        del model.config.quantization_config
+    if not isinstance(getattr(type(model), "is_quantized", None), property):
+        model.is_quantized = False
+
+
 def load_causal_lm(name_or_path: str | Path, dtype: torch.dtype = torch.float32):
     """Return ``(model, tokenizer)`` for ``"smollm2"`` (the GGUF above, dequantised: ~15 s the first time),
     a ``.gguf`` file, or any Hugging Face causal-LM folder or hub id (``HF_HUB_OFFLINE=1`` is respected:
@@ -69,6 +79,8 @@ def load_causal_lm(name_or_path: str | Path, dtype: torch.dtype = torch.float32)
     except (OSError, ValueError) as e:
         first = (str(e).splitlines() or [type(e).__name__])[0][:160]
         raise DiscernError(f"cannot load causal LM {name_or_path}: {first}") from None
+    if "gguf_file" in extra:
+        _as_plain_model(model)
     model.eval()
     _CACHE[key] = (model, tokenizer)
     return model, tokenizer

@@ -25,6 +25,8 @@ EXPERIMENTS = {
     "bam": Experiment("bam", "discern.bam.config:PRESETS", "discern.bam.experiment:run", "discern.bam.bench:bench"),
     "attention": Experiment("attention", "discern.attention.experiment:PRESETS", "discern.attention.experiment:run",
                             "discern.attention.bench:bench"),
+    "fwl": Experiment("fwl", "discern.fwl.experiment:PRESETS", "discern.fwl.experiment:run",
+                      "discern.fwl.bench:bench"),
 }
 
 

@@ -1,0 +1,26 @@
+import json
+
+from discern.cli import main
+
+
+def test_train_then_evaluate_with_and_without_dynamic_evaluation(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("DISCERN_RUNS", str(tmp_path / "runs"))
+    text = tmp_path / "train.txt"
+    text.write_text("the cat sat on the mat . " * 40, encoding="utf-8")
+    assert main(["fwl", "train", "--preset", "tiny", "--text", str(text), "--set", "steps=3"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["steps"] == 3
+    model = out["model"]
+    args = ["fwl", "evaluate", "--model", model, "--text", str(text), "--seq-len", "16", "--max-tokens", "64"]
+    assert main(args) == 0
+    static = json.loads(capsys.readouterr().out)
+    assert main(args + ["--dynamic", "--lr", "0.05"]) == 0
+    dyn = json.loads(capsys.readouterr().out)
+    assert static["fwl"] and static["tokens"] == dyn["tokens"] == 64
+    # a repeated sentence: adapting on earlier segments must help the later ones
+    assert dyn["ppl"] < static["ppl"]
+
+
+def test_bad_text_fails_clearly(tmp_path, capsys):
+    assert main(["fwl", "evaluate", "--model", "smollm2", "--text", str(tmp_path / "missing.txt")]) != 0
+    assert "not 'wikitext', 'moby-dick' or a file" in capsys.readouterr().err
