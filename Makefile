@@ -52,6 +52,7 @@ test-slow: setup
 bench: setup
 	$(VENV)/bin/discern bench electra
 	$(VENV)/bin/discern bench electric
+	$(VENV)/bin/discern bench fwl
 
 clean:
 	rm -rf $(VENV) runs
