@@ -155,3 +155,24 @@ def test_pruned_classifier_on_a_constructed_denoiser():
     full = classify_full(ConstructedDenoiser(), x0, conds, ts, eps)
     r = classify_pruned(den, x0, conds, ts, eps, round_size=8, min_samples=8)
     assert r.pred == full.pred and r.evaluations == den.evaluations < full.evaluations
+
+
+def test_classify_images_resumes_and_counts_evaluations(tmp_path):
+    from discern.diffusion import ModelConfig, build_pipeline
+    from discern.diffusion_classifier.run import Policy, classify_images, summary
+
+    pipe = build_pipeline(ModelConfig(image_size=16, block_out_channels=(8, 16), cross_attention_dim=16,
+                                      text_intermediate=32, attention_head_dim=4, max_length=8, text_layers=1))
+    images = torch.rand(4, 1, 16, 16) * 2 - 1
+    names = ["coat", "bag", "sandal"]
+    out = tmp_path / "preds.jsonl"
+    full = classify_images(pipe, images[:2], names, Policy(kind="full", samples=4), out, labels=[0, 1, 2, 0][:2])
+    assert [r["evaluations"] for r in full] == [12, 12]
+    # a rerun with more images classifies only the new ones, and the old records are kept as they were
+    again = classify_images(pipe, images, names, Policy(kind="full", samples=4), out, labels=[0, 1, 2, 0])
+    assert again[:2] == full and len(out.read_text().splitlines()) == 4
+    s = summary(again)
+    assert s["images"] == 4 and s["evaluations_per_image"] == 12 and 0 <= s["accuracy"] <= 100
+    li = classify_images(pipe, images[:1], names, Policy(kind="li", li_samples=[2, 4], li_keep=[2, 1]),
+                         tmp_path / "li.jsonl")
+    assert li[0]["evaluations"] == li_evaluations(3, [2, 4], [2, 1])
