@@ -38,6 +38,7 @@ class Denoiser:
 
     def encode_images(self, images: torch.Tensor) -> torch.Tensor:
         """images in [-1, 1], (B, C, H, W) -> x0: the pixels, or the VAE's mean latent x scaling factor."""
+        images = images.to(self.device)
         if self.vae is None:
             return images
         return self.vae.encode(images).latent_dist.mean * self.vae.config.scaling_factor

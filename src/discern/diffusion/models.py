@@ -24,7 +24,7 @@ from discern.core import CheckpointError
 class ModelConfig:
     image_size: int = 32  # Fashion-MNIST's 28 x 28 is padded to 32 (the UNet halves the size twice)
     channels: int = 1
-    block_out_channels: tuple = (32, 64, 64)
+    block_out_channels: tuple[int, ...] = (32, 64, 64)
     layers_per_block: int = 1
     attention_head_dim: int = 8
     cross_attention_dim: int = 64  # = the text encoder's width

@@ -3,6 +3,7 @@ model saw (the paper compares with supervised ResNet-50 and CLIP; this is the la
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -29,7 +30,7 @@ def train_cnn(images: torch.Tensor, labels, classes: int, epochs: int = 3, batch
     """Adam on cross-entropy; images (N, C, H, W) in [-1, 1]."""
     g = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)
-    y = torch.as_tensor(labels).long()
+    y = torch.tensor(np.asarray(labels), dtype=torch.long)
     model = SmallCNN(classes, images.shape[1], images.shape[-1])
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     model.train()
@@ -50,6 +51,6 @@ def train_cnn(images: torch.Tensor, labels, classes: int, epochs: int = 3, batch
 
 @torch.no_grad()
 def accuracy(model: nn.Module, images: torch.Tensor, labels, batch_size: int = 512) -> float:
-    y = torch.as_tensor(labels).long()
+    y = torch.tensor(np.asarray(labels), dtype=torch.long)
     pred = torch.cat([model(images[s:s + batch_size]).argmax(1) for s in range(0, len(y), batch_size)])
     return 100.0 * float((pred == y).float().mean())

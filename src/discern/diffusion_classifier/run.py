@@ -25,8 +25,8 @@ class Policy:
     round_size: int = 8  # pruned
     alpha: float = 0.01  # pruned: one-sided paired t-test level
     min_samples: int = 8  # pruned
-    li_samples: list = field(default_factory=lambda: [8, 64])  # li: n_samples per stage
-    li_keep: list = field(default_factory=lambda: [3, 1])  # li: to_keep per stage
+    li_samples: list[int] = field(default_factory=lambda: [8, 64])  # li: n_samples per stage
+    li_keep: list[int] = field(default_factory=lambda: [3, 1])  # li: to_keep per stage
     batch_size: int = 64
     seed: int = 0
 

@@ -62,7 +62,7 @@ class Config:
     warmup_fraction: float = 0.1
     eval_tokens: int = 8192  # test tokens scored per corpus (0 = all)
     dev_tokens: int = 2048
-    dynamic_lrs: tuple = (1e-3, 3e-3, 1e-2, 3e-2)  # SGD, chosen on the dev text
+    dynamic_lrs: tuple[float, ...] = (1e-3, 3e-3, 1e-2, 3e-2)  # SGD, chosen on the dev text
     dynamic_steps: int = 1
     seed: int = 0
 

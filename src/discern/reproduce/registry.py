@@ -27,6 +27,8 @@ EXPERIMENTS = {
                             "discern.attention.bench:bench"),
     "fwl": Experiment("fwl", "discern.fwl.experiment:PRESETS", "discern.fwl.experiment:run",
                       "discern.fwl.bench:bench"),
+    "diffusion_classifier": Experiment("diffusion_classifier", "discern.diffusion_classifier.experiment:PRESETS",
+                                       "discern.diffusion_classifier.experiment:run", None),
 }
 
 
