@@ -10,12 +10,7 @@ import json
 import os
 import sys
 
-
-def _add_config_args(p: argparse.ArgumentParser, default_preset: str = "quick") -> None:
-    p.add_argument("--preset", default=default_preset, help="named preset (tiny, quick, paper)")
-    p.add_argument("--config", default=None, help="JSON file of config values, applied after the preset")
-    p.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
-                   help="override one config value, e.g. --set train.steps=2000 (repeatable)")
+from discern.core.config import add_config_args
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -24,7 +19,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     rp = sub.add_parser("reproduce", help="run the papers' small reproductions and write runs/report")
     rp.add_argument("--only", default="", help="comma-separated experiments (default: all)")
-    _add_config_args(rp)
+    add_config_args(rp)
     rp.add_argument("--resume", default=None, metavar="RUN_DIR",
                     help="continue an interrupted reproduction (single experiment)")
     rp.add_argument("--report", default=None, help="report folder (default runs/report)")
@@ -32,15 +27,15 @@ def build_parser() -> argparse.ArgumentParser:
     ep = sub.add_parser("electra", help="ELECTRA: pre-training, fine-tuning, FLOPs")
     esub = ep.add_subparsers(dest="electra_command", required=True)
     pt = esub.add_parser("pretrain", help="pre-train ELECTRA (or the MLM baseline)")
-    _add_config_args(pt)
+    add_config_args(pt)
     pt.add_argument("--objective", choices=["electra", "mlm"], default=None)
     pt.add_argument("--resume", default=None, metavar="RUN_DIR", help="continue this run folder")
     pt.add_argument("--name", default="pretrain")
     fl = esub.add_parser("flops", help="analytic pre-training FLOPs of a config")
-    _add_config_args(fl)
+    add_config_args(fl)
 
     bp = sub.add_parser("bench", help="side-by-side performance ratios")
-    bp.add_argument("name", help="benchmark name (electra, electric, bam, attention, fwl)")
+    bp.add_argument("name", help="benchmark name (electra, electric, bam, attention, fwl, diffusion_classifier)")
     bp.add_argument("--quick", action="store_true", help="finish within about a minute")
     bp.add_argument("--json", action="store_true", help="print one JSON object")
 
@@ -52,6 +47,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_attention_commands(sub)
     from discern.fwl.cli import add_fwl_commands
     add_fwl_commands(sub)
+    from discern.diffusion_classifier.cli import add_diffusion_commands
+    add_diffusion_commands(sub)
 
     from discern.data.cli import add_data_commands
     add_data_commands(sub)
@@ -123,6 +120,12 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "electra":
             return _electra(args)
+        if args.command == "diffusion":
+            from discern.diffusion_classifier.cli import run_diffusion_command
+            return run_diffusion_command(args)
+        if args.command == "diffusion-classifier":
+            from discern.diffusion_classifier.cli import run_classifier_command
+            return run_classifier_command(args)
         if args.command == "fwl":
             from discern.fwl.cli import run_fwl_command
             return run_fwl_command(args)

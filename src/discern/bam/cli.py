@@ -2,26 +2,20 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 from pathlib import Path
 
-
-def _config_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--preset", default="quick", help="tiny, quick or paper")
-    p.add_argument("--config", default=None, help="JSON file of config values, applied after the preset")
-    p.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
-                   help="override one config value, e.g. --set student.epochs=3 (repeatable)")
+from discern.core.config import add_config_args
 
 
 def add_bam_commands(sub) -> None:
     bp = sub.add_parser("bam", help="BAM!: single-task teachers distilled into one multi-task student")
     bs = bp.add_subparsers(dest="bam_command", required=True)
     te = bs.add_parser("teachers", help="fine-tune one teacher per task; save train-set outputs by example id")
-    _config_args(te)
+    add_config_args(te)
     te.add_argument("--seed", type=int, default=0)
     di = bs.add_parser("distill", help="train the multi-task student (BAM) from saved teachers")
-    _config_args(di)
+    add_config_args(di)
     di.add_argument("--teachers", default=None, help="folder of <task>.json teacher outputs (omit: gold labels only)")
     di.add_argument("--no-anneal", action="store_true", help="fixed lambda (student.distill_weight) instead of 0 -> 1")
     di.add_argument("--seed", type=int, default=0)

@@ -211,3 +211,11 @@ def build_config(
         config_from_dict(cfg, load_config_file(config_file))
     overrides = dict(parse_set(s) for s in (sets or []))
     return apply_overrides(cfg, overrides)
+
+
+def add_config_args(p, presets: str = "tiny, quick or paper", default: str = "quick") -> None:
+    """The ``--preset``, ``--config`` and ``--set KEY=VALUE`` options every config-driven command takes."""
+    p.add_argument("--preset", default=default, help=f"named preset ({presets})")
+    p.add_argument("--config", default=None, help="JSON file of config values, applied after the preset")
+    p.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
+                   help="override one config value, e.g. --set train.steps=2000 (repeatable)")

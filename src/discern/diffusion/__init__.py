@@ -5,7 +5,7 @@ Public names load lazily, so ``import discern.diffusion`` does not import ``diff
 
 from importlib import import_module
 
-_NAMES = {"ModelConfig": "models", "build_pipeline": "models", "load_pipeline": "models",
+_NAMES = {"ModelConfig": "config", "build_pipeline": "models", "load_pipeline": "models",
           "TextToImagePipeline": "models", "Denoiser": "denoise", "denoising_loss": "denoise",
           "elementwise_loss": "denoise", "sample": "sampling", "ddim_timesteps": "sampling",
           "clip_tokenizer": "tokenizer"}

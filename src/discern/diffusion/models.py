@@ -11,7 +11,6 @@ prediction).  It saves and loads with ``save_pretrained`` / :func:`load_pipeline
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -19,21 +18,7 @@ from diffusers import DiffusionPipeline
 
 from discern.core import CheckpointError
 
-
-@dataclass
-class ModelConfig:
-    image_size: int = 32  # Fashion-MNIST's 28 x 28 is padded to 32 (the UNet halves the size twice)
-    channels: int = 1
-    block_out_channels: tuple[int, ...] = (32, 64, 64)
-    layers_per_block: int = 1
-    attention_head_dim: int = 8
-    cross_attention_dim: int = 64  # = the text encoder's width
-    text_layers: int = 2
-    text_heads: int = 2
-    text_intermediate: int = 128
-    max_length: int = 16  # caption tokens (CLIP pads to 77; short captions need fewer positions)
-    train_timesteps: int = 1000
-    beta_schedule: str = "linear"
+from .config import ModelConfig
 
 
 class TextToImagePipeline(DiffusionPipeline):

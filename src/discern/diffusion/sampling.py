@@ -41,6 +41,8 @@ def sample(pipe, prompts: list[str], steps: int = 50, guidance_scale: float = 1.
         a_t = ab[t]
         a_prev = ab[ts[i + 1]] if i + 1 < len(ts) else torch.tensor(1.0, device=x.device)
         x0 = (x - (1 - a_t).sqrt() * eps) / a_t.sqrt()
+        if den.vae is None:  # pixels live in [-1, 1] (DDPM's clip_sample); clamp keeps the gradient inside
+            x0 = x0.clamp(-1.0, 1.0)
         x = a_prev.sqrt() * x0 + (1 - a_prev).sqrt() * eps
     if den.vae is not None:
         x = den.vae.decode(x / den.vae.config.scaling_factor).sample

@@ -23,8 +23,8 @@ from pathlib import Path
 import torch
 
 from discern.core import Run, config_to_dict, derive_seed, progress
-from discern.diffusion.models import ModelConfig
-from discern.train.text_to_image import TextToImageTrainConfig
+from discern.diffusion.config import ModelConfig
+from discern.train.text_to_image import TextToImageTrainConfig, TrainCommandConfig
 
 PAPER = {
     "zero_shot": "Imagen is competitive with CLIP on 13 zero-shot datasets (Clark & Jaini, Table 1); "
@@ -36,12 +36,12 @@ PAPER = {
 
 @dataclass
 class Config:
-    model: ModelConfig = field(default_factory=lambda: ModelConfig(image_size=28, block_out_channels=(16, 32, 32)))
-    train: TextToImageTrainConfig = field(default_factory=lambda: TextToImageTrainConfig(
-        steps=800, batch_size=64, lr=2e-3, warmup_steps=50))
+    # the model and training recipe of ``discern diffusion train --preset quick``
+    model: ModelConfig = field(default_factory=lambda: TrainCommandConfig().model)
+    train: TextToImageTrainConfig = field(default_factory=lambda: TrainCommandConfig().train)
     train_images: int = 60000
     val_images: int = 10  # from the training split's tail (not trained on), for the fitted weighting
-    test_images: int = 50
+    test_images: int = 40
     samples: int = 128  # (t, eps) pairs per image for the full matrix (and pruning's maximum)
     round_size: int = 4  # pruning: samples per round
     alpha: float = 0.01  # pruning: one-sided paired t-test level
@@ -79,14 +79,10 @@ PRESETS = {"tiny": tiny, "quick": quick, "paper": paper}
 def _matrices(den, conds, images, labels, cfg: Config, path: Path, offset: int, desc: str) -> list[dict]:
     """Full score matrices, one JSON line per image (resumable): index, label, ts, errors (K x N)."""
     from .classify import image_noise
+    from .run import records_by_index
     from .scores import score_matrix
 
-    done = {}
-    if path.is_file():
-        for line in path.read_text().splitlines():
-            if line.strip():
-                r = json.loads(line)
-                done[r["index"]] = r
+    done = records_by_index(path)
     with open(path, "a") as f:
         for i in progress([i for i in range(len(images)) if i not in done], desc=desc):
             with torch.no_grad():
@@ -241,7 +237,7 @@ def _plots(run: Run, table, fitted, pipe, names, seed) -> list[str]:
         from discern.diffusion.captions import class_prompts
 
         prompts = [p for p in class_prompts(names) for _ in range(4)]
-        imgs = pipe(prompts, num_inference_steps=25, guidance_scale=3.0,
+        imgs = pipe(prompts, num_inference_steps=50, guidance_scale=1.0,
                     generator=torch.Generator().manual_seed(seed)).clamp(-1, 1)
         fig, axes = plt.subplots(len(names), 4, figsize=(4, len(names)))
         for i, ax in enumerate(axes.flat):

@@ -31,18 +31,24 @@ class Policy:
     seed: int = 0
 
 
+def records_by_index(path: Path) -> dict[int, dict]:
+    """The JSON lines already written to ``path`` (none if it does not exist), by image index."""
+    done = {}
+    if path.is_file():
+        for line in path.read_text().splitlines():
+            if line.strip():
+                r = json.loads(line)
+                done[r["index"]] = r
+    return done
+
+
 def classify_images(pipe, images: torch.Tensor, names: list[str], policy: Policy, out: str | Path,
                     labels: list[int] | None = None, fitted: torch.Tensor | None = None,
                     shard: tuple[int, int] = (0, 1), template: str | None = None) -> list[dict]:
     """Classify ``images`` (M, C, H, W) in [-1, 1] among ``names``; appends one record per image to
     ``out`` (JSONL) and skips images already there.  Returns all records of this shard in order."""
     out = Path(out)
-    done = {}
-    if out.is_file():
-        for line in out.read_text().splitlines():
-            if line.strip():
-                r = json.loads(line)
-                done[r["index"]] = r
+    done = records_by_index(out)
     den = Denoiser(pipe)
     prompts = class_prompts(names) if template is None else class_prompts(names, template)
     with torch.no_grad():

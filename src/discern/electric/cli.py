@@ -2,17 +2,11 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from pathlib import Path
 
-
-def _config_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--preset", default="quick", help="tiny, quick or paper")
-    p.add_argument("--config", default=None, help="JSON file of config values, applied after the preset")
-    p.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
-                   help="override one config value, e.g. --set train.steps=2000 (repeatable)")
+from discern.core.config import add_config_args
 
 
 SCORER_HELP = ("KIND:PATH, repeatable: electric:RUN/model (one pass), two-tower:RUN/model, "
@@ -23,7 +17,7 @@ def add_electric_commands(sub) -> None:
     ep = sub.add_parser("electric", help="Electric: energy-based cloze model, scoring and n-best re-ranking")
     es = ep.add_subparsers(dest="electric_command", required=True)
     pt = es.add_parser("pretrain", help="pre-train Electric (runs under torchrun for DDP)")
-    _config_args(pt)
+    add_config_args(pt)
     pt.add_argument("--resume", default=None, metavar="RUN_DIR", help="continue this run folder")
     pt.add_argument("--name", default="pretrain")
     sc = es.add_parser("score", help="score sentences (one per line from --file, or arguments)")
@@ -32,7 +26,7 @@ def add_electric_commands(sub) -> None:
     sc.add_argument("--scorer", required=True, help=SCORER_HELP.replace(", repeatable", ""))
     sc.add_argument("--batch-size", type=int, default=64)
     nb = es.add_parser("nbest", help="speak held-out sentences with espeak-ng and decode n-best lists with pocketsphinx")
-    _config_args(nb)
+    add_config_args(nb)
     nb.add_argument("--out", required=True, help="output JSONL file (resumes if it exists)")
     rr = es.add_parser("rerank", help="re-rank n-best lists with one or more LM scorers; WER table")
     rr.add_argument("--nbest", required=True, help="n-best JSONL (ours) or a mlm-scoring *.am.json file")

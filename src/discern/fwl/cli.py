@@ -5,15 +5,14 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from discern.core.config import add_config_args
+
 
 def add_fwl_commands(sub) -> None:
     fp = sub.add_parser("fwl", help="Fast Weight Layers: train an FWL on any causal LM; perplexity, dynamic evaluation")
     fs = fp.add_subparsers(dest="fwl_command", required=True)
     tr = fs.add_parser("train", help="add an FWL to a causal LM and train both end to end (resumable)")
-    tr.add_argument("--preset", default="quick", help="named preset (tiny, quick, scratch, paper)")
-    tr.add_argument("--config", default=None, help="JSON file of config values, applied after the preset")
-    tr.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
-                    help="override one config value, e.g. --set model=DIR --set steps=200 (repeatable)")
+    add_config_args(tr, "tiny, quick, scratch, paper")
     tr.add_argument("--text", default=None,
                     help="UTF-8 training text (default: the training articles of WikiText-2)")
     tr.add_argument("--resume", default=None, metavar="RUN_DIR", help="continue this run folder")

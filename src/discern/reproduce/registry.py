@@ -28,7 +28,8 @@ EXPERIMENTS = {
     "fwl": Experiment("fwl", "discern.fwl.experiment:PRESETS", "discern.fwl.experiment:run",
                       "discern.fwl.bench:bench"),
     "diffusion_classifier": Experiment("diffusion_classifier", "discern.diffusion_classifier.experiment:PRESETS",
-                                       "discern.diffusion_classifier.experiment:run", None),
+                                       "discern.diffusion_classifier.experiment:run",
+                                       "discern.diffusion_classifier.bench:bench"),
 }
 
 

@@ -9,12 +9,13 @@ resumable, deterministic batches, DDP under ``torchrun``.  The trained model is 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 
 from discern.core import Run, derive_seed
 from discern.diffusion.captions import caption
+from discern.diffusion.config import ModelConfig
 from discern.diffusion.denoise import Denoiser, denoising_loss
 
 from .loop import TrainConfig, fit
@@ -27,6 +28,16 @@ class TextToImageTrainConfig:
     lr: float = 1e-3
     warmup_steps: int = 100
     caption_dropout: float = 0.1
+    seed: int = 0
+
+
+@dataclass
+class TrainCommandConfig:
+    """``discern diffusion train``: a small text-to-image model on Fashion-MNIST or a folder of images."""
+    model: ModelConfig = field(default_factory=lambda: ModelConfig(image_size=28, block_out_channels=(16, 32, 32)))
+    train: TextToImageTrainConfig = field(default_factory=lambda: TextToImageTrainConfig(
+        steps=700, batch_size=64, lr=2e-3, warmup_steps=50))
+    max_images: int = 60000
     seed: int = 0
 
 
