@@ -3,10 +3,11 @@
 captions such as "a red circle and a blue square".
 
 Each image holds two objects with different shapes and different colours, one in the left half
-and one in the right half.  The caption names them left to right; the **swapped** caption
-exchanges the two colours ("a blue circle and a red square"), so it names the same words with
-the attributes bound to the wrong objects: a model that binds attributes must prefer the true
-caption, one that only counts words cannot (chance: 50%).
+and one in the right half.  The caption names them in a random order (not left to right, so the
+word order does not give away the position); the **swapped** caption exchanges the two colours
+("a blue circle and a red square"), so it names the same words with the attributes bound to the
+wrong objects: a model that binds attributes must prefer the true caption, one that only counts
+words cannot (chance: 50%).
 """
 
 from __future__ import annotations
@@ -22,15 +23,21 @@ SHAPES = ("circle", "square", "triangle")
 @dataclass
 class Scene:
     shapes: tuple[str, str]  # left, right
-    colours: tuple[str, str]
+    colours: tuple[str, str]  # left, right
+    left_first: bool = True  # whether the caption names the left object first
+
+    def _order(self) -> tuple[int, int]:
+        return (0, 1) if self.left_first else (1, 0)
 
     @property
     def caption(self) -> str:
-        return f"a {self.colours[0]} {self.shapes[0]} and a {self.colours[1]} {self.shapes[1]}"
+        a, b = self._order()
+        return f"a {self.colours[a]} {self.shapes[a]} and a {self.colours[b]} {self.shapes[b]}"
 
     @property
     def swapped(self) -> str:
-        return f"a {self.colours[1]} {self.shapes[0]} and a {self.colours[0]} {self.shapes[1]}"
+        a, b = self._order()
+        return f"a {self.colours[b]} {self.shapes[a]} and a {self.colours[a]} {self.shapes[b]}"
 
 
 def _mask(shape: str, size: int, cx: float, cy: float, r: float) -> np.ndarray:
@@ -55,7 +62,7 @@ def make_scenes(n: int, size: int = 32, seed: int = 0) -> tuple[np.ndarray, list
     for i in range(n):
         s = rng.choice(len(SHAPES), 2, replace=False)
         c = rng.choice(len(colours), 2, replace=False)
-        scene = Scene((SHAPES[s[0]], SHAPES[s[1]]), (colours[c[0]], colours[c[1]]))
+        scene = Scene((SHAPES[s[0]], SHAPES[s[1]]), (colours[c[0]], colours[c[1]]), bool(rng.integers(2)))
         r = size * rng.uniform(0.16, 0.21)
         for k in range(2):  # left half, then right half
             cx = size * (0.25 + 0.5 * k) + rng.uniform(-0.04, 0.04) * size
