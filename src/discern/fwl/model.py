@@ -39,25 +39,27 @@ class FWLCausalLM(nn.Module):
         self.block = FastWeightBlock(d, size, unembed, attn_chunks=attn_chunks, residual=residual)
         self.size = size
 
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
-        """Fast-weight logits (B, T, V) for predicting token t+1 at position t."""
+    @staticmethod
+    def next_token_targets(input_ids: torch.Tensor, attention_mask: torch.Tensor | None):
+        """(mask, labels, weights): labels are the next tokens; weight 0 at padding and at the last position."""
         if attention_mask is None:
             attention_mask = torch.ones_like(input_ids)
+        labels = torch.roll(input_ids, -1, dims=1)
+        weights = (attention_mask * torch.roll(attention_mask, -1, dims=1)).float()
+        weights[:, -1] = 0.0  # no next token after the last position
+        return attention_mask, labels, weights
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
+        """Fast-weight logits (B, T, V) for predicting token t+1 at position t."""
+        attention_mask, labels, weights = self.next_token_targets(input_ids, attention_mask)
         body = self.base.get_decoder() if hasattr(self.base, "get_decoder") else self.base.base_model
         hidden = body(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state  # (B, T, D)
-        labels = torch.roll(input_ids, -1, dims=1)
-        weights = (attention_mask * torch.roll(attention_mask, -1, dims=1)).to(hidden.dtype)
-        weights[:, -1] = 0.0  # no next token after the last position
-        return self.block(hidden, labels, weights)
+        return self.block(hidden, labels, weights.to(hidden.dtype))
 
     def loss(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
         """Mean next-token cross-entropy of the fast-weight logits over real next tokens."""
-        if attention_mask is None:
-            attention_mask = torch.ones_like(input_ids)
+        attention_mask, labels, w = self.next_token_targets(input_ids, attention_mask)
         logits = self(input_ids, attention_mask)
-        labels = torch.roll(input_ids, -1, dims=1)
-        w = (attention_mask * torch.roll(attention_mask, -1, dims=1)).float()
-        w[:, -1] = 0.0
         ce = nn.functional.cross_entropy(logits.flatten(0, 1).float(), labels.flatten(), reduction="none")
         return (ce * w.flatten()).sum() / w.sum().clamp_min(1.0)
 

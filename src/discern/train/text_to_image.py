@@ -52,7 +52,7 @@ def train_text_to_image(pipe, images: torch.Tensor, labels: list[int] | torch.Te
                         run: Run, resume: bool = False, desc: str = "text-to-image"):
     """Train ``pipe`` in place on ``images`` (N, C, H, W) in [-1, 1] with captions of ``names[label]``;
     saves ``<run>/pipeline`` and returns the fit state."""
-    labels = torch.as_tensor(labels).tolist()
+    labels = [int(v) for v in labels]
     N = len(labels)
     den = Denoiser(pipe)
     model = _Trainable(pipe)
