@@ -23,7 +23,12 @@ def test_contrastive_model_learns_to_match_scenes_and_sees_word_order():
     assert (sims.argmax(1) == torch.arange(32)).float().mean() > 0.1  # chance: 1/32
     prefs = contrastive_prefers_true(model, x[:8], [s.caption for s in scenes[:8]], [s.swapped for s in scenes[:8]],
                                      tok)
-    assert len(prefs) == 8 and all(isinstance(p, bool) for p in prefs)
+    sw = tok([s.swapped for s in scenes[:8]], padding="max_length", max_length=16, return_tensors="pt")
+    with torch.no_grad():
+        im = model.encode_image(x[:8])
+        true_sim = (im * model.encode_text(enc["input_ids"][:8], enc["attention_mask"][:8])).sum(-1)
+        swap_sim = (im * model.encode_text(sw["input_ids"], sw["attention_mask"])).sum(-1)
+    assert prefs == (true_sim > swap_sim).tolist()
 
 
 def test_diffusion_binding_compares_the_two_captions_on_shared_noise():
