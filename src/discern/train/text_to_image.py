@@ -49,8 +49,9 @@ class _Trainable(torch.nn.Module):
 
 
 def train_text_to_image(pipe, images: torch.Tensor, labels: list[int] | torch.Tensor, names, cfg: TextToImageTrainConfig,
-                        run: Run, resume: bool = False, desc: str = "text-to-image"):
-    """Train ``pipe`` in place on ``images`` (N, C, H, W) in [-1, 1] with captions of ``names[label]``;
+                        run: Run, resume: bool = False, desc: str = "text-to-image", templates: bool = True):
+    """Train ``pipe`` in place on ``images`` (N, C, H, W) in [-1, 1] with captions of ``names[label]``
+    (drawn from the caption templates, or ``names[label]`` itself with ``templates=False``);
     saves ``<run>/pipeline`` and returns the fit state."""
     labels = [int(v) for v in labels]
     N = len(labels)
@@ -62,7 +63,8 @@ def train_text_to_image(pipe, images: torch.Tensor, labels: list[int] | torch.Te
         idx = torch.randint(0, N, (cfg.batch_size // world,), generator=g)
         k = torch.randint(0, 1 << 30, (len(idx),), generator=g).tolist()
         drop = (torch.rand(len(idx), generator=g) < cfg.caption_dropout).tolist()
-        caps = ["" if d else caption(names[labels[i]], kk) for i, kk, d in zip(idx.tolist(), k, drop)]
+        caps = ["" if d else caption(names[labels[i]], kk) if templates else names[labels[i]]
+                for i, kk, d in zip(idx.tolist(), k, drop)]
         return images[idx], caps, derive_seed(cfg.seed, "t2i-noise", step, micro, rank)
 
     def step_fn(m, batch):
@@ -78,3 +80,24 @@ def train_text_to_image(pipe, images: torch.Tensor, labels: list[int] | torch.Te
     if run.main:
         pipe.save_pretrained(run.path / "pipeline")
     return state
+
+
+def train_or_load(path, model_cfg: ModelConfig, cfg: TextToImageTrainConfig, images: torch.Tensor, labels, names,
+                  seed: int = 0, desc: str = "text-to-image", templates: bool = True):
+    """The pipeline saved in ``<path>/pipeline`` when that run finished; otherwise build one from
+    ``model_cfg`` and train it there (resuming from ``<path>``'s last checkpoint).  On the device."""
+    from pathlib import Path
+
+    from discern.core import dist
+    from discern.diffusion import build_pipeline, load_pipeline
+
+    sub = Run(Path(path))
+    if (sub.path / "pipeline" / "model_index.json").is_file():
+        pipe = load_pipeline(sub.path / "pipeline")
+    else:
+        sub.checkpoints.mkdir(parents=True, exist_ok=True)
+        pipe = build_pipeline(model_cfg, seed=seed)
+        pipe.to(dist.device())
+        train_text_to_image(pipe, images, labels, names, cfg, sub, resume=(sub.checkpoints / "last.pt").is_file(),
+                            desc=desc, templates=templates)
+    return pipe.to(dist.device())
