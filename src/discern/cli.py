@@ -49,6 +49,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_fwl_commands(sub)
     from discern.diffusion_classifier.cli import add_diffusion_commands
     add_diffusion_commands(sub)
+    from discern.psychophysics.cli import add_psychophysics_commands
+    add_psychophysics_commands(sub)
 
     from discern.data.cli import add_data_commands
     add_data_commands(sub)
@@ -126,6 +128,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "diffusion-classifier":
             from discern.diffusion_classifier.cli import run_classifier_command
             return run_classifier_command(args)
+        if args.command == "psychophysics":
+            from discern.psychophysics.cli import run_psychophysics_command
+            return run_psychophysics_command(args)
         if args.command == "fwl":
             from discern.fwl.cli import run_fwl_command
             return run_fwl_command(args)

@@ -30,6 +30,8 @@ EXPERIMENTS = {
     "diffusion_classifier": Experiment("diffusion_classifier", "discern.diffusion_classifier.experiment:PRESETS",
                                        "discern.diffusion_classifier.experiment:run",
                                        "discern.diffusion_classifier.bench:bench"),
+    "psychophysics": Experiment("psychophysics", "discern.psychophysics.experiment:PRESETS",
+                                "discern.reproduce.psychophysics:run"),
 }
 
 

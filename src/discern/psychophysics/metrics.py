@@ -1,0 +1,299 @@
+"""The model-vs-human metrics (Geirhos et al. 2021, toolbox ``modelvshuman``), re-implemented on
+pandas 2+ (the toolbox itself needs pandas < 2).
+
+Every trial is a row ``subj, session, trial, rt, object_response, category, condition, imagename``
+(the toolbox's raw-data CSV).  Definitions, as in the toolbox:
+
+- **16-class accuracy**: fraction of rows with ``object_response == category`` (a human "na" is wrong).
+- **Accuracy difference** of two observers: ``(acc1 - acc2) ** 2``.
+- **Error consistency** (Geirhos, Meding & Wichmann 2020): trials aligned by short image name;
+  ``c_obs`` = fraction of trials both observers get right or both get wrong; ``c_exp = p1 p2 +
+  (1 - p1)(1 - p2)``; ``kappa = (c_obs - c_exp) / (1 - c_exp)``, and 1 when ``c_obs == 1``.
+- **Shape bias** (Geirhos et al. 2019) on cue-conflict trials: the texture class is parsed from the
+  file name (``..._dog10-bird2.png`` -> ``bird``), trials whose shape equals their texture are
+  dropped, responses matching neither cue are ignored:
+  ``shape_bias = #shape / (#shape + #texture)``.
+- **Benchmark** (``plotting/plot.py``): control conditions and conditions with mean human accuracy
+  below 0.2 are excluded; each metric is computed per dataset x condition x (model, human) pair and
+  averaged over conditions, then humans, then datasets.  The human row uses every human-human pair
+  once.  **OOD accuracy** pools a decision maker's trials over the included conditions of a dataset
+  and averages the accuracies over datasets.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+
+HUMAN_PREFIX = "subject-"
+CATEGORIES = ("airplane", "bear", "bicycle", "bird", "boat", "bottle", "car", "cat", "chair", "clock", "dog",
+              "elephant", "keyboard", "knife", "oven", "truck")  # sorted, as the toolbox orders them
+COLUMNS = ("subj", "session", "trial", "rt", "object_response", "category", "condition", "imagename")
+
+NOISE_DATASETS = ("colour", "contrast", "high-pass", "low-pass", "phase-scrambling", "power-equalisation",
+                  "false-colour", "rotation", "eidolonI", "eidolonII", "eidolonIII", "uniform-noise")
+NONPARAMETRIC_DATASETS = ("edge", "silhouette", "cue-conflict", "sketch", "stylized")
+DEFAULT_DATASETS = ("edge", "silhouette", "cue-conflict") + NOISE_DATASETS + ("sketch", "stylized")
+ERROR_CONSISTENCY_MATRIX_DATASETS = ("cue-conflict", "edge", "silhouette", "sketch", "stylized")
+
+# the conditions of each parametric dataset, as strings after the toolbox's pandas round trip
+DATA_CONDITIONS = {
+    "colour": ["cr", "bw"],
+    "contrast": ["c100", "c50", "c30", "c15", "c10", "c05", "c03", "c01"],
+    "high-pass": ["inf", "3.0", "1.5", "1.0", "0.7", "0.55", "0.45", "0.4"],
+    "low-pass": ["0", "1", "3", "5", "7", "10", "15", "40"],
+    "phase-scrambling": ["0", "30", "60", "90", "120", "150", "180"],
+    "power-equalisation": ["0", "pow"],
+    "false-colour": ["True", "False"],
+    "rotation": ["0", "90", "180", "270"],
+    "eidolonI": [f"{r}-10-10" for r in (1, 2, 4, 8, 16, 32, 64, 128)],
+    "eidolonII": [f"{r}-3-10" for r in (1, 2, 4, 8, 16, 32, 64, 128)],
+    "eidolonIII": [f"{r}-0-10" for r in (1, 2, 4, 8, 16, 32, 64, 128)],
+    "uniform-noise": ["0.0", "0.03", "0.05", "0.1", "0.2", "0.35", "0.6", "0.9"],
+}
+# control conditions, and conditions where humans are below 20% accuracy, leave the benchmark
+EXCLUDE_CONDITIONS = {
+    "colour": ["cr"],
+    "contrast": ["c100", "c03", "c01"],
+    "high-pass": ["inf", "0.55", "0.45", "0.4"],
+    "low-pass": ["0", "15", "40"],
+    "phase-scrambling": ["0", "150", "180"],
+    "power-equalisation": ["0"],
+    "false-colour": ["True"],
+    "rotation": ["0"],
+    "eidolonI": ["1-10-10", "64-10-10", "128-10-10"],
+    "eidolonII": ["1-3-10", "32-3-10", "64-3-10", "128-3-10"],
+    "eidolonIII": ["1-0-10", "16-0-10", "32-0-10", "64-0-10", "128-0-10"],
+    "uniform-noise": ["0.0", "0.6", "0.9"],
+}
+
+
+def included_conditions(dataset: str, conditions=None) -> list[str] | None:
+    """The benchmark's conditions of ``dataset`` (None for a dataset without conditions)."""
+    if dataset not in DATA_CONDITIONS:
+        return None
+    conds = DATA_CONDITIONS[dataset] if conditions is None else list(conditions)
+    return [c for c in conds if c not in EXCLUDE_CONDITIONS.get(dataset, [])]
+
+
+def short_imagename(name: str) -> str:
+    """The image's identity shared by every observer: the last ``_`` field, or ``WNID_number`` for
+    ImageNet names (``0000_cl_s01_bw_boat_40_n02951358_5952.JPEG`` -> ``n02951358_5952.JPEG``)."""
+    parts = name.split("_")
+    if len(parts) == 1:
+        return name
+    if parts[-2].startswith("n0"):
+        return parts[-2] + "_" + parts[-1]
+    return parts[-1]
+
+
+def texture_category(name: str) -> str:
+    """The texture cue of a cue-conflict file name: ``..._dog10-bird2.png`` -> ``bird``."""
+    last = name.split("_")[-1].split(".")[0].split("-")[-1]
+    return "".join(ch for ch in last if not ch.isdigit())
+
+
+def _parse_like_pandas(values: list) -> list[str]:
+    """Condition strings as the toolbox sees them: pandas infers the column's type from the CSV text
+    and the toolbox casts it back to ``str`` ("3" -> "3.0" in a float column, "true" -> "True")."""
+    raw = ["" if v is None or (isinstance(v, float) and math.isnan(v)) else str(v).strip() for v in values]
+    missing = {"", "nan", "NaN", "NA", "N/A", "null", "NULL", "None", "n/a", "#N/A", "-NaN", "-nan"}
+    present = [v for v in raw if v not in missing]
+
+    def is_int(s):
+        try:
+            int(s)
+            return True
+        except ValueError:
+            return False
+
+    def is_float(s):
+        try:
+            float(s)
+            return True
+        except ValueError:
+            return False
+
+    if present and all(v.lower() in ("true", "false") for v in present) and len(present) == len(raw):
+        return ["True" if v.lower() == "true" else "False" for v in raw]
+    if all(is_int(v) for v in present) and len(present) == len(raw):
+        return [str(int(v)) for v in raw]
+    if all(is_float(v) for v in present):
+        return ["nan" if v in missing else str(float(v)) for v in raw]
+    return ["nan" if v in missing else v for v in raw]
+
+
+def read_trials(paths):
+    """Read toolbox CSVs (one file, or a list) into one DataFrame: lower-case columns, conditions as
+    the toolbox's strings, ``image_id`` added.  Each file's conditions are typed on their own."""
+    import pandas as pd
+
+    if isinstance(paths, (str, Path)):
+        paths = [paths]
+    frames = []
+    for p in paths:
+        df = pd.read_csv(p, dtype=str, keep_default_na=False)
+        df.columns = [c.lower() for c in df.columns]
+        missing = [c for c in COLUMNS if c not in df.columns]
+        if missing:
+            raise ValueError(f"{p}: not a model-vs-human decision file (missing columns {missing})")
+        df["condition"] = _parse_like_pandas(df["condition"].tolist())
+        frames.append(df)
+    df = pd.concat(frames, ignore_index=True)
+    df["image_id"] = [short_imagename(n) for n in df["imagename"]]
+    return df
+
+
+def load_dataset(raw_dir, dataset: str):
+    """All CSVs of ``raw_dir/<dataset>/`` (humans and models), sorted by file name."""
+    files = sorted(Path(raw_dir, dataset).glob("*.csv"))
+    if not files:
+        raise FileNotFoundError(f"no decision CSVs in {Path(raw_dir, dataset)}")
+    return read_trials(files)
+
+
+def is_human(subj: str) -> bool:
+    return str(subj).startswith(HUMAN_PREFIX)
+
+
+def humans(df) -> list[str]:
+    return sorted(s for s in df["subj"].unique() if is_human(s))
+
+
+def models(df) -> list[str]:
+    return sorted(s for s in df["subj"].unique() if not is_human(s))
+
+
+def accuracy(df) -> float:
+    """16-class accuracy of a set of trials."""
+    if len(df) == 0:
+        raise ValueError("accuracy of no trials")
+    return float((df["object_response"] == df["category"]).mean())
+
+
+def accuracy_difference(df1, df2, norm=np.square) -> float:
+    return float(norm(accuracy(df1) - accuracy(df2)))
+
+
+def error_consistency(df1, df2) -> dict:
+    """Observed, expected and error consistency (Cohen's kappa) of two observers on the same images."""
+    if len(df1) == 0 or len(df1) != len(df2):
+        raise ValueError(f"error consistency needs two non-empty sets of the same trials ({len(df1)} vs {len(df2)})")
+    p1, p2 = accuracy(df1), accuracy(df2)
+    expected = p1 * p2 + (1 - p1) * (1 - p2)
+    a = df1.sort_values("image_id", kind="mergesort").reset_index(drop=True)
+    b = df2.sort_values("image_id", kind="mergesort").reset_index(drop=True)
+    if not a["image_id"].equals(b["image_id"]):
+        raise ValueError("the two observers did not see the same images")
+    observed = float(((a["object_response"] == a["category"]) == (b["object_response"] == b["category"])).mean())
+    kappa = 1.0 if observed == 1.0 else (observed - expected) / (1 - expected)
+    return {"expected-consistency": expected, "observed-consistency": observed, "error-consistency": kappa}
+
+
+def shape_bias(df) -> dict:
+    """Shape bias of cue-conflict trials (responses matching neither cue are ignored)."""
+    texture = np.array([texture_category(n) for n in df["imagename"]])
+    shape = df["category"].to_numpy()
+    conflict = shape != texture
+    resp = df["object_response"].to_numpy()
+    n_shape = int((resp[conflict] == shape[conflict]).sum())
+    n_texture = int((resp[conflict] == texture[conflict]).sum())
+    total = n_shape + n_texture
+    return {"shape": n_shape, "texture": n_texture, "conflict_trials": int(conflict.sum()),
+            "fraction-correct-shape": n_shape / len(df), "fraction-correct-texture": n_texture / len(df),
+            "shape-bias": n_shape / total if total else float("nan")}
+
+
+def shape_bias_by_category(df) -> dict[str, float]:
+    """Shape bias per shape category (the toolbox's per-category plot)."""
+    return {cat: shape_bias(g)["shape-bias"] for cat, g in df.groupby("category", sort=True)}
+
+
+def _condition_subsets(df, dataset: str):
+    conds = included_conditions(dataset, sorted(df["condition"].unique()) if dataset not in DATA_CONDITIONS else None)
+    if conds is None:
+        return [(None, df)]
+    return [(c, df[df["condition"] == c]) for c in conds]
+
+
+def pair_metrics(df, dataset: str, a: str, b: str) -> dict:
+    """The three pairwise metrics of observers ``a`` and ``b`` on ``dataset``, averaged over conditions."""
+    rows = []
+    for _, sub in _condition_subsets(df, dataset):
+        da, db = sub[sub["subj"] == a], sub[sub["subj"] == b]
+        if len(da) == 0 or len(db) == 0:
+            continue
+        ec = error_consistency(da, db)
+        rows.append({"accuracy difference": accuracy_difference(da, db),
+                     "observed consistency": ec["observed-consistency"], "error consistency": ec["error-consistency"]})
+    if not rows:
+        raise ValueError(f"{a} and {b} share no included condition of {dataset}")
+    return {k: float(np.mean([r[k] for r in rows])) for k in rows[0]}
+
+
+def ood_accuracy(df, dataset: str, subjects: list[str]) -> float:
+    """Accuracy of the pooled trials of ``subjects`` over the included conditions of ``dataset``."""
+    sub = df[df["subj"].isin(subjects)]
+    conds = included_conditions(dataset)
+    if conds is not None:
+        sub = sub[sub["condition"].isin(conds)]
+    return accuracy(sub)
+
+
+def benchmark(frames: dict) -> dict:
+    """The benchmark table: ``frames`` maps dataset -> trials (humans and models).
+
+    Returns {decision maker: {metric: value}} for every model and for "humans"; model metrics are
+    averaged over conditions, then humans, then datasets; the human row over conditions, then all
+    human pairs (each once), then datasets."""
+    from itertools import combinations
+
+    per_model: dict[str, dict[str, list]] = {}
+    per_human_ds: dict[str, list[dict]] = {}
+    for dataset, df in frames.items():
+        hs = humans(df)
+        for m in models(df):
+            rows = [pair_metrics(df, dataset, m, h) for h in hs]
+            acc = {k: float(np.mean([r[k] for r in rows])) for k in rows[0]}
+            acc["OOD accuracy"] = ood_accuracy(df, dataset, [m])
+            for k, v in acc.items():
+                per_model.setdefault(m, {}).setdefault(k, []).append(v)
+        pairs = [pair_metrics(df, dataset, a, b) for a, b in combinations(hs, 2)]
+        if pairs:
+            row = {k: float(np.mean([r[k] for r in pairs])) for k in pairs[0]}
+            row["OOD accuracy"] = ood_accuracy(df, dataset, hs)
+            per_human_ds[dataset] = row
+    table = {m: {k: float(np.mean(v)) for k, v in d.items()} for m, d in per_model.items()}
+    if per_human_ds:
+        keys = next(iter(per_human_ds.values())).keys()
+        table["humans"] = {k: float(np.mean([r[k] for r in per_human_ds.values()])) for k in keys}
+    return table
+
+
+def human_consistency(df, dataset: str) -> dict:
+    """Human-human agreement on one dataset: mean over all pairs (each once) of the pair's metrics
+    averaged over the included conditions, and the pooled human accuracy."""
+    from itertools import combinations
+
+    hs = humans(df)
+    pairs = [pair_metrics(df, dataset, a, b) for a, b in combinations(hs, 2)]
+    out = {k: float(np.mean([p[k] for p in pairs])) for k in pairs[0]} if pairs else {}
+    out.update({"subjects": len(hs), "pairs": len(pairs), "OOD accuracy": ood_accuracy(df, dataset, hs)})
+    return out
+
+
+def most_human_like(table: dict) -> list[tuple[str, float]]:
+    """Models ranked by the mean of three ranks: accuracy difference (ascending), observed and error
+    consistency (descending); the human row is left out."""
+    ms = [m for m in table if m != "humans"]
+
+    def ranks(key, reverse):
+        order = sorted(ms, key=lambda m: table[m][key], reverse=reverse)
+        return {m: i + 1 for i, m in enumerate(order)}
+
+    a = ranks("accuracy difference", False)
+    o = ranks("observed consistency", True)
+    e = ranks("error consistency", True)
+    return sorted(((m, (a[m] + o[m] + e[m]) / 3) for m in ms), key=lambda x: x[1])
