@@ -1,5 +1,7 @@
 """The model-vs-human metrics, on the shipped human data and on constructed edge cases."""
 
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -173,3 +175,24 @@ def test_imagenet_to_16_is_the_mean_over_each_category():
     assert decide_16(q) == ["airplane"]
     with pytest.raises(ValueError, match="softmax"):
         imagenet_to_16(np.full((1, 1000), 2.0))
+
+
+def test_humans_command_tabulates_every_pair(capsys):
+    from discern.cli import main
+
+    assert main(["psychophysics", "humans", "--datasets", "contrast,edge", "--json"]) == 0
+    table = json.loads(capsys.readouterr().out)
+    assert (table["contrast"]["subjects"], table["contrast"]["pairs"]) == (4, 6)
+    assert (table["edge"]["subjects"], table["edge"]["pairs"]) == (10, 45)
+    edge = M.load_dataset(RAW, "edge")
+    assert table["edge"]["error consistency"] == pytest.approx(np.mean(
+        [M.error_consistency(edge[edge.subj == a], edge[edge.subj == b])["error-consistency"]
+         for i, a in enumerate(M.humans(edge)) for b in M.humans(edge)[i + 1:]]), abs=1e-12)
+
+
+def test_shape_bias_fisher_test():
+    from discern.psychophysics.experiment import shape_bias_p
+
+    # hypergeometric tail by hand: 2 x 2 table [[3, 0], [0, 3]]: P = 1 / C(6, 3) = 1 / 20
+    assert shape_bias_p({"shape": 3, "texture": 0}, {"shape": 0, "texture": 3}) == pytest.approx(1 / 20)
+    assert shape_bias_p({"shape": 0, "texture": 3}, {"shape": 3, "texture": 0}) == pytest.approx(1.0)

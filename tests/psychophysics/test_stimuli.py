@@ -19,15 +19,20 @@ def test_training_set_is_deterministic_and_textures_follow_the_class_at_the_set_
 
 
 def test_rendered_object_is_its_shape_filled_with_its_texture():
+    img = render("square", "hstripes", 32, np.random.default_rng(0))
+    # the same draws give the object's place and size: recover its mask
     rng = np.random.default_rng(0)
-    img = render("square", "hstripes", 32, rng)
-    obj = img > 0
-    # the object is a square: its bounding box is full
+    r = 32 * rng.uniform(0.28, 0.36)
+    cx, cy = 16 + rng.uniform(-0.08, 0.08, 2) * 32
+    obj = shape_mask("square", 32, cx, cy, r)
     ys, xs = np.nonzero(obj)
-    assert obj[ys.min():ys.max() + 1, xs.min():xs.max() + 1].all()
-    # horizontal stripes: constant along each row inside the object
+    assert obj[ys.min():ys.max() + 1, xs.min():xs.max() + 1].all()  # a square fills its bounding box
+    # horizontal stripes: constant along each row inside the object, two levels (0.2 and 0.8)
     inside = img[ys.min():ys.max() + 1, xs.min():xs.max() + 1]
-    assert (inside.std(axis=1) < 1e-9).all() and inside.std(axis=0).max() > 0.1
+    assert (inside.std(axis=1) < 1e-9).all() and set(np.round(np.unique(inside), 6)) == {0.2, 0.8}
+    # the background is pixel noise in [0.2, 0.8] with no stripes
+    bg = img[~obj]
+    assert bg.min() >= 0.2 and bg.max() <= 0.8 and len(np.unique(bg)) > 100
     # shapes differ from each other
     masks = [shape_mask(s, 32, 16, 16, 10) for s in SHAPES]
     for i in range(len(SHAPES)):

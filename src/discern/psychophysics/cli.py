@@ -19,6 +19,10 @@ def add_psychophysics_commands(sub) -> None:
                     help="folder with the human raw-data/<dataset>/ CSVs; 'auto' = the installed model-vs-human "
                          "data when present, 'none' = skip the human comparison")
     ev.add_argument("--out", default=None, help="write the metrics as JSON here")
+    hu = ps.add_parser("humans", help="human-human agreement per dataset on the model-vs-human data")
+    hu.add_argument("--raw", default=None, help="raw-data folder (default: the installed model-vs-human data)")
+    hu.add_argument("--datasets", default=None, help="comma-separated (default: all 17)")
+    hu.add_argument("--json", action="store_true")
     st = ps.add_parser("stimuli", help="write the shape x texture test sets in the toolbox's layout")
     st.add_argument("--out", required=True)
     st.add_argument("--size", type=int, default=32)
@@ -83,7 +87,33 @@ def evaluate(paths, humans="auto") -> dict:
     return out
 
 
+def human_table(raw=None, datasets=None) -> dict:
+    """Per dataset: subjects, pairs, mean pairwise error consistency, observed consistency and
+    accuracy difference over the included conditions, and the pooled human OOD accuracy."""
+    from . import metrics as M
+
+    if raw is None:
+        from discern.data import registry
+
+        raw = registry.path("model-vs-human") / "raw-data"
+    return {ds: M.human_consistency(M.load_dataset(raw, ds), ds) for ds in (datasets or M.DEFAULT_DATASETS)}
+
+
 def run_psychophysics_command(args) -> int:
+    if args.psy_command == "humans":
+        table = human_table(args.raw, args.datasets.split(",") if args.datasets else None)
+        if args.json:
+            print(json.dumps(table, indent=2))
+        else:
+            print(f"{'dataset':20s} {'subj':>4s} {'pairs':>5s} {'kappa':>7s} {'c_obs':>7s} {'acc diff':>9s} {'OOD acc':>8s}")
+            for ds, r in table.items():
+                print(f"{ds:20s} {r['subjects']:4d} {r['pairs']:5d} {r['error consistency']:7.3f} "
+                      f"{r['observed consistency']:7.3f} {r['accuracy difference']:9.4f} {r['OOD accuracy']:8.3f}")
+            mean = {k: sum(r[k] for r in table.values()) / len(table)
+                    for k in ("error consistency", "observed consistency", "accuracy difference", "OOD accuracy")}
+            print(f"{'mean':20s} {'':4s} {'':5s} {mean['error consistency']:7.3f} {mean['observed consistency']:7.3f} "
+                  f"{mean['accuracy difference']:9.4f} {mean['OOD accuracy']:8.3f}")
+        return 0
     if args.psy_command == "evaluate":
         res = evaluate(args.decisions, args.humans)
         text = json.dumps(res, indent=2, default=float)

@@ -46,10 +46,13 @@ def write_decisions(raw_dir, dataset: str, model: str, rows: list[dict]) -> Path
     return path
 
 
-def decide(classifier: Classifier, images, batch_size: int = 64) -> list[str]:
-    """The top-1 class name of each image."""
+def decide(classifier: Classifier, images, batch_size: int = 64, desc: str | None = None) -> list[str]:
+    """The top-1 class name of each image (a progress bar when ``desc`` is given)."""
+    from discern.core import progress
+
     out = []
-    for i in range(0, len(images), batch_size):
+    starts = range(0, len(images), batch_size)
+    for i in (progress(starts, desc=desc) if desc else starts):
         p = np.asarray(classifier.predict_proba(images[i:i + batch_size]))
         if p.ndim != 2 or p.shape[1] != len(classifier.classes):
             raise ValueError(f"predict_proba returned shape {p.shape}, expected (N, {len(classifier.classes)})")

@@ -1,7 +1,8 @@
 """A small shape x texture world for model-vs-human style experiments (after the stimuli of
-Geirhos et al. 2019 and 2021, which need ImageNet): grayscale images of one object whose **class
-is its shape**; each class has its own texture, and in training images the texture matches the
-class with probability ``texture_match`` (a cue a learner can take as a shortcut).
+Geirhos et al. 2019 and 2021, which need ImageNet): grayscale images of one textured object on a background of pixel noise, whose **class is its
+shape**; each class has its own texture, and in training images the texture matches the class
+with probability ``texture_match`` (a cue a learner can take as a shortcut: it is local, while the
+shape shows only where the texture meets the noise).
 
 Test sets, in the toolbox's layout and file names:
 
@@ -79,13 +80,15 @@ def texture(kind: str, size: int, rng: np.random.Generator) -> np.ndarray:
 def render(shape: str, tex: str | None, size: int, rng: np.random.Generator, style: str = "textured") -> np.ndarray:
     """One object at a random position and scale: float (size, size) in [0, 1].
 
-    ``textured``: the shape filled with the texture (0.35..1) on a black background;
+    ``textured``: the shape filled with the texture (0.2..0.8) on a background of pixel noise with the
+    same mean (0.2..0.8), so the shape shows only where the texture stops, as in a cluttered photo;
     ``silhouette``: black shape on white; ``edge``: the shape's one-pixel outline, black on white."""
     r = size * rng.uniform(0.28, 0.36)
     cx, cy = size / 2 + rng.uniform(-0.08, 0.08, 2) * size
     m = shape_mask(shape, size, cx, cy, r)
     if style == "textured":
-        return np.where(m, 0.35 + 0.65 * texture(tex, size, rng), 0.0)
+        background = 0.2 + 0.6 * rng.random((size, size))
+        return np.where(m, 0.2 + 0.6 * texture(tex, size, rng), background)
     if style == "silhouette":
         return np.where(m, 0.0, 1.0)
     if style == "edge":
