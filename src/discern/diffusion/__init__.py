@@ -8,6 +8,8 @@ from importlib import import_module
 _NAMES = {"ModelConfig": "config", "build_pipeline": "models", "load_pipeline": "models",
           "TextToImagePipeline": "models", "Denoiser": "denoise", "denoising_loss": "denoise",
           "elementwise_loss": "denoise", "sample": "sampling", "ddim_timesteps": "sampling",
+          "ddim_sample": "sampling", "ddim_step": "sampling", "guided_eps": "sampling", "decode": "sampling",
+          "initial_noise": "sampling",
           "clip_tokenizer": "tokenizer"}
 
 __all__ = sorted(_NAMES)
