@@ -15,14 +15,16 @@ from pathlib import Path
 
 import torch
 from diffusers import DiffusionPipeline
+from diffusers.loaders import StableDiffusionLoraLoaderMixin
 
 from discern.core import CheckpointError
 
 from .config import ModelConfig
 
 
-class TextToImagePipeline(DiffusionPipeline):
-    """Pixel-space text-to-image pipeline: text encoder, UNet, scheduler (no VAE)."""
+class TextToImagePipeline(DiffusionPipeline, StableDiffusionLoraLoaderMixin):
+    """Pixel-space text-to-image pipeline: text encoder, UNet, scheduler (no VAE); loads LoRA
+    weights with ``load_lora_weights`` and scales or mixes them with ``set_adapters``."""
 
     model_cpu_offload_seq = "text_encoder->unet"
 

@@ -98,7 +98,7 @@ def ddim_sample(den: Denoiser, cond: torch.Tensor, x_T: torch.Tensor, steps: int
                 eps = _checkpoint(guided_eps, den, x, tt, cond, uncond, guidance_scale, use_reentrant=False)
             else:
                 eps = guided_eps(den, x, tt, cond, uncond, guidance_scale)
-            z = torch.randn(x.shape, generator=generator).to(x.device) if eta > 0 else None
+            z = torch.randn(x.shape, generator=generator, dtype=x.dtype).to(x.device) if eta > 0 else None
             step = ddim_step(den, x, t, t_prev, eps, eta, z)
         if trajectory is not None:
             trajectory.append((t, t_prev, x, step))
