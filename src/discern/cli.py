@@ -51,6 +51,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_diffusion_commands(sub)
     from discern.psychophysics.cli import add_psychophysics_commands
     add_psychophysics_commands(sub)
+    from discern.draft.cli import add_draft_commands
+    add_draft_commands(sub)
 
     from discern.data.cli import add_data_commands
     add_data_commands(sub)
@@ -128,6 +130,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "diffusion-classifier":
             from discern.diffusion_classifier.cli import run_classifier_command
             return run_classifier_command(args)
+        if args.command == "draft":
+            from discern.draft.cli import run_draft_command
+            return run_draft_command(args)
         if args.command == "psychophysics":
             from discern.psychophysics.cli import run_psychophysics_command
             return run_psychophysics_command(args)
