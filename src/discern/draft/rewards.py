@@ -51,6 +51,25 @@ class ClassifierReward(nn.Module):
         return F.log_softmax(self.classifier(images), dim=-1)[:, self.target]
 
 
+class PromptClassReward(nn.Module):
+    """log p(the class the prompt names | image): ``names[k]`` is looked up in each prompt (the
+    longest name that occurs wins, so "ankle boot" beats "boot")."""
+
+    def __init__(self, classifier: nn.Module, names: list[str]):
+        super().__init__()
+        self.classifier, self.names = classifier.eval().requires_grad_(False), list(names)
+
+    def target(self, prompt: str) -> int:
+        hits = [k for k, n in enumerate(self.names) if n in prompt]
+        if not hits:
+            raise DiscernError(f"prompt {prompt!r} names none of the classes {self.names}")
+        return max(hits, key=lambda k: len(self.names[k]))
+
+    def forward(self, images, prompts):
+        idx = torch.tensor([self.target(p) for p in prompts], device=images.device)
+        return F.log_softmax(self.classifier(images), dim=-1).gather(1, idx[:, None]).squeeze(1)
+
+
 class ImageStatReward(nn.Module):
     KINDS = ("contrast", "brightness", "compressibility")
 

@@ -41,6 +41,7 @@ class DraftConfig:
     ddpo_inner: int = 1  # optimisation passes over each rollout
     eval_every: int = 10
     eval_prompts: int = 8
+    eval_seed: int = 0  # the evaluation set's noises (the same for every run that compares)
     checkpoint_every: int = 50
     seed: int = 0
 
@@ -78,7 +79,7 @@ def train_draft(pipe, reward, prompts: list[str], cfg: DraftConfig, run: Run, re
     pipe.text_encoder.requires_grad_(False)
     params = add_lora(pipe.unet, cfg.rank, cfg.lora_alpha, seed=cfg.seed)
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay, betas=(0.9, 0.999))
-    g_eval = torch.Generator().manual_seed(derive_seed(cfg.seed, "draft-eval"))
+    g_eval = torch.Generator().manual_seed(derive_seed(cfg.eval_seed, "draft-eval"))
     eval_prompts = [prompts[i % len(prompts)] for i in range(cfg.eval_prompts)]
     eval_noise = initial_noise(pipe, len(eval_prompts), g_eval)
     start, samples, history = 0, 0, []
@@ -92,6 +93,7 @@ def train_draft(pipe, reward, prompts: list[str], cfg: DraftConfig, run: Run, re
     if start == 0:
         history.append({"update": 0, "samples": 0, "eval_reward": evaluate(den, reward, eval_prompts, eval_noise,
                                                                            cfg.sampler), "train_reward": None})
+    norms: list[float] = []
     bar = progress(range(start, cfg.updates), desc=desc or f"draft ({cfg.method})")
     for u in bar:
         g = torch.Generator().manual_seed(derive_seed(cfg.seed, "draft-update", u))
@@ -104,7 +106,7 @@ def train_draft(pipe, reward, prompts: list[str], cfg: DraftConfig, run: Run, re
                 loss = M.ddpo_loss(den, roll, adv, cfg.sampler, cfg.ddpo_clip)
                 opt.zero_grad()
                 loss.backward()
-                torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
+                norms.append(float(torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)))
                 opt.step()
             r, n = roll["rewards"], len(batch)
         else:
@@ -117,12 +119,14 @@ def train_draft(pipe, reward, prompts: list[str], cfg: DraftConfig, run: Run, re
                 loss, r, n = M.refl_loss(den, reward, batch, x_T, cfg.sampler, cfg.refl_last, g)
             opt.zero_grad()
             loss.backward()
-            torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
+            norms.append(float(torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)))
             opt.step()
         samples += n
         if (u + 1) % cfg.eval_every == 0 or u + 1 == cfg.updates:
             history.append({"update": u + 1, "samples": samples, "train_reward": float(r.mean()),
+                            "grad_norm": float(sum(norms) / len(norms)) if norms else None,  # before clipping
                             "eval_reward": evaluate(den, reward, eval_prompts, eval_noise, cfg.sampler)})
+            norms = []
             bar.set_postfix(reward=f"{history[-1]['eval_reward']:.3f}")
         if (u + 1) % cfg.checkpoint_every == 0 and run.main:
             save_checkpoint(ckpt, {"lora": [p.detach().clone() for p in params], "optimizer": opt.state_dict(),

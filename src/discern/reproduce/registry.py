@@ -32,6 +32,8 @@ EXPERIMENTS = {
                                        "discern.diffusion_classifier.bench:bench"),
     "psychophysics": Experiment("psychophysics", "discern.psychophysics.experiment:PRESETS",
                                 "discern.reproduce.psychophysics:run"),
+    "draft": Experiment("draft", "discern.draft.experiment:PRESETS", "discern.draft.experiment:run",
+                        "discern.draft.bench:bench"),
 }
 
 
