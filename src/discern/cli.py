@@ -35,7 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_config_args(fl)
 
     bp = sub.add_parser("bench", help="side-by-side performance ratios")
-    bp.add_argument("name", help="benchmark name (electra, electric, bam, attention, fwl, diffusion_classifier)")
+    bp.add_argument("name", help="benchmark name (electra, electric, bam, attention, fwl, diffusion_classifier, draft)")
     bp.add_argument("--quick", action="store_true", help="finish within about a minute")
     bp.add_argument("--json", action="store_true", help="print one JSON object")
 
