@@ -263,18 +263,17 @@ def _plots(run: Run, curves, alpha_curve, pipe, prompts, noise, cfg) -> list[str
     fig.savefig(run.plots / "reward_vs_samples.png", dpi=110)
     plt.close(fig)
     out = ["plots/reward_vs_samples.png"]
-    den_prompts = list(prompts)
     from discern.diffusion import Denoiser
 
     den = Denoiser(pipe)
     with torch.no_grad():
-        cond = den.encode_prompts(den_prompts)
-        uncond = den.encode_prompts([""] * len(den_prompts))
+        cond = den.encode_prompts(prompts)
+        uncond = den.encode_prompts([""] * len(prompts))
         rows = []
         for a in (0.0, 1.0):
             pipe.set_adapters(["lv"], adapter_weights=[a])
             rows.append(decode(den, ddim_sample(den, cond, noise, cfg.draft.sampler.steps,
                                                 cfg.draft.sampler.guidance_scale, uncond)))
-    save_grid(torch.cat(rows), run.plots / "samples_before_after.png", ncol=len(den_prompts))
+    save_grid(torch.cat(rows), run.plots / "samples_before_after.png", ncol=len(prompts))
     out.append("plots/samples_before_after.png")
     return out

@@ -44,6 +44,8 @@ def _decision_files(paths) -> dict[str, list[Path]]:
 
 
 def evaluate(paths, humans="auto") -> dict:
+    import pandas as pd
+
     from . import metrics as M
 
     human_dir = None
@@ -81,7 +83,7 @@ def evaluate(paths, humans="auto") -> dict:
                 if model_ids[m] != human_ids:
                     rep[m]["vs_humans"] = "skipped: the decisions are not on the human experiment's images"
                     continue
-                both = __import__("pandas").concat([hdf, df[df.subj == m]], ignore_index=True)
+                both = pd.concat([hdf, df[df.subj == m]], ignore_index=True)
                 rep[m]["vs_humans"] = M.benchmark({ds: both})[m]
         out[ds] = rep
     return out

@@ -19,9 +19,7 @@ Fisher exact test on the shape / texture decision counts gives p < 0.05.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Callable
 
 import numpy as np
@@ -297,7 +295,3 @@ def _plots(run: Run, result: dict, names: list[str]) -> list[str]:
     fig.savefig(run.plots / "accuracy_by_distortion.png", dpi=110)
     plt.close(fig)
     return ["plots/shape_bias.png", "plots/error_consistency.png", "plots/accuracy_by_distortion.png"]
-
-
-def load_results(path) -> dict:
-    return json.loads(Path(path).read_text())
