@@ -1,5 +1,5 @@
-"""L1: causal language-model backends: loading (Hugging Face folders, hub ids, the SmolLM2 GGUF) and exact
-sequence log-likelihoods."""
+"""L1: causal language-model backends: loading (Hugging Face folders, hub ids, the SmolLM2 GGUF), exact
+sequence log-likelihoods, and text generation (``generation``: batched sampling, an SQLite cache)."""
 
 from .likelihood import sequence_logprobs
 from .models import clear_cache, load_causal_lm, smollm2_path
