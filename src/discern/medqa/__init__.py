@@ -1,4 +1,4 @@
 """Med-PaLM 2 question answering (Singhal et al. 2023): prompting strategies, answer extraction,
-voting.  The evaluation harness, backends and human-rating application are still to come."""
+voting.  The evaluation harness and the human-rating application are still to come."""
 
-__all__ = ["answers", "prompts"]
+__all__ = ["answers", "prompts", "strategies"]
