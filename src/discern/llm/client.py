@@ -1,0 +1,75 @@
+"""A client for OpenAI-compatible servers (vLLM, llama.cpp, ``discern llm serve``, hosted APIs) behind
+the generation interface: completions and chat, ``n`` emulated with extra requests (distinct
+seeds) where a server returns fewer choices than asked, retries with exponential back-off on
+connection errors, 429 and 5xx, and a limit on concurrent requests."""
+
+from __future__ import annotations
+
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict
+
+from discern.core.errors import DiscernError
+
+from .generation import GenParams
+
+
+class OpenAIClient:
+    def __init__(self, base_url: str, model: str, api_key: str | None = None, max_concurrency: int = 4,
+                 retries: int = 4, backoff: float = 0.5, timeout: float = 120.0, chat: bool = False):
+        import httpx
+
+        self.base_url, self.model, self.name, self.chat = base_url.rstrip("/"), model, model, chat
+        self.retries, self.backoff, self.max_concurrency = retries, backoff, max_concurrency
+        headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        self.http = httpx.Client(timeout=timeout, headers=headers)
+        self.requests = 0  # HTTP requests sent, retries included
+
+    def _post(self, path: str, body: dict) -> dict:
+        import httpx
+
+        delay = self.backoff
+        for attempt in range(self.retries + 1):
+            self.requests += 1
+            try:
+                r = self.http.post(self.base_url + path, json=body)
+                if r.status_code == 429 or r.status_code >= 500:
+                    raise httpx.HTTPStatusError(f"status {r.status_code}", request=r.request, response=r)
+                if r.status_code >= 400:
+                    raise DiscernError(f"{self.base_url}{path}: {r.status_code} {r.text[:200]}")
+                return r.json()
+            except (httpx.TransportError, httpx.HTTPStatusError) as e:
+                if attempt == self.retries:
+                    raise DiscernError(f"{self.base_url}{path}: failed after {attempt + 1} attempts ({e})") from None
+                time.sleep(delay)
+                delay *= 2
+        raise AssertionError("unreachable")
+
+    def _one(self, prompt: str, n: int, params: GenParams) -> list[str]:
+        body = {"model": self.model, "temperature": params.temperature, "max_tokens": params.max_tokens,
+                "top_p": params.top_p, "stop": list(params.stop) or None}
+        out: list[str] = []
+        seed = params.seed
+        while len(out) < n:  # servers that ignore n return one choice: ask again with the next seed
+            body.update({"n": n - len(out), "seed": seed})
+            if self.chat:
+                res = self._post("/v1/chat/completions", {**body, "messages": [{"role": "user", "content": prompt}]})
+                got = [c["message"]["content"] for c in sorted(res["choices"], key=lambda c: c["index"])]
+            else:
+                res = self._post("/v1/completions", {**body, "prompt": prompt})
+                got = [c["text"] for c in sorted(res["choices"], key=lambda c: c["index"])]
+            if not got:
+                raise DiscernError(f"{self.base_url}: a response with no choices")
+            out.extend(got[:n - len(out)])
+            seed += 1
+        return out
+
+    def generate(self, prompts: list[str], n: int, params: GenParams) -> list[list[str]]:
+        with ThreadPoolExecutor(max_workers=self.max_concurrency) as pool:
+            return list(pool.map(lambda p: self._one(p, n, params), prompts))
+
+    def close(self) -> None:
+        self.http.close()
+
+    def __repr__(self) -> str:
+        return f"OpenAIClient({self.base_url!r}, {self.model!r}, params={asdict(GenParams())})"
