@@ -1,5 +1,7 @@
 """The four strategies over a scripted backend: prompts sent, sample counts, votes, ER's stage 2."""
 
+import pytest
+
 from discern.llm.generation import GenParams
 from discern.medqa.prompts import Question, cot_prompt, few_shot_prompt, refinement_prompt
 from discern.medqa.strategies import StrategyConfig, run_strategy
@@ -69,3 +71,23 @@ def test_pubmedqa_answers_map_to_letters():
     q = Question("Does X cause Y?", ["Yes", "No", "Maybe"], "A", context="Abstract text.")
     (rec,) = run_strategy(be, "cot", [q], [], pubmedqa=True)
     assert rec["prediction"] == "A" and rec["correct"]
+
+
+def test_few_shot_by_option_loglikelihood_picks_the_most_likely_letter():
+    import torch
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import GPT2Config, GPT2LMHeadModel, GPT2TokenizerFast
+
+    from discern.llm import sequence_logprobs
+    from discern.medqa.strategies import few_shot_loglik
+
+    chars = ["<eos>"] + sorted(set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789 ()?:+\n.,'"))
+    tok = Tokenizer(models.WordLevel({c: i for i, c in enumerate(chars)}, unk_token="<eos>"))
+    tok.pre_tokenizer = pre_tokenizers.Split("", "isolated")
+    hf = GPT2TokenizerFast(tokenizer_object=tok, eos_token="<eos>", bos_token="<eos>", unk_token="<eos>")
+    torch.manual_seed(0)
+    model = GPT2LMHeadModel(GPT2Config(vocab_size=len(chars), n_positions=512, n_embd=16, n_layer=1, n_head=2))
+    (rec,) = few_shot_loglik(model, hf, QS[:1], EX)
+    by_hand = sequence_logprobs(model, hf, [" (A)", " (B)", " (C)", " (D)"], prefix=rec["prompt"])
+    assert [rec["logprobs"][x] for x in "ABCD"] == pytest.approx([float(v) for v in by_hand], abs=1e-6)
+    assert rec["prediction"] == "ABCD"[max(range(4), key=lambda i: float(by_hand[i]))]
