@@ -1,0 +1,52 @@
+"""Accuracy intervals, the samples file, the comparison table and the exact contamination check."""
+
+import json
+import random
+
+import pytest
+
+from discern.medqa.evaluate import (accuracy_ci, comparison_table, contaminated, shares_span, wilson,
+                                    write_samples)
+
+
+def test_wilson_interval_matches_the_formula():
+    lo, hi = wilson(8, 10)
+    z = 1.959963984540054
+    p, n = 0.8, 10
+    centre = (p + z * z / 20) / (1 + z * z / 10)
+    half = z * ((p * (1 - p) / n + z * z / 400) ** 0.5) / (1 + z * z / 10)
+    assert (lo, hi) == pytest.approx((centre - half, centre + half))
+    assert wilson(0, 0) == (0.0, 1.0)
+
+
+def test_accuracy_ci_is_seeded_and_brackets_the_accuracy():
+    c = [True] * 30 + [False] * 20
+    a, b = accuracy_ci(c, seed=1), accuracy_ci(c, seed=1)
+    assert a == b and a["acc"] == 0.6 and a["n"] == 50
+    assert a["bootstrap_ci"][0] < 0.6 < a["bootstrap_ci"][1]
+    assert accuracy_ci([True] * 5)["bootstrap_ci"] == [1.0, 1.0]
+
+
+def test_samples_file_and_table(tmp_path):
+    recs = [{"question": "q1", "target": "A", "prediction": "A", "correct": True, "answers": ["A", "B"],
+             "generations": ["g1", "g2"]},
+            {"question": "q2", "target": "B", "prediction": None, "correct": False, "answers": [None],
+             "generations": ["?"]}]
+    lines = [json.loads(x) for x in write_samples(tmp_path / "s.jsonl", recs).read_text().splitlines()]
+    assert lines[0] == {"doc_id": 0, "target": "A", "resps": ["g1", "g2"], "filtered_resps": ["A", "B"],
+                        "prediction": "A", "acc": 1.0, "question": "q1"}
+    assert lines[1]["prediction"] is None and lines[1]["acc"] == 0.0
+    table = comparison_table({"pubmedqa": {"cot": {"acc": 0.5, "bootstrap_ci": [0.4, 0.6]}}})
+    assert table.splitlines()[-1] == "| pubmedqa | 50.0 [40.0, 60.0] |"
+
+
+def test_contamination_needs_512_shared_characters_exactly():
+    rng = random.Random(0)
+    letters = "abcdefghijklmnopqrstuvwxyz "
+    question = "".join(rng.choice(letters) for _ in range(900))
+    noise = "".join(rng.choice(letters) for _ in range(5000))
+    for offset in (0, 1, 100, 255, 256, 257, 1000):  # every alignment against the corpus blocks
+        for length, expect in ((512, True), (511, False)):
+            corpus = noise[:offset] + "#" + question[200:200 + length] + "#" + noise[offset:]
+            assert shares_span(question, corpus) is expect, (offset, length)
+    assert contaminated([question, "short"], noise[:300] + question[:600]) == [0]
