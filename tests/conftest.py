@@ -1,3 +1,7 @@
+import socket
+import threading
+import time
+
 import pytest
 
 
@@ -19,3 +23,47 @@ def tiny_reproduction(tmp_path_factory):
         return done[name]
 
     return run
+
+
+def _free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def serve():
+    import uvicorn
+
+    servers = []
+
+    def start(backend, fail_first=0):
+        from discern.llm.server import make_app
+
+        app = make_app(backend)
+        state = {"left": fail_first}
+
+        @app.middleware("http")
+        async def flaky(request, call_next):
+            from fastapi.responses import JSONResponse
+
+            if state["left"] > 0:
+                state["left"] -= 1
+                return JSONResponse({"error": "busy"}, status_code=503)
+            return await call_next(request)
+
+        port = _free_port()
+        server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error"))
+        t = threading.Thread(target=server.run, daemon=True)
+        t.start()
+        for _ in range(200):
+            if server.started:
+                break
+            time.sleep(0.02)
+        servers.append((server, t))
+        return f"http://127.0.0.1:{port}"
+
+    yield start
+    for server, t in servers:
+        server.should_exit = True
+        t.join(timeout=5)

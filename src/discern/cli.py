@@ -53,6 +53,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_psychophysics_commands(sub)
     from discern.draft.cli import add_draft_commands
     add_draft_commands(sub)
+    from discern.medqa.cli import add_medqa_commands
+    add_medqa_commands(sub)
 
     lp = sub.add_parser("llm", help="language-model backends")
     ls = lp.add_subparsers(dest="llm_command", required=True)
@@ -146,6 +148,9 @@ def main(argv: list[str] | None = None) -> int:
             model, tok = load_causal_lm(args.model)
             serve(TransformersBackend(model, tok, str(args.model), args.batch_size), args.host, args.port)
             return 0
+        if args.command == "medqa":
+            from discern.medqa.cli import run_medqa_command
+            return run_medqa_command(args)
         if args.command == "draft":
             from discern.draft.cli import run_draft_command
             return run_draft_command(args)

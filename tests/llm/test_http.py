@@ -1,15 +1,10 @@
 """The OpenAI-compatible client against a real ``discern llm serve`` app on 127.0.0.1."""
 
-import socket
-import threading
-import time
-
 import pytest
 
 from discern.core.errors import DiscernError
 from discern.llm.client import OpenAIClient
 from discern.llm.generation import GenParams
-from discern.llm.server import make_app
 
 
 class _Echo:
@@ -24,48 +19,6 @@ class _Echo:
         self.calls.append((list(prompts), n, params))
         k = 1 if self.ignore_n else n
         return [[f"{p}|{j}|{params.seed}" for j in range(k)] for p in prompts]
-
-
-def _free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.fixture
-def serve():
-    import uvicorn
-
-    servers = []
-
-    def start(backend, fail_first=0):
-        app = make_app(backend)
-        state = {"left": fail_first}
-
-        @app.middleware("http")
-        async def flaky(request, call_next):
-            from fastapi.responses import JSONResponse
-
-            if state["left"] > 0:
-                state["left"] -= 1
-                return JSONResponse({"error": "busy"}, status_code=503)
-            return await call_next(request)
-
-        port = _free_port()
-        server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error"))
-        t = threading.Thread(target=server.run, daemon=True)
-        t.start()
-        for _ in range(200):
-            if server.started:
-                break
-            time.sleep(0.02)
-        servers.append((server, t))
-        return f"http://127.0.0.1:{port}"
-
-    yield start
-    for server, t in servers:
-        server.should_exit = True
-        t.join(timeout=5)
 
 
 def test_client_gets_n_completions_per_prompt_from_the_server(serve):

@@ -50,3 +50,36 @@ def test_contamination_needs_512_shared_characters_exactly():
             corpus = noise[:offset] + "#" + question[200:200 + length] + "#" + noise[offset:]
             assert shares_span(question, corpus) is expect, (offset, length)
     assert contaminated([question, "short"], noise[:300] + question[:600]) == [0]
+
+
+def test_evaluate_writes_results_samples_and_table(tmp_path):
+    from discern.medqa.evaluate import evaluate, load_dataset
+    from discern.medqa.strategies import StrategyConfig
+
+    class Oracle:  # answers every MMLU anatomy val question right in CoT, wrong in few-shot
+        name = "oracle"
+
+        def __init__(self):
+            self.answers = {q.question: q.answer for q in load_dataset("mmlu:anatomy")[0]}
+
+        def generate(self, prompts, n, params):
+            out = []
+            for p in prompts:
+                q = next(k for k in self.answers if f"Question: {k}\n" in p.rsplit("\n\n", 1)[-1])
+                right = self.answers[q]
+                wrong = "A" if right != "A" else "B"
+                out.append([f" ({wrong})" if p.endswith("Answer:") else f"Answer: ({right})"] * n)
+            return out
+
+    res = evaluate(Oracle(), ["mmlu:anatomy"], ["few_shot", "cot", "self_consistency"], tmp_path,
+                   StrategyConfig(k=3), limit=6)
+    assert res["mmlu:anatomy"]["cot"]["acc"] == 1.0 and res["mmlu:anatomy"]["few_shot"]["acc"] == 0.0
+    assert res["mmlu:anatomy"]["self_consistency"]["n"] == 6
+    saved = json.loads((tmp_path / "results.json").read_text())
+    assert saved["model"] == "oracle" and saved["config"]["k"] == 3
+    assert len((tmp_path / "samples_mmlu_anatomy_cot.jsonl").read_text().splitlines()) == 6
+    assert "| mmlu:anatomy |" in (tmp_path / "comparison.md").read_text()
+    a, _, _ = load_dataset("pubmedqa", limit=10, seed=1)
+    b, ex, pub = load_dataset("pubmedqa", limit=10, seed=1)
+    assert [q.meta["pmid"] for q in a] == [q.meta["pmid"] for q in b] and len(ex) == 3 and pub
+    assert not {q.meta["pmid"] for q in ex} & {q.meta["pmid"] for q in a}

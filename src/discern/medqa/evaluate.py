@@ -90,3 +90,56 @@ def shares_span(text: str, corpus: str, span: int = 512) -> bool:
 def contaminated(texts: list[str], corpus: str, span: int = 512) -> list[int]:
     """Indices of the texts that share at least ``span`` characters with ``corpus``."""
     return [i for i, t in enumerate(texts) if shares_span(t, corpus, span)]
+
+
+DATASETS = ("mmlu:anatomy", "mmlu:clinical_knowledge", "mmlu:college_biology", "mmlu:college_medicine",
+            "mmlu:medical_genetics", "mmlu:professional_medicine", "pubmedqa", "medqa")
+
+
+def load_dataset(name: str, limit: int | None = None, seed: int = 0):
+    """(questions, exemplars, is_pubmedqa) for a dataset name; ``limit`` takes a fixed random subset.
+    Exemplars: MMLU's 5 dev questions; PubMedQA and MedQA: the first 3 / 5 items outside the subset."""
+    import random
+
+    from . import data
+
+    if name.startswith("mmlu:"):
+        subject = name.split(":", 1)[1]
+        qs, ex, pub = data.mmlu(subject, "val"), data.mmlu(subject, "dev"), False
+    elif name == "pubmedqa":
+        qs, pub = data.pubmedqa(), True
+        qs, ex = qs[3:], qs[:3]
+    elif name == "medqa":
+        qs, pub = data.medqa("test"), False
+        ex = data.medqa("dev")[:5]
+    else:
+        raise ValueError(f"unknown dataset {name!r} (choose from {', '.join(DATASETS)})")
+    if limit is not None and limit < len(qs):
+        qs = [qs[i] for i in sorted(random.Random(seed).sample(range(len(qs)), limit))]
+    return qs, ex, pub
+
+
+def evaluate(backend, datasets: list[str], strategies: list[str], out_dir, cfg=None, limit: int | None = None,
+             seed: int = 0) -> dict:
+    """Run every strategy on every dataset; writes ``results.json``, the samples files and
+    ``comparison.md`` to ``out_dir``; returns the results."""
+    from .strategies import StrategyConfig, run_strategy
+
+    cfg = cfg or StrategyConfig(seed=seed)
+    out_dir = Path(out_dir)
+    results: dict[str, dict] = {}
+    for ds in datasets:
+        qs, ex, pub = load_dataset(ds, limit, seed)
+        for st in strategies:
+            recs = run_strategy(backend, st, qs, ex, cfg, pubmedqa=pub)
+            write_samples(out_dir / f"samples_{ds.replace(':', '_')}_{st}.jsonl", recs)
+            r = accuracy_ci([x["correct"] for x in recs], seed=seed)
+            r["parse_failure_rate"] = float(np.mean([x.get("parse_failures", 0) / max(len(x.get("answers", [1])), 1)
+                                                     for x in recs]))
+            results.setdefault(ds, {})[st] = r
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "results.json").write_text(json.dumps({"model": backend.name, "results": results,
+                                                      "config": {"strategies": strategies, "limit": limit,
+                                                                 "seed": seed, **vars(cfg)}}, indent=2))
+    (out_dir / "comparison.md").write_text(comparison_table(results) + "\n")
+    return results

@@ -51,6 +51,9 @@ def run_strategy(backend, strategy: str, questions: list[Question], exemplars: l
         gens = backend.generate(prompts, 1, replace(greedy, max_tokens=8))
         return [_record(q, p, g, _parse(["Answer:" + t for t in g], q, pubmedqa)) for q, p, g in
                 zip(questions, prompts, gens)]
+    # chain-of-thought exemplars need written explanations (the paper's are hand-written, appendix
+    # Tables A.10-A.13); the datasets' dev items have none, so without them the CoT prompt is zero-shot
+    exemplars = [e for e in exemplars if e.explanation]
     prompts = [cot_prompt(exemplars, q) for q in questions]
     if strategy == "cot":
         gens = backend.generate(prompts, 1, greedy)
