@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from discern.core import Run, config_to_dict, derive_seed
+from discern.core import Run, config_to_dict
 from discern.diffusion.config import ModelConfig
 from discern.train.text_to_image import TextToImageTrainConfig
 
@@ -107,13 +107,12 @@ def run(cfg: Config, run: Run) -> dict:
     from discern.data.corpora import fashion_mnist
     from discern.diffusion import Denoiser
     from discern.diffusion.captions import FASHION_NAMES
-    from discern.diffusion.sampling import initial_noise
     from discern.nn.cnn import accuracy, train_cnn
     from discern.train.text_to_image import train_or_load
 
     from .lora import load_adapters
     from .rewards import PromptClassReward
-    from .train import evaluate, train_draft
+    from .train import eval_set, evaluate, train_draft
 
     size = cfg.model.image_size
     imgs, labels = fashion_mnist("train")
@@ -162,9 +161,7 @@ def run(cfg: Config, run: Run) -> dict:
     lv = "lv" if "lv" in cfg.methods else cfg.methods[0]
     pipe = load_pipeline(base_dir / "pipeline")
     den = Denoiser(pipe)
-    g = torch.Generator().manual_seed(derive_seed(cfg.seed, "draft-eval"))  # the training runs' evaluation set
-    eval_prompts = [prompts[i % len(prompts)] for i in range(cfg.draft.eval_prompts)]
-    noise = initial_noise(pipe, len(eval_prompts), g)
+    eval_prompts, noise = eval_set(pipe, prompts, cfg.draft.eval_prompts, cfg.seed)  # the training runs' set
     load_adapters(pipe, {"lv": run.path / "runs" / f"{lv}-seed{cfg.seeds[0]}" / "lora"})
     for a in cfg.alphas:
         pipe.set_adapters(["lv"], adapter_weights=[a])
@@ -240,8 +237,6 @@ def _plots(run: Run, curves, alpha_curve, pipe, prompts, noise, cfg) -> list[str
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from discern.diffusion.sampling import ddim_sample, decode
-
     from .cli import save_grid
 
     run.plots.mkdir(parents=True, exist_ok=True)
@@ -265,15 +260,13 @@ def _plots(run: Run, curves, alpha_curve, pipe, prompts, noise, cfg) -> list[str
     out = ["plots/reward_vs_samples.png"]
     from discern.diffusion import Denoiser
 
+    from .train import eval_images
+
     den = Denoiser(pipe)
-    with torch.no_grad():
-        cond = den.encode_prompts(prompts)
-        uncond = den.encode_prompts([""] * len(prompts))
-        rows = []
-        for a in (0.0, 1.0):
-            pipe.set_adapters(["lv"], adapter_weights=[a])
-            rows.append(decode(den, ddim_sample(den, cond, noise, cfg.draft.sampler.steps,
-                                                cfg.draft.sampler.guidance_scale, uncond)))
+    rows = []
+    for a in (0.0, 1.0):
+        pipe.set_adapters(["lv"], adapter_weights=[a])
+        rows.append(eval_images(den, prompts, noise, cfg.draft.sampler))
     save_grid(torch.cat(rows), run.plots / "samples_before_after.png", ncol=len(prompts))
     out.append("plots/samples_before_after.png")
     return out

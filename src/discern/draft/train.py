@@ -50,14 +50,29 @@ def _batch(prompts: list[str], n: int, g: torch.Generator) -> list[str]:
     return [prompts[i] for i in torch.randint(0, len(prompts), (n,), generator=g).tolist()]
 
 
+def eval_set(pipe, prompts: list[str], n: int, seed: int) -> tuple[list[str], torch.Tensor]:
+    """The fixed evaluation prompts and initial noises: a function of (prompts, n, seed) only."""
+    from discern.diffusion.sampling import initial_noise
+
+    g = torch.Generator().manual_seed(derive_seed(seed, "draft-eval"))
+    chosen = [prompts[i % len(prompts)] for i in range(n)]
+    return chosen, initial_noise(pipe, n, g)
+
+
 @torch.no_grad()
-def evaluate(den, reward, prompts: list[str], noise: torch.Tensor, sc: SamplerConfig) -> float:
+def eval_images(den, prompts: list[str], noise: torch.Tensor, sc: SamplerConfig) -> torch.Tensor:
+    """Deterministic (eta = 0) samples of the evaluation set, decoded."""
     from discern.diffusion.sampling import ddim_sample, decode
 
-    cond = den.encode_prompts(prompts)
-    uncond = den.encode_prompts([""] * len(prompts)) if sc.guidance_scale != 1.0 else None
-    x = ddim_sample(den, cond, noise, sc.steps, sc.guidance_scale, uncond)
-    return float(reward(decode(den, x), prompts).mean())
+    from .methods import _conds
+
+    cond, uncond = _conds(den, prompts, sc)
+    return decode(den, ddim_sample(den, cond, noise, sc.steps, sc.guidance_scale, uncond))
+
+
+@torch.no_grad()
+def evaluate(den, reward, prompts: list[str], noise: torch.Tensor, sc: SamplerConfig) -> float:
+    return float(reward(eval_images(den, prompts, noise, sc), prompts).mean())
 
 
 def train_draft(pipe, reward, prompts: list[str], cfg: DraftConfig, run: Run, resume: bool = False,
@@ -79,9 +94,7 @@ def train_draft(pipe, reward, prompts: list[str], cfg: DraftConfig, run: Run, re
     pipe.text_encoder.requires_grad_(False)
     params = add_lora(pipe.unet, cfg.rank, cfg.lora_alpha, seed=cfg.seed)
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay, betas=(0.9, 0.999))
-    g_eval = torch.Generator().manual_seed(derive_seed(cfg.eval_seed, "draft-eval"))
-    eval_prompts = [prompts[i % len(prompts)] for i in range(cfg.eval_prompts)]
-    eval_noise = initial_noise(pipe, len(eval_prompts), g_eval)
+    eval_prompts, eval_noise = eval_set(pipe, prompts, cfg.eval_prompts, cfg.eval_seed)
     start, samples, history = 0, 0, []
     ckpt = run.checkpoints / "draft.pt"
     if resume and ckpt.is_file():

@@ -212,7 +212,7 @@ def shape_bias_by_category(df) -> dict[str, float]:
 
 
 def _condition_subsets(df, dataset: str):
-    conds = included_conditions(dataset, sorted(df["condition"].unique()) if dataset not in DATA_CONDITIONS else None)
+    conds = included_conditions(dataset)
     if conds is None:
         return [(None, df)]
     return [(c, df[df["condition"] == c]) for c in conds]
