@@ -63,7 +63,7 @@ def test_truncate_at_stop():
     assert truncate_at_stop("a.b;c", (";", ".")) == "a"
 
 
-def test_transformers_backend_batches_n_samples():
+def _tiny_lm():
     from transformers import GPT2Config, GPT2LMHeadModel, GPT2TokenizerFast
     from tokenizers import Tokenizer, models, pre_tokenizers
 
@@ -72,8 +72,13 @@ def test_transformers_backend_batches_n_samples():
     tok.pre_tokenizer = pre_tokenizers.Split("", "isolated")
     hf_tok = GPT2TokenizerFast(tokenizer_object=tok, eos_token="<eos>")
     torch.manual_seed(0)
-    model = GPT2LMHeadModel(GPT2Config(vocab_size=len(vocab), n_positions=64, n_embd=16, n_layer=1, n_head=2,
+    model = GPT2LMHeadModel(GPT2Config(vocab_size=len(vocab), n_positions=64, n_embd=16, n_layer=2, n_head=2,
                                        eos_token_id=0, bos_token_id=0))
+    return model, hf_tok
+
+
+def test_transformers_backend_batches_n_samples():
+    model, hf_tok = _tiny_lm()
     calls = []
     orig = model.generate
     model.generate = lambda **kw: calls.append(kw["input_ids"].shape) or orig(**kw)
@@ -83,3 +88,32 @@ def test_transformers_backend_batches_n_samples():
     assert out == be.generate(["abc", "de", "fgh"], 5, GenParams(temperature=1.0, max_tokens=6, seed=0))
     greedy = be.generate(["abc"], 3, GenParams(temperature=0.0, max_tokens=6))
     assert len(set(greedy[0])) == 1 and len(greedy[0]) == 3
+
+
+def test_shared_prefix_samples_exactly_what_recomputing_the_prompt_samples():
+    """Prefilling a prompt once and repeating its cache n times is an optimisation, not an approximation:
+    with the same seed, the samples equal those of num_return_sequences (prompt recomputed per sample),
+    for left-padded prompts of different lengths."""
+    model, tok = _tiny_lm()
+    model = model.double()
+    params = GenParams(temperature=1.0, max_tokens=8, seed=5)
+    prompts = ["abcdefg", "de", "hij ab"]
+    shared = TransformersBackend(model, tok, "tiny", shared_prefix=True).generate(prompts, 4, params)
+    plain = TransformersBackend(model, tok, "tiny", shared_prefix=False).generate(prompts, 4, params)
+    assert shared == plain
+    assert len({t for row in shared for t in row}) > 3  # real sampling, not one repeated string
+
+
+def test_stop_pattern_ends_each_sequence_at_its_match():
+    model, tok = _tiny_lm()
+    be = TransformersBackend(model, tok, "tiny")
+    free = be.generate(["abc", "hij"], 6, GenParams(temperature=1.0, max_tokens=12, seed=2))
+    stopped = be.generate(["abc", "hij"], 6, GenParams(temperature=1.0, max_tokens=12, seed=2, stop_pattern="[ab]"))
+    for f_row, s_row in zip(free, stopped):
+        for f, s in zip(f_row, s_row):
+            # the same draws up to the first a or b, which ends the completion
+            cut = min([i for i in (f.find("a"), f.find("b")) if i >= 0], default=len(f) - 1) + 1
+            assert s == f[:cut]
+    assert truncate_at_stop("Explanation: x\nAnswer: (B)\nmore", (), r"(?m)^Answer: \(?[A-E]\)?") == \
+        "Explanation: x\nAnswer: (B)"
+    assert truncate_at_stop("x\n\nQuestion: Answer: (B)", ("\n\nQuestion:",), "Answer: .") == "x"

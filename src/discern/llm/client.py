@@ -11,7 +11,7 @@ from dataclasses import asdict
 
 from discern.core.errors import DiscernError
 
-from .generation import GenParams
+from .generation import GenParams, truncate_at_stop
 
 
 class OpenAIClient:
@@ -60,7 +60,7 @@ class OpenAIClient:
                 got = [c["text"] for c in sorted(res["choices"], key=lambda c: c["index"])]
             if not got:
                 raise DiscernError(f"{self.base_url}: a response with no choices")
-            out.extend(got[:n - len(out)])
+            out.extend(truncate_at_stop(t, params.stop, params.stop_pattern) for t in got[:n - len(out)])
             seed += 1
         return out
 

@@ -14,7 +14,9 @@
 from __future__ import annotations
 
 import hashlib
+import inspect
 import json
+import re
 import sqlite3
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -30,6 +32,7 @@ class GenParams:
     top_p: float = 1.0
     stop: tuple[str, ...] = ()
     seed: int = 0
+    stop_pattern: str | None = None  # a regex; a completion ends once it matches (in-process backend)
 
 
 class Backend(Protocol):
@@ -38,15 +41,45 @@ class Backend(Protocol):
     def generate(self, prompts: list[str], n: int, params: GenParams) -> list[list[str]]: ...
 
 
-def truncate_at_stop(text: str, stop: tuple[str, ...]) -> str:
-    """Cut ``text`` at the earliest stop string."""
+def truncate_at_stop(text: str, stop: tuple[str, ...], pattern: str | None = None) -> str:
+    """Cut ``text`` at the earliest stop string, and after the first match of ``pattern``."""
     cut = min((i for i in (text.find(s) for s in stop if s) if i >= 0), default=len(text))
-    return text[:cut]
+    text = text[:cut]
+    m = re.search(pattern, text) if pattern else None
+    return text[:m.end()] if m else text
+
+
+class _StopWhenDone:
+    """Per-sequence stopping for ``generate``: a row is done once its completion contains a stop
+    string or matches ``pattern`` (e.g. the "Answer: (X)" line that ends a chain of thought)."""
+
+    def __init__(self, tokenizer, prompt_len: int, stop: tuple[str, ...], pattern: str | None):
+        self.tokenizer, self.prompt_len, self.stop = tokenizer, prompt_len, tuple(s for s in stop if s)
+        self.pattern = re.compile(pattern) if pattern else None
+        self.done: torch.Tensor | None = None
+
+    def __call__(self, input_ids: torch.Tensor, scores=None, **kwargs) -> torch.Tensor:
+        if self.done is None or self.done.shape[0] != input_ids.shape[0]:
+            self.done = torch.zeros(input_ids.shape[0], dtype=torch.bool, device=input_ids.device)
+        for i in torch.nonzero(~self.done).flatten().tolist():
+            text = self.tokenizer.decode(input_ids[i, self.prompt_len:], skip_special_tokens=True)
+            if any(s in text for s in self.stop) or (self.pattern is not None and self.pattern.search(text)):
+                self.done[i] = True
+        return self.done.clone()
 
 
 class TransformersBackend:
-    def __init__(self, model, tokenizer, name: str, batch_size: int = 8):
+    """``batch_size`` prompts per call for greedy decoding; for sampling, as many prompts as keep a
+    call within ``max_sequences`` sequences (``n`` each).  With ``n > 1`` each prompt is prefilled
+    once and its key/value cache repeated ``n`` times, so the ``n`` samples share the prompt's
+    forward pass instead of recomputing it (``shared_prefix=False`` recomputes, as
+    ``num_return_sequences`` does).  Sampling stops early once every sequence of a call has hit a
+    stop string or ``params.stop_pattern``."""
+
+    def __init__(self, model, tokenizer, name: str, batch_size: int = 8, max_sequences: int = 48,
+                 shared_prefix: bool = True):
         self.model, self.tokenizer, self.name, self.batch_size = model.eval(), tokenizer, name, batch_size
+        self.max_sequences, self.shared_prefix = max_sequences, shared_prefix
         if tokenizer.pad_token_id is None:
             tokenizer.pad_token = tokenizer.eos_token
 
@@ -55,24 +88,46 @@ class TransformersBackend:
         out: list[list[str]] = []
         side = self.tokenizer.padding_side
         self.tokenizer.padding_side = "left"
+        sample = params.temperature > 0
+        per = n if sample else 1
+        step = max(1, min(self.batch_size, self.max_sequences // per)) if sample else self.batch_size
         try:
-            for s in range(0, len(prompts), self.batch_size):
-                chunk = prompts[s:s + self.batch_size]
+            for s in range(0, len(prompts), step):
+                chunk = prompts[s:s + step]
                 enc = self.tokenizer(chunk, return_tensors="pt", padding=True).to(self.model.device)
                 torch.manual_seed(params.seed + s)
-                sample = params.temperature > 0
-                gen = self.model.generate(
-                    **enc, max_new_tokens=params.max_tokens, do_sample=sample, num_return_sequences=n if sample else 1,
-                    temperature=params.temperature if sample else None, top_p=params.top_p if sample else None,
-                    top_k=None, pad_token_id=self.tokenizer.pad_token_id)
-                texts = self.tokenizer.batch_decode(gen[:, enc["input_ids"].shape[1]:], skip_special_tokens=True)
-                per = n if sample else 1
+                texts = self._generate(enc, per, params, sample)
                 for i in range(len(chunk)):
-                    got = [truncate_at_stop(t, params.stop) for t in texts[i * per:(i + 1) * per]]
+                    got = [truncate_at_stop(t, params.stop, params.stop_pattern) for t in texts[i * per:(i + 1) * per]]
                     out.append(got if sample else got * n)  # greedy: n identical completions
         finally:
             self.tokenizer.padding_side = side
         return out
+
+    def _generate(self, enc, per: int, params: GenParams, sample: bool) -> list[str]:
+        ids, mask = enc["input_ids"], enc["attention_mask"]
+        L = ids.shape[1]
+        kw = dict(max_new_tokens=params.max_tokens, do_sample=sample, pad_token_id=self.tokenizer.pad_token_id,
+                  temperature=params.temperature if sample else None, top_p=params.top_p if sample else None,
+                  top_k=None)
+        if params.stop or params.stop_pattern:
+            kw["stopping_criteria"] = [_StopWhenDone(self.tokenizer, L, params.stop, params.stop_pattern)]
+        if per > 1 and self.shared_prefix and L > 1:
+            from transformers import DynamicCache
+
+            cache = DynamicCache(config=self.model.config)
+            # transformers >= 5.2x names the argument ``cache`` (``past_key_values`` before)
+            arg = "cache" if "cache" in inspect.signature(self.model.forward).parameters else "past_key_values"
+            pos = (mask.long().cumsum(-1) - 1).clamp(min=0)
+            # the prompt less its last token: generate() feeds that token and continues from the cache
+            self.model(input_ids=ids[:, :-1], attention_mask=mask[:, :-1], position_ids=pos[:, :-1], use_cache=True,
+                       **{arg: cache})
+            cache.batch_repeat_interleave(per)
+            gen = self.model.generate(input_ids=ids.repeat_interleave(per, 0),
+                                      attention_mask=mask.repeat_interleave(per, 0), **{arg: cache}, **kw)
+        else:
+            gen = self.model.generate(input_ids=ids, attention_mask=mask, num_return_sequences=per, **kw)
+        return self.tokenizer.batch_decode(gen[:, L:], skip_special_tokens=True)
 
 
 class CachedBackend:

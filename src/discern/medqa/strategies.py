@@ -21,6 +21,8 @@ from .answers import extract_choice, extract_pubmedqa, plurality
 from .prompts import Question, cot_prompt, few_shot_prompt, refinement_prompt
 
 STOP = ("\n\nQuestion:", "\nQuestion:")
+# a chain of thought ends with its answer line ("Answer: (C)", "Answer: maybe"): generation stops there
+ANSWER_LINE = r"(?im)^[ \t*]*answer[ \t*]*:[ \t*$]*\(?[ \t]*(?:[a-e]\b|yes\b|no\b|maybe\b)\)?"
 
 
 @dataclass
@@ -45,7 +47,7 @@ def run_strategy(backend, strategy: str, questions: list[Question], exemplars: l
     """One record per question: prediction (a letter or None), the answers parsed from each
     generation, and the generations and prompts behind them."""
     greedy = GenParams(temperature=0.0, max_tokens=cfg.max_tokens, stop=STOP, seed=cfg.seed)
-    sampled = replace(greedy, temperature=cfg.temperature)
+    sampled = replace(greedy, temperature=cfg.temperature, stop_pattern=ANSWER_LINE)
     if strategy == "few_shot":
         prompts = [few_shot_prompt(exemplars, q) for q in questions]
         gens = backend.generate(prompts, 1, replace(greedy, max_tokens=8))
@@ -56,7 +58,7 @@ def run_strategy(backend, strategy: str, questions: list[Question], exemplars: l
     exemplars = [e for e in exemplars if e.explanation]
     prompts = [cot_prompt(exemplars, q) for q in questions]
     if strategy == "cot":
-        gens = backend.generate(prompts, 1, greedy)
+        gens = backend.generate(prompts, 1, replace(greedy, stop_pattern=ANSWER_LINE))
         return [_record(q, p, g, _parse(g, q, pubmedqa)) for q, p, g in zip(questions, prompts, gens)]
     if strategy == "self_consistency":
         gens = backend.generate(prompts, cfg.k, sampled)
