@@ -6,6 +6,7 @@ command -v npm >/dev/null 2>&1 || need+=(npm)
 command -v dpkg-deb >/dev/null 2>&1 || need+=(dpkg)
 command -v git >/dev/null 2>&1 || need+=(git)
 command -v espeak-ng >/dev/null 2>&1 || need+=(espeak-ng)  # text-to-speech for Electric's n-best lists
+command -v chromium >/dev/null 2>&1 || need+=(chromium)  # headless browser tests of the web applications
 SUDO=""
 [ "$(id -u)" -ne 0 ] && command -v sudo >/dev/null 2>&1 && SUDO=sudo
 if [ ${#need[@]} -gt 0 ]; then
