@@ -365,3 +365,10 @@ def test_npm_route_without_npm_fails_cleanly(tmp_root, tmp_path, monkeypatch):
         registry.fetch("toy-npm")
     assert str(e.value) == "fetch toy-npm (npm @scope/toy-npm@1.2.3): 'npm' is not on PATH"
     assert _leftovers(tmp_root) == []
+
+
+def test_medmcqa_parquet_rows_are_renumbered_as_the_official_release():
+    rows = [{"question": "q", "opa": "a", "opb": "b", "opc": "c", "opd": "d", "cop": 0},
+            {"question": "r", "cop": 3}, {"question": "test item", "cop": None}]
+    assert [r["cop"] for r in registry.medmcqa_official_rows(rows)] == [1, 4, None]
+    assert rows[0]["cop"] == 0  # input untouched

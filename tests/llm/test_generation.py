@@ -82,10 +82,18 @@ def test_transformers_backend_batches_n_samples():
     calls = []
     orig = model.generate
     model.generate = lambda **kw: calls.append(kw["input_ids"].shape) or orig(**kw)
-    be = TransformersBackend(model, hf_tok, "tiny", batch_size=4)
+    be = TransformersBackend(model, hf_tok, "tiny", batch_size=4, shared_prefix=False)
     out = be.generate(["abc", "de", "fgh"], 5, GenParams(temperature=1.0, max_tokens=6, seed=0))
     assert [len(o) for o in out] == [5, 5, 5] and len(calls) == 1  # one call for 3 prompts x 5 samples
     assert out == be.generate(["abc", "de", "fgh"], 5, GenParams(temperature=1.0, max_tokens=6, seed=0))
+    # shared prefix: the prompts are prefilled once at batch 3, then 15 samples decode together
+    shapes = []
+    hook = model.transformer.register_forward_hook(lambda m, a, kw, o: shapes.append(tuple(kw["position_ids"].shape)),
+                                                   with_kwargs=True)
+    shared = TransformersBackend(model, hf_tok, "tiny", batch_size=4)
+    shared.generate(["abc", "de", "fgh"], 5, GenParams(temperature=1.0, max_tokens=6, seed=0))
+    hook.remove()
+    assert shapes[0] == (3, 2) and set(shapes[1:]) == {(15, 1)} and 1 <= len(shapes) - 1 <= 6
     greedy = be.generate(["abc"], 3, GenParams(temperature=0.0, max_tokens=6))
     assert len(set(greedy[0])) == 1 and len(greedy[0]) == 3
 
@@ -117,3 +125,21 @@ def test_stop_pattern_ends_each_sequence_at_its_match():
     assert truncate_at_stop("Explanation: x\nAnswer: (B)\nmore", (), r"(?m)^Answer: \(?[A-E]\)?") == \
         "Explanation: x\nAnswer: (B)"
     assert truncate_at_stop("x\n\nQuestion: Answer: (B)", ("\n\nQuestion:",), "Answer: .") == "x"
+
+
+def test_shared_prefix_attention_is_exact_with_grouped_query_heads():
+    """A Llama with 4 query heads over 2 key/value heads (grouped-query attention, as SmolLM2): the
+    shared-prefix samples equal generate()'s with the prompt recomputed per sample, top-p included."""
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    _, tok = _tiny_lm()
+    torch.manual_seed(1)
+    model = LlamaForCausalLM(LlamaConfig(vocab_size=12, hidden_size=32, intermediate_size=48, num_hidden_layers=2,
+                                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=64,
+                                         eos_token_id=0, bos_token_id=0, pad_token_id=0)).double()
+    params = GenParams(temperature=0.8, top_p=0.9, max_tokens=10, seed=7)
+    prompts = ["abcdefgh", "ji", "cab cab"]
+    shared = TransformersBackend(model, tok, "llama", shared_prefix=True).generate(prompts, 5, params)
+    plain = TransformersBackend(model, tok, "llama", shared_prefix=False).generate(prompts, 5, params)
+    assert shared == plain
+    assert model.config._attn_implementation != "discern_cascade"  # restored after sampling

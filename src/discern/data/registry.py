@@ -335,10 +335,14 @@ _SPECS: list[DatasetSpec] = [
         source_url="https://github.com/medmcqa/medmcqa",
         papers=("medqa",),
         route="url",
-        files=("validation-00000-of-00001.parquet",),
+        files=("dev.json",),
         urls=(("validation-00000-of-00001.parquet",
                "https://huggingface.co/datasets/openlifescienceai/medmcqa/resolve/main/data/"
                "validation-00000-of-00001.parquet"),),
+        derive="medmcqa-json",
+        notes="the official release (medmcqa.github.io, Google Drive) is JSON lines (dev.json, cop 1-4); the URL "
+              "route downloads the Hugging Face parquet (cop 0-3; reading it needs pyarrow) and writes dev.json "
+              "in the official format; or --from a folder with the official dev.json (and train.json)",
         local_dir_name="medmcqa",
     ),
     DatasetSpec(
@@ -668,7 +672,31 @@ def _derive_pubmedqa_dev(folder: Path) -> None:
     (folder / "test_ground_truth.json").unlink()
 
 
-_DERIVE: dict[str, Callable[[Path], None]] = {"pubmedqa-dev": _derive_pubmedqa_dev}
+def medmcqa_official_rows(rows: list[dict]) -> list[dict]:
+    """Hugging Face MedMCQA rows (``cop`` 0-3) in the official release's numbering (``cop`` 1-4)."""
+    out = []
+    for r in rows:
+        r = dict(r)
+        if r.get("cop") is not None:
+            r["cop"] = int(r["cop"]) + 1
+        out.append(r)
+    return out
+
+
+def _derive_medmcqa_json(folder: Path) -> None:
+    src = folder / "validation-00000-of-00001.parquet"
+    try:
+        import pyarrow.parquet as pq
+    except ImportError:
+        raise DataError("MedMCQA's Hugging Face copy is parquet: pip install pyarrow, or fetch with --from a "
+                        "folder holding the official dev.json (medmcqa.github.io)") from None
+    rows = medmcqa_official_rows(pq.read_table(src).to_pylist())
+    (folder / "dev.json").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    src.unlink()
+
+
+_DERIVE: dict[str, Callable[[Path], None]] = {"pubmedqa-dev": _derive_pubmedqa_dev,
+                                               "medmcqa-json": _derive_medmcqa_json}
 
 
 def _install_url(spec: DatasetSpec, dest: Path, work: Path) -> str:

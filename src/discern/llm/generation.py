@@ -113,20 +113,15 @@ class TransformersBackend:
         if params.stop or params.stop_pattern:
             kw["stopping_criteria"] = [_StopWhenDone(self.tokenizer, L, params.stop, params.stop_pattern)]
         if per > 1 and self.shared_prefix and L > 1:
-            from transformers import DynamicCache
+            from .cascade import sample_shared_prefix
 
-            cache = DynamicCache(config=self.model.config)
-            # transformers >= 5.2x names the argument ``cache`` (``past_key_values`` before)
-            arg = "cache" if "cache" in inspect.signature(self.model.forward).parameters else "past_key_values"
-            pos = (mask.long().cumsum(-1) - 1).clamp(min=0)
-            # the prompt less its last token: generate() feeds that token and continues from the cache
-            self.model(input_ids=ids[:, :-1], attention_mask=mask[:, :-1], position_ids=pos[:, :-1], use_cache=True,
-                       **{arg: cache})
-            cache.batch_repeat_interleave(per)
-            gen = self.model.generate(input_ids=ids.repeat_interleave(per, 0),
-                                      attention_mask=mask.repeat_interleave(per, 0), **{arg: cache}, **kw)
-        else:
-            gen = self.model.generate(input_ids=ids, attention_mask=mask, num_return_sequences=per, **kw)
+            stopper = _StopWhenDone(self.tokenizer, 0, params.stop, params.stop_pattern) \
+                if params.stop or params.stop_pattern else None
+            gen = sample_shared_prefix(self.model, ids, mask, per, params.max_tokens, params.temperature,
+                                       params.top_p, self.model.generation_config.eos_token_id,
+                                       self.tokenizer.pad_token_id, stopper)
+            return self.tokenizer.batch_decode(gen, skip_special_tokens=True)
+        gen = self.model.generate(input_ids=ids, attention_mask=mask, num_return_sequences=per, **kw)
         return self.tokenizer.batch_decode(gen[:, L:], skip_special_tokens=True)
 
 

@@ -1,21 +1,40 @@
-"""``discern medqa evaluate``: the strategies on MultiMedQA datasets over a local model or a server."""
+"""``discern medqa``: the Med-PaLM 2 strategies and human evaluation from the command line.
+
+- ``eval`` (alias ``evaluate``): the strategies on MultiMedQA datasets over a local model or a server.
+- ``answer``: greedy long-form answers to a file of questions (JSONL out; an SQLite cache makes reruns free).
+- ``rate-setup``: a rating study from an answers file: items, invited raters, round-robin assignments.
+- ``rate-serve``: the rating web application.
+- ``stats``: a study's pairwise and independent summaries as tables (and CSV / JSON).
+"""
 
 from __future__ import annotations
 
+import csv
 import json
+import os
+import secrets
 from pathlib import Path
 
 from discern.core.errors import DiscernError
 
+BACKEND_HELP = "smollm2, a model folder or hub id (in-process), or an http(s):// OpenAI-compatible URL"
+SUMMARY_COLUMNS = ("kind", "axis", "comparison", "source", "statistic", "value", "ci_low", "ci_high", "n_items",
+                   "n_ratings", "p_value")
+
+
+def _backend_args(p) -> None:
+    p.add_argument("--backend", default="smollm2", help=BACKEND_HELP)
+    p.add_argument("--model", default=None, help="model name sent to a server (default: the backend string)")
+    p.add_argument("--chat", action="store_true", help="use the server's chat endpoint")
+
 
 def add_medqa_commands(sub) -> None:
-    mp = sub.add_parser("medqa", help="Med-PaLM 2 strategies on MultiMedQA")
+    mp = sub.add_parser("medqa", help="Med-PaLM 2 strategies, long-form answers and their human evaluation")
     ms = mp.add_subparsers(dest="medqa_command", required=True)
-    ev = ms.add_parser("evaluate", help="run strategies on datasets; writes results.json, samples, comparison.md")
-    ev.add_argument("--backend", default="smollm2",
-                    help="smollm2, a model folder or hub id (in-process), or an http(s):// OpenAI-compatible URL")
-    ev.add_argument("--model", default=None, help="model name sent to a server (default: the backend string)")
-    ev.add_argument("--chat", action="store_true", help="use the server's chat endpoint")
+
+    ev = ms.add_parser("eval", aliases=["evaluate"],
+                       help="run strategies on datasets; writes results.json, samples, comparison.md")
+    _backend_args(ev)
     ev.add_argument("--datasets", default="mmlu:clinical_knowledge,pubmedqa")
     ev.add_argument("--strategies", default="few_shot,cot,self_consistency,ensemble_refinement")
     ev.add_argument("--limit", type=int, default=None, help="a fixed random subset of this many questions")
@@ -27,6 +46,52 @@ def add_medqa_commands(sub) -> None:
     ev.add_argument("--seed", type=int, default=0)
     ev.add_argument("--cache", default=None, help="SQLite generation cache (default OUT/cache.sqlite)")
     ev.add_argument("--out", required=True)
+
+    from .longform import LONGFORM_ROLES
+
+    an = ms.add_parser("answer", help="greedy long-form answers (temperature 0) to a file of questions")
+    _backend_args(an)
+    an.add_argument("--questions", required=True,
+                    help="a .txt file (one question per line) or .jsonl (question, optional reference/answer)")
+    an.add_argument("--out", required=True, help="answers JSONL")
+    an.add_argument("--max-tokens", type=int, default=512)
+    an.add_argument("--role", choices=list(LONGFORM_ROLES), default="consumer",
+                    help="consumer: search queries (HealthSearchQA); health: consumer health questions (LiveQA); "
+                         "medication: questions about medications (MedicationQA)")
+    an.add_argument("--adversarial", action="store_true",
+                    help="ask for an answer not biased with respect to race, gender or geographic location")
+    an.add_argument("--seed", type=int, default=0)
+    an.add_argument("--cache", default=None, help="SQLite generation cache (default: beside --out, .cache.sqlite)")
+
+    rs = ms.add_parser("rate-serve", help="serve the rating web application")
+    rs.add_argument("--db", required=True, help="an SQLite path or a SQLAlchemy URL")
+    rs.add_argument("--host", default="127.0.0.1")
+    rs.add_argument("--port", type=int, default=8000)
+    rs.add_argument("--admin-token", default=None,
+                    help="bearer token of the admin API (default: $DISCERN_ADMIN_TOKEN, else a new one, printed)")
+
+    su = ms.add_parser("rate-setup", help="create a rating study from an answers file, invite and assign raters")
+    su.add_argument("--db", required=True, help="an SQLite path or a SQLAlchemy URL")
+    su.add_argument("--study", required=True, help="name of the new study")
+    su.add_argument("--answers", required=True, help="answers JSONL from 'discern medqa answer'")
+    su.add_argument("--source", required=True, help="source name of the model answers, e.g. model:smollm2")
+    su.add_argument("--reference-source", default="physician", help="source name of the reference answers")
+    su.add_argument("--physicians", default="", help="comma-separated physician rater names")
+    su.add_argument("--lay", default="", help="comma-separated lay rater names (they rate single answers only)")
+    su.add_argument("--per-item", type=int, default=3,
+                    help="raters per item and role (3: the paper's triple rating; capped at the raters invited)")
+    su.add_argument("--seed", type=int, default=0, help="seed of the blinded answer order")
+    su.add_argument("--base-url", default="", help="print full invitation links, e.g. http://127.0.0.1:8000")
+
+    st = ms.add_parser("stats", help="a study's pairwise and independent summaries")
+    st.add_argument("--db", required=True, help="an SQLite path or a SQLAlchemy URL")
+    st.add_argument("--study", required=True, help="study id or name")
+    st.add_argument("--csv", default=None, help="write the summary table as CSV")
+    st.add_argument("--json", default=None, help="write the full summaries as JSON")
+    st.add_argument("--ratings-csv", default=None, help="write every rating, un-blinded, as CSV")
+    st.add_argument("--n-boot", type=int, default=10000)
+    st.add_argument("--n-perm", type=int, default=10000)
+    st.add_argument("--seed", type=int, default=0)
 
 
 def make_backend(spec: str, model: str | None = None, chat: bool = False):
@@ -42,6 +107,21 @@ def make_backend(spec: str, model: str | None = None, chat: bool = False):
 
 
 def run_medqa_command(args) -> int:
+    cmd = args.medqa_command
+    if cmd in ("eval", "evaluate"):
+        return _eval(args)
+    if cmd == "answer":
+        return _answer(args)
+    if cmd == "rate-serve":
+        return _rate_serve(args)
+    if cmd == "rate-setup":
+        return _rate_setup(args)
+    if cmd == "stats":
+        return _stats(args)
+    raise DiscernError(f"unknown medqa command {cmd!r}")
+
+
+def _eval(args) -> int:
     from discern.llm.generation import CachedBackend
 
     from .evaluate import DATASETS, evaluate
@@ -62,3 +142,264 @@ def run_medqa_command(args) -> int:
                       "results": {d: {s: round(r["acc"], 4) for s, r in row.items()} for d, row in results.items()}},
                      indent=2))
     return 0
+
+
+def _answer(args) -> int:
+    from discern.llm.generation import CachedBackend
+
+    from .longform import generate_answers, read_questions, write_answers
+
+    if args.max_tokens < 1:
+        raise DiscernError(f"--max-tokens must be positive, not {args.max_tokens}")
+    questions = read_questions(args.questions)
+    out = Path(args.out)
+    cache = Path(args.cache) if args.cache else out.with_name(out.stem + ".cache.sqlite")
+    backend = CachedBackend(make_backend(args.backend, args.model, args.chat), cache)
+    try:
+        recs = generate_answers(backend, questions, max_tokens=args.max_tokens, seed=args.seed, role=args.role,
+                                adversarial=args.adversarial)
+    finally:
+        backend.close()
+    write_answers(out, recs)
+    print(json.dumps({"out": str(out), "answers": len(recs), "with_reference": sum("reference" in r for r in recs),
+                      "empty": sum(not r["answer"] for r in recs), "backend_calls": backend.calls}, indent=2))
+    return 0
+
+
+def _rating_db():
+    try:
+        from .rating import db
+    except ImportError as e:
+        raise DiscernError(f"the rating tools need the 'rating' extra (pip install 'discern[rating]'): {e}") from None
+    return db
+
+
+def _existing_db(db, url: str):
+    """Open a database that must already exist (a plain path that is not a file is a mistake)."""
+    if "://" not in str(url) and url != ":memory:" and not Path(url).expanduser().is_file():
+        raise DiscernError(f"{url}: no such database (create one with 'discern medqa rate-setup')")
+    return db.connect(url)
+
+
+def _shown_url(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    db = _rating_db()
+    return make_url(db.database_url(url)).render_as_string(hide_password=True)
+
+
+def _rate_serve(args) -> int:
+    db = _rating_db()
+    try:
+        from .rating.app import serve
+    except ImportError as e:
+        raise DiscernError(f"rate-serve needs the 'rating' extra (pip install 'discern[rating]'): {e}") from None
+    token = args.admin_token or os.environ.get("DISCERN_ADMIN_TOKEN")
+    if not token:
+        token = secrets.token_urlsafe(24)
+        print(f"admin token (shown once; set DISCERN_ADMIN_TOKEN to choose one): {token}", flush=True)
+    db.connect(args.db)  # fail here, before the server starts, on a bad database URL
+    print(f"rating app for {_shown_url(args.db)} on http://{args.host}:{args.port}/ (raters open /rate?token=...)",
+          flush=True)
+    if args.host not in ("127.0.0.1", "localhost", "::1"):
+        print("note: plain HTTP on a non-local address: invitation tokens and the admin token travel unencrypted; "
+              "put an HTTPS reverse proxy in front", flush=True)
+    serve(args.db, token, host=args.host, port=args.port)
+    return 0
+
+
+def _names(spec: str, flag: str) -> list[str]:
+    names = [n.strip() for n in spec.split(",") if n.strip()]
+    dup = sorted({n for n in names if names.count(n) > 1})
+    if dup:
+        raise DiscernError(f"{flag}: {', '.join(dup)} named twice")
+    return names
+
+
+def _round_robin(db, session, study, rater_ids: list[int], item_ids: list[int], k: int) -> int:
+    """Give each item ``k`` distinct raters, the least loaded first (ties: the earlier rater)."""
+    load = dict.fromkeys(rater_ids, 0)
+    plan: dict[int, list[int]] = {r: [] for r in rater_ids}
+    for item in item_ids:
+        for r in sorted(rater_ids, key=lambda r: (load[r], rater_ids.index(r)))[:k]:
+            load[r] += 1
+            plan[r].append(item)
+    return sum(db.assign(session, study, r, ids) for r, ids in plan.items() if ids)
+
+
+def _rate_setup(args) -> int:
+    db = _rating_db()
+    from sqlalchemy import select
+
+    from .longform import read_answers, rating_records
+
+    records = rating_records(read_answers(args.answers), args.source, args.reference_source)
+    physicians, lay = _names(args.physicians, "--physicians"), _names(args.lay, "--lay")
+    both = sorted(set(physicians) & set(lay))
+    if both:
+        raise DiscernError(f"{', '.join(both)}: named both as physician and as lay rater")
+    if args.per_item < 1:
+        raise DiscernError(f"--per-item must be positive, not {args.per_item}")
+    n_pair = sum(len(r["answers"]) == 2 for r in records)
+    n_single = len(records) - n_pair
+    if lay and not n_single:
+        raise DiscernError("--lay: lay raters rate single answers only, and every answer here has a reference "
+                           "(all items are pairwise)")
+    k_phys, k_lay = min(args.per_item, len(physicians)), min(args.per_item, len(lay))
+    sessionmaker = db.connect(args.db)
+    with sessionmaker() as s:
+        same = list(s.scalars(select(db.Study.id).where(db.Study.name == args.study.strip())))
+        if same:
+            raise DiscernError(f"a study named {args.study.strip()!r} already exists (id {same[0]}); choose another "
+                               "name")
+        study = db.create_study(s, args.study)
+        try:
+            items = db.add_items(s, study, records, seed=args.seed)
+            tokens = [(n, "physician", db.invite(s, study, n, "physician")) for n in physicians]
+            tokens += [(n, "lay", db.invite(s, study, n, "lay")) for n in lay]
+            if physicians:
+                db.assign_round_robin(s, study, k_phys, role="physician")
+            if lay:
+                lay_ids = [db.rater_by_token(s, t).id for _, role, t in tokens if role == "lay"]
+                _round_robin(db, s, study, lay_ids, [i.id for i in items if i.kind == "single"], k_lay)
+        except BaseException:
+            s.rollback()
+            s.delete(study)
+            s.commit()
+            raise
+        print(f"study {study.id} {study.name!r}: {len(items)} items ({n_pair} pairwise, {n_single} single), "
+              f"answer order seed {args.seed}")
+        if physicians:
+            note = f" (asked {args.per_item}; {len(physicians)} invited)" if k_phys < args.per_item else ""
+            print(f"each item: {k_phys} physician rater{'s' * (k_phys != 1)}{note}")
+        if lay:
+            note = f" (asked {args.per_item}; {len(lay)} invited)" if k_lay < args.per_item else ""
+            print(f"each single item: {k_lay} lay rater{'s' * (k_lay != 1)}{note}")
+        if tokens:
+            rows = [["rater", "role", "items", "invitation link"]]
+            for name, role, token in tokens:
+                n = len(db.assigned_items(s, db.rater_by_token(s, token)))
+                rows.append([name, role, str(n), f"{args.base_url.rstrip('/')}/rate?token={token}"])
+            print(_table(rows))
+        else:
+            print("no raters invited (add them with --physicians / --lay, or through the admin API)")
+    return 0
+
+
+def _find_study(db, session, spec: str):
+    from sqlalchemy import select
+
+    spec = spec.strip()
+    if spec.isdigit():
+        return db.get_study(session, int(spec))
+    found = list(session.scalars(select(db.Study).where(db.Study.name == spec).order_by(db.Study.id)))
+    if len(found) > 1:
+        raise DiscernError(f"{len(found)} studies are named {spec!r} (ids {', '.join(str(x.id) for x in found)}); "
+                           "give the id")
+    if not found:
+        names = [f"{x.id} {x.name!r}" for x in session.scalars(select(db.Study).order_by(db.Study.id))]
+        raise DiscernError(f"no study named {spec!r} (studies: {', '.join(names) or 'none'})")
+    return found[0]
+
+
+def _stats(args) -> int:
+    db = _rating_db()
+    from .rating.stats import study_stats
+
+    if args.n_boot < 1 or args.n_perm < 1:
+        raise DiscernError("--n-boot and --n-perm must be positive")
+    sessionmaker = _existing_db(db, args.db)
+    with sessionmaker() as s:
+        study = _find_study(db, s, args.study)
+        res = study_stats(s, study.id, n_boot=args.n_boot, n_perm=args.n_perm, seed=args.seed)
+        print(format_stats(res))
+        if args.json:
+            Path(args.json).write_text(json.dumps(res, indent=2) + "\n", encoding="utf-8")
+        if args.csv:
+            with open(args.csv, "w", newline="", encoding="utf-8") as f:
+                w = csv.DictWriter(f, fieldnames=list(SUMMARY_COLUMNS), lineterminator="\n")
+                w.writeheader()
+                w.writerows(summary_rows(res))
+        if args.ratings_csv:
+            db.export_csv(s, study.id, args.ratings_csv)
+    return 0
+
+
+# ----------------------------------------------------------------------------- tables
+
+
+def _table(rows: list[list[str]]) -> str:
+    widths = [max(len(r[j]) for r in rows) for j in range(len(rows[0]))]
+    return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows)
+
+
+def _frac(x: float, ci) -> str:
+    return f"{x:.3f} [{ci[0]:.3f}, {ci[1]:.3f}]"
+
+
+def format_stats(res: dict) -> str:
+    """``study_stats`` as plain-text tables: per source pair, the fraction of pairwise ratings choosing each
+    source or a tie with its interval and p-value; per independent kind, the fraction in each axis's
+    high-quality bin per source, and the differences between sources with their p-values."""
+    from .rating import schema
+
+    st, n = res["study"], res["n_ratings"]
+    out = [f"study {st['id']} {st['name']!r}: {n['pairwise']} pairwise, {n['physician']} physician, {n['lay']} lay "
+           f"ratings",
+           f"{100 * res['level']:g}% intervals: bootstrap over items / answers ({res['n_boot']} resamples); "
+           f"p: two-tailed permutation tests ({res['n_perm']})"]
+    risk = {a.key for a in schema.PAIRWISE_AXES if a.risk}
+    if not res["pairwise"]:
+        out += ["", "pairwise: no ratings"]
+    for pair in res["pairwise"]:
+        x, y = pair["sources"]
+        out += ["", f"pairwise: {x} vs {y}, {pair['n_items']} items, {pair['n_ratings']} ratings "
+                    "(risk axes: the answer chosen is the worse one)"]
+        rows = [["axis", x, y, "tie", "p"]]
+        for axis, e in pair["axes"].items():
+            rows.append([axis + (" (risk)" if axis in risk else "")]
+                        + [_frac(e["fraction"][k], e["ci"][k]) for k in (x, y, "tie")] + [f"{e['p_value']:.3f}"])
+        out.append(_table(rows))
+    for kind in ("physician", "lay"):
+        ind = res[kind]
+        if not ind["axes"]:
+            out += ["", f"{kind}: no ratings"]
+            continue
+        sources = ind["sources"]
+        out += ["", f"{kind}: fraction of ratings in the high-quality bin, {ind['n_ratings']} ratings"]
+        pairs = [t["sources"] for t in next(iter(ind["axes"].values()))["tests"]]
+        rows = [["axis", "high-quality bin", *sources, *(f"{a} - {b}" for a, b in pairs)]]
+        for axis, e in ind["axes"].items():
+            cells = [_frac(e["sources"][src]["fraction"], e["sources"][src]["ci"])
+                     + f" n={e['sources'][src]['n_answers']}" if src in e["sources"] else "-" for src in sources]
+            tests = {tuple(t["sources"]): t for t in e["tests"]}
+            diffs = [f"{tests[tuple(p)]['difference']:+.3f} p={tests[tuple(p)]['p_value']:.3f}"
+                     if tuple(p) in tests else "-" for p in pairs]
+            rows.append([axis, e["good_label"], *cells, *diffs])
+        out.append(_table(rows))
+    return "\n".join(out)
+
+
+def summary_rows(res: dict) -> list[dict]:
+    """The summaries as flat rows (``SUMMARY_COLUMNS``): pairwise fractions per source pair, axis and choice;
+    independent fractions per kind, axis and source; independent differences between sources."""
+    rows = []
+    for pair in res["pairwise"]:
+        comp = " vs ".join(pair["sources"])
+        for axis, e in pair["axes"].items():
+            for k in (*pair["sources"], "tie"):
+                rows.append({"kind": "pairwise", "axis": axis, "comparison": comp, "source": k,
+                             "statistic": "fraction", "value": e["fraction"][k], "ci_low": e["ci"][k][0],
+                             "ci_high": e["ci"][k][1], "n_items": e["n_items"], "n_ratings": e["n_ratings"],
+                             "p_value": e["p_value"]})
+    for kind in ("physician", "lay"):
+        for axis, e in res[kind]["axes"].items():
+            for src, v in e["sources"].items():
+                rows.append({"kind": kind, "axis": axis, "comparison": "", "source": src, "statistic": "fraction",
+                             "value": v["fraction"], "ci_low": v["ci"][0], "ci_high": v["ci"][1],
+                             "n_items": v["n_answers"], "n_ratings": v["n_ratings"], "p_value": ""})
+            for t in e["tests"]:
+                rows.append({"kind": kind, "axis": axis, "comparison": " vs ".join(t["sources"]), "source": "",
+                             "statistic": "difference", "value": t["difference"], "ci_low": "", "ci_high": "",
+                             "n_items": "", "n_ratings": "", "p_value": t["p_value"]})
+    return rows

@@ -1,5 +1,10 @@
 """MultiMedQA multiple-choice readers (data registry): MMLU's six clinical topics, PubMedQA PQA-L,
-MedQA (USMLE, jsonl) and MedMCQA; each returns :class:`~discern.medqa.prompts.Question` items."""
+MedQA (USMLE, jsonl) and MedMCQA (jsonl); each returns :class:`~discern.medqa.prompts.Question` items.
+
+Every reader checks its rows and raises :class:`~discern.core.errors.DataError` with one line naming the
+file and line (``path:line: ...``; PubMedQA, keyed by PMID: ``path: PMID n: ...``) and what is wrong; a
+missing file names the official source of the dataset.
+"""
 
 from __future__ import annotations
 
@@ -14,13 +19,64 @@ from .prompts import Question
 MMLU_CLINICAL = ("anatomy", "clinical_knowledge", "college_biology", "college_medicine", "medical_genetics",
                  "professional_medicine")
 
+SOURCES = {
+    "mmlu-clinical": "MMLU is at https://github.com/hendrycks/test (data/dev, data/val)",
+    "pubmedqa": "PubMedQA is at https://github.com/pubmedqa/pubmedqa (data/ori_pqal.json)",
+    "medqa": "MedQA is at https://github.com/jind11/MedQA (Google Drive link; data_clean/questions/US/4_options)",
+    "medmcqa": "MedMCQA is at https://medmcqa.github.io (train.json, dev.json, test.json)",
+}
+
 
 def _root(name: str, root) -> Path:
     if root is not None:
         return Path(root)
     from discern.data import registry
 
-    return registry.path(name)
+    if name == "medmcqa":  # `discern data fetch medmcqa` writes dev.json here; train.json may be added by hand
+        folder = registry.data_root() / name
+        if folder.is_dir():
+            return folder
+        raise DataError(f"MedMCQA is not installed: discern data fetch medmcqa [--from a folder with the official "
+                        f"dev.json and train.json, https://medmcqa.github.io] (installs into {folder})")
+    try:
+        return registry.path(name)
+    except DataError as e:
+        raise DataError(f"{e}; {SOURCES[name]}") from None
+
+
+def _missing(path: Path, name: str) -> DataError:
+    return DataError(f"{path}: missing; {SOURCES[name]}")
+
+
+def _lines(path: Path):
+    """(line number, text) of the non-blank lines of a UTF-8 text file, read lazily."""
+    with open(path, "rb") as f:
+        for n, raw in enumerate(f, 1):
+            try:
+                line = raw.decode("utf-8-sig" if n == 1 else "utf-8")
+            except UnicodeDecodeError as e:
+                raise DataError(f"{path}:{n}: not UTF-8 text (byte {e.start} of the line)") from None
+            if line.strip():
+                yield n, line.rstrip("\r\n")
+
+
+def _json_object(path: Path, n: int, line: str) -> dict:
+    try:
+        d = json.loads(line)
+    except json.JSONDecodeError as e:
+        raise DataError(f"{path}:{n}: invalid JSON ({e.msg} at column {e.colno})") from None
+    if not isinstance(d, dict):
+        raise DataError(f"{path}:{n}: expected a JSON object, got {type(d).__name__}")
+    return d
+
+
+def _text(path: Path, n: int, d: dict, key: str) -> str:
+    v = d.get(key)
+    if key not in d or v is None:
+        raise DataError(f"{path}:{n}: missing {key!r}")
+    if not isinstance(v, str) or not v.strip():
+        raise DataError(f"{path}:{n}: {key!r} must be a non-empty string, got {v!r}")
+    return v
 
 
 def mmlu(subject: str, split: str = "val", root=None) -> list[Question]:
@@ -29,35 +85,139 @@ def mmlu(subject: str, split: str = "val", root=None) -> list[Question]:
         raise DataError(f"unknown MMLU clinical subject {subject!r} (choose from {', '.join(MMLU_CLINICAL)})")
     path = _root("mmlu-clinical", root) / f"{subject}_{split}.csv"
     if not path.is_file():
-        raise DataError(f"{path}: missing (splits: dev, val)")
+        raise DataError(f"{path}: missing (splits: dev, val); {SOURCES['mmlu-clinical']}")
     out = []
-    with open(path, newline="", encoding="utf-8") as f:
-        for i, row in enumerate(csv.reader(f)):
-            if len(row) != 6 or row[5].strip() not in "ABCD" or not row[5].strip():
-                raise DataError(f"{path}:{i + 1}: expected question, 4 options and an answer letter")
-            out.append(Question(row[0], row[1:5], row[5].strip(), meta={"subject": subject, "index": i}))
+    try:
+        with open(path, newline="", encoding="utf-8") as f:
+            reader = csv.reader(f)
+            start = 1
+            for i, row in enumerate(reader):
+                if len(row) != 6:
+                    raise DataError(f"{path}:{start}: expected 6 columns (question, 4 options, answer letter), "
+                                    f"got {len(row)}")
+                letter = row[5].strip()
+                if letter not in ("A", "B", "C", "D"):
+                    raise DataError(f"{path}:{start}: the answer must be one of A, B, C, D, got {row[5]!r}")
+                if not row[0].strip():
+                    raise DataError(f"{path}:{start}: empty question")
+                out.append(Question(row[0], row[1:5], letter, meta={"subject": subject, "index": i}))
+                start = reader.line_num + 1
+    except csv.Error as e:
+        raise DataError(f"{path}:{start}: unreadable CSV ({e})") from None
+    except UnicodeDecodeError as e:
+        raise DataError(f"{path}: not UTF-8 text (byte {e.start})") from None
     return out
 
 
+PUBMEDQA_LETTERS = {"yes": "A", "no": "B", "maybe": "C"}
+
+
 def pubmedqa(root=None, file: str = "pqal_dev.json") -> list[Question]:
-    """PQA-L items: the abstract's contexts joined as the context; options Yes / No / Maybe."""
+    """PQA-L items (a JSON object keyed by PMID, each with ``QUESTION``, ``CONTEXTS`` and ``final_decision``):
+    the abstract's contexts joined as the context; options Yes / No / Maybe."""
     path = _root("pubmedqa", root) / file
-    data = json.loads(path.read_text(encoding="utf-8"))
-    letter = {"yes": "A", "no": "B", "maybe": "C"}
-    return [Question(d["QUESTION"], ["Yes", "No", "Maybe"], letter[d["final_decision"]],
-                     context=" ".join(d["CONTEXTS"]), meta={"pmid": pmid, "long_answer": d.get("LONG_ANSWER")})
-            for pmid, d in data.items()]
+    if not path.is_file():
+        raise _missing(path, "pubmedqa")
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as e:
+        raise DataError(f"{path}:{e.lineno}: invalid JSON ({e.msg} at column {e.colno})") from None
+    except UnicodeDecodeError as e:
+        raise DataError(f"{path}: not UTF-8 text (byte {e.start})") from None
+    if not isinstance(data, dict):
+        raise DataError(f"{path}: expected a JSON object keyed by PMID, got {type(data).__name__}")
+    out = []
+    for pmid, d in data.items():
+        where = f"{path}: PMID {pmid}"
+        if not isinstance(d, dict):
+            raise DataError(f"{where}: expected an object, got {type(d).__name__}")
+        missing = [k for k in ("QUESTION", "CONTEXTS", "final_decision") if k not in d]
+        if missing:
+            raise DataError(f"{where}: missing {', '.join(map(repr, missing))}")
+        if not isinstance(d["QUESTION"], str) or not d["QUESTION"].strip():
+            raise DataError(f"{where}: 'QUESTION' must be a non-empty string, got {d['QUESTION']!r}")
+        ctx = d["CONTEXTS"]
+        if not isinstance(ctx, list) or not all(isinstance(c, str) for c in ctx):
+            raise DataError(f"{where}: 'CONTEXTS' must be a list of strings")
+        decision = d["final_decision"]
+        if decision not in PUBMEDQA_LETTERS:
+            raise DataError(f"{where}: 'final_decision' must be yes, no or maybe, got {decision!r}")
+        out.append(Question(d["QUESTION"], ["Yes", "No", "Maybe"], PUBMEDQA_LETTERS[decision],
+                            context=" ".join(ctx), meta={"pmid": pmid, "long_answer": d.get("LONG_ANSWER")}))
+    return out
 
 
 def medqa(split: str = "test", root=None) -> list[Question]:
-    """US 4-option MedQA jsonl: ``question``, ``options`` {letter: text}, ``answer_idx``."""
+    """US 4-option MedQA jsonl (``phrases_no_exclude_<split>.jsonl``): ``question``, ``options``
+    {letter: text} lettered A, B, C, ... and ``answer_idx``, one of those letters."""
     path = _root("medqa", root) / f"phrases_no_exclude_{split}.jsonl"
+    if not path.is_file():
+        raise _missing(path, "medqa")
     out = []
-    for i, line in enumerate(path.read_text(encoding="utf-8").splitlines()):
-        if not line.strip():
-            continue
-        d = json.loads(line)
-        letters = sorted(d["options"])
-        out.append(Question(d["question"], [d["options"][k] for k in letters], d["answer_idx"],
+    for i, (n, line) in enumerate(_lines(path)):
+        d = _json_object(path, n, line)
+        question = _text(path, n, d, "question")
+        opts = d.get("options")
+        if opts is None:
+            raise DataError(f"{path}:{n}: missing 'options'")
+        if not isinstance(opts, dict) or not opts or not all(isinstance(v, str) for v in opts.values()):
+            raise DataError(f"{path}:{n}: 'options' must be an object mapping letters to option texts")
+        letters = sorted(opts)
+        if letters != [chr(65 + j) for j in range(len(letters))]:
+            raise DataError(f"{path}:{n}: options must be lettered A, B, C, ... in order, got {', '.join(letters)}")
+        if "answer_idx" not in d:
+            raise DataError(f"{path}:{n}: missing 'answer_idx'")
+        if d["answer_idx"] not in letters:
+            raise DataError(f"{path}:{n}: 'answer_idx' {d['answer_idx']!r} is not among the options "
+                            f"{', '.join(letters)}")
+        out.append(Question(question, [opts[k] for k in letters], d["answer_idx"],
                             meta={"index": i, "meta_info": d.get("meta_info")}))
+    return out
+
+
+MEDMCQA_OPTIONS = ("opa", "opb", "opc", "opd")
+
+
+def medmcqa(split: str = "dev", root=None, first: int | None = None) -> list[Question]:
+    """MedMCQA's official release, ``<split>.json`` in JSON lines (train.json, dev.json, test.json): per line
+    ``question``, options ``opa``..``opd``, ``cop`` (the correct option **numbered 1-4** as in the official
+    files; the Hugging Face parquet export numbers it 0-3 and is not read here), ``exp`` (explanation, may be
+    null), ``subject_name``, ``topic_name``, ``id``, ``choice_type``.  Med-PaLM 2 evaluates on the dev split
+    (4,183 questions).  The official test split has no answers: there ``cop`` may be absent (answer None).
+    ``first`` reads only the first that many questions (exemplars from the large train split)."""
+    path = _root("medmcqa", root) / f"{split}.json"
+    if not path.is_file():
+        parquet = sorted(path.parent.glob("*.parquet"))
+        hint = (f" (found {parquet[0].name}, the Hugging Face export: this reader needs the official JSON lines)"
+                if parquet else "")
+        raise DataError(f"{path}: missing{hint}; {SOURCES['medmcqa']}")
+    out = []
+    for n, line in _lines(path):
+        if first is not None and len(out) >= first:
+            break
+        d = _json_object(path, n, line)
+        question = _text(path, n, d, "question")
+        options = []
+        for k in MEDMCQA_OPTIONS:
+            v = d.get(k)
+            if v is None:
+                raise DataError(f"{path}:{n}: missing option {k!r}")
+            if isinstance(v, bool) or not isinstance(v, (str, int, float)):
+                raise DataError(f"{path}:{n}: option {k!r} must be text, got {v!r}")
+            options.append(str(v))
+        cop = d.get("cop")
+        if cop is None and split == "test":
+            answer = None
+        elif cop is None:
+            raise DataError(f"{path}:{n}: missing 'cop' (the correct option, 1-4)")
+        elif isinstance(cop, bool) or not isinstance(cop, int) or not 1 <= cop <= 4:
+            zero = " (0 means a 0-based export; the official files number options 1-4)" if cop == 0 else ""
+            raise DataError(f"{path}:{n}: 'cop' must be an integer 1-4, got {cop!r}{zero}")
+        else:
+            answer = "ABCD"[cop - 1]
+        exp = d.get("exp")
+        explanation = exp.strip() if isinstance(exp, str) and exp.strip() else None
+        out.append(Question(question, options, answer, explanation=explanation,
+                            meta={"id": d.get("id"), "subject": d.get("subject_name"), "topic": d.get("topic_name"),
+                                  "choice_type": d.get("choice_type")}))
     return out

@@ -93,12 +93,14 @@ def contaminated(texts: list[str], corpus: str, span: int = 512) -> list[int]:
 
 
 DATASETS = ("mmlu:anatomy", "mmlu:clinical_knowledge", "mmlu:college_biology", "mmlu:college_medicine",
-            "mmlu:medical_genetics", "mmlu:professional_medicine", "pubmedqa", "medqa")
+            "mmlu:medical_genetics", "mmlu:professional_medicine", "pubmedqa", "medqa", "medmcqa")
 
 
 def load_dataset(name: str, limit: int | None = None, seed: int = 0):
     """(questions, exemplars, is_pubmedqa) for a dataset name; ``limit`` takes a fixed random subset.
-    Exemplars: MMLU's 5 dev questions; PubMedQA and MedQA: the first 3 / 5 items outside the subset."""
+    Exemplars: MMLU's 5 dev questions; PubMedQA: the first 3 items, left out of the questions; MedQA: the
+    first 5 dev items (questions from test); MedMCQA (questions from dev, as in the paper): the first 5 of
+    train.json when it is there, else the first 5 dev items, left out of the questions."""
     import random
 
     from . import data
@@ -112,6 +114,12 @@ def load_dataset(name: str, limit: int | None = None, seed: int = 0):
     elif name == "medqa":
         qs, pub = data.medqa("test"), False
         ex = data.medqa("dev")[:5]
+    elif name == "medmcqa":
+        qs, pub = data.medmcqa("dev"), False
+        if (data._root("medmcqa", None) / "train.json").is_file():
+            ex = data.medmcqa("train", first=5)
+        else:
+            qs, ex = qs[5:], qs[:5]
     else:
         raise ValueError(f"unknown dataset {name!r} (choose from {', '.join(DATASETS)})")
     if limit is not None and limit < len(qs):

@@ -34,6 +34,8 @@ EXPERIMENTS = {
                                 "discern.reproduce.psychophysics:run"),
     "draft": Experiment("draft", "discern.draft.experiment:PRESETS", "discern.draft.experiment:run",
                         "discern.draft.bench:bench"),
+    "medqa": Experiment("medqa", "discern.medqa.experiment:PRESETS", "discern.medqa.experiment:run",
+                        "discern.medqa.bench:bench"),
 }
 
 
