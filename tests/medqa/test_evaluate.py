@@ -38,6 +38,8 @@ def test_samples_file_and_table(tmp_path):
     assert lines[1]["prediction"] is None and lines[1]["acc"] == 0.0
     table = comparison_table({"pubmedqa": {"cot": {"acc": 0.5, "bootstrap_ci": [0.4, 0.6]}}})
     assert table.splitlines()[-1] == "| pubmedqa | 50.0 [40.0, 60.0] |"
+    two = comparison_table({"a": {"sc": {"acc": 1.0, "bootstrap_ci": [1, 1]}, "cot": {"acc": 0.0, "bootstrap_ci": [0, 0]}}})
+    assert two.splitlines()[0] == "| dataset | sc | cot |"  # strategies in run order, not sorted
 
 
 def test_contamination_needs_512_shared_characters_exactly():

@@ -1,4 +1,6 @@
-"""Med-PaLM 2 question answering (Singhal et al. 2023): prompting strategies, answer extraction,
-voting.  The evaluation harness and the human-rating application are still to come."""
+"""Med-PaLM 2 question answering (Singhal et al. 2023): the four prompting strategies (few-shot,
+chain of thought, self-consistency, ensemble refinement), answer extraction and voting, the
+MultiMedQA readers, evaluation output, long-form answers, and the human-evaluation web application
+(``medqa.rating``)."""
 
-__all__ = ["answers", "prompts", "strategies"]
+__all__ = ["answers", "data", "evaluate", "longform", "prompts", "strategies"]

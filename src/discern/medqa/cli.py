@@ -26,6 +26,8 @@ def _backend_args(p) -> None:
     p.add_argument("--backend", default="smollm2", help=BACKEND_HELP)
     p.add_argument("--model", default=None, help="model name sent to a server (default: the backend string)")
     p.add_argument("--chat", action="store_true", help="use the server's chat endpoint")
+    p.add_argument("--dtype", default="float32", choices=("float32", "bfloat16"),
+                   help="in-process model precision (bfloat16: ~3.5x faster on CPUs with AVX-512 BF16)")
 
 
 def add_medqa_commands(sub) -> None:
@@ -94,7 +96,7 @@ def add_medqa_commands(sub) -> None:
     st.add_argument("--seed", type=int, default=0)
 
 
-def make_backend(spec: str, model: str | None = None, chat: bool = False):
+def make_backend(spec: str, model: str | None = None, chat: bool = False, dtype: str = "float32"):
     if spec.startswith(("http://", "https://")):
         from discern.llm.client import OpenAIClient
 
@@ -102,8 +104,11 @@ def make_backend(spec: str, model: str | None = None, chat: bool = False):
     from discern.llm import load_causal_lm
     from discern.llm.generation import TransformersBackend
 
-    m, tok = load_causal_lm(spec)
-    return TransformersBackend(m, tok, model or spec)
+    import torch
+
+    m, tok = load_causal_lm(spec, dtype=getattr(torch, dtype))
+    name = model or spec
+    return TransformersBackend(m, tok, name if dtype == "float32" else f"{name}@{dtype}")
 
 
 def run_medqa_command(args) -> int:
@@ -134,7 +139,7 @@ def _eval(args) -> int:
     strategies = [s for s in args.strategies.split(",") if s]
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    backend = CachedBackend(make_backend(args.backend, args.model, args.chat), args.cache or out / "cache.sqlite")
+    backend = CachedBackend(make_backend(args.backend, args.model, args.chat, args.dtype), args.cache or out / "cache.sqlite")
     cfg = StrategyConfig(k=args.k, k1=args.k1, k2=args.k2, temperature=args.temperature, max_tokens=args.max_tokens,
                          seed=args.seed)
     results = evaluate(backend, datasets, strategies, out, cfg, args.limit, args.seed)
@@ -154,7 +159,7 @@ def _answer(args) -> int:
     questions = read_questions(args.questions)
     out = Path(args.out)
     cache = Path(args.cache) if args.cache else out.with_name(out.stem + ".cache.sqlite")
-    backend = CachedBackend(make_backend(args.backend, args.model, args.chat), cache)
+    backend = CachedBackend(make_backend(args.backend, args.model, args.chat, args.dtype), cache)
     try:
         recs = generate_answers(backend, questions, max_tokens=args.max_tokens, seed=args.seed, role=args.role,
                                 adversarial=args.adversarial)

@@ -56,7 +56,7 @@ def write_samples(path, records: list[dict]) -> Path:
 
 def comparison_table(results: dict) -> str:
     """Markdown: one row per dataset, one column per strategy, accuracy [bootstrap 95% CI]."""
-    strategies = sorted({s for d in results.values() for s in d})
+    strategies = list(dict.fromkeys(s for d in results.values() for s in d))  # in the order they were run
     lines = ["| dataset | " + " | ".join(strategies) + " |", "|---|" + "---|" * len(strategies)]
     for ds, row in results.items():
         cells = [f"{100 * row[s]['acc']:.1f} [{100 * row[s]['bootstrap_ci'][0]:.1f}, "

@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from discern.core import Run
+from discern.core import Run, progress
 
 from .data import MMLU_CLINICAL
 
@@ -57,8 +57,8 @@ def paper() -> Config:
 
 
 def quick() -> Config:
-    """3 questions per clinical topic (18) and 10 PubMedQA questions, 96-token reasoning: ~15 min on 2 cores."""
-    return Config(mmlu_per_subject=3, pubmedqa=10, max_tokens=96)
+    """4 questions per clinical topic (24) and 14 PubMedQA questions, 96-token reasoning: ~16 min on 2 cores."""
+    return Config(mmlu_per_subject=4, pubmedqa=14, max_tokens=96)
 
 
 def tiny() -> Config:
@@ -94,9 +94,11 @@ def run(cfg: Config, run: Run) -> dict:
                           seed=cfg.seed)
     datasets = [(f"mmlu:{s}", cfg.mmlu_per_subject) for s in cfg.mmlu_subjects] + [("pubmedqa", cfg.pubmedqa)]
     per: dict[str, dict[str, dict]] = {}
+    bar = progress(total=len(datasets) * len(cfg.strategies), desc="medqa strategies")
     for ds, limit in datasets:
         qs, ex, pub = load_dataset(ds, limit, cfg.seed)
         for st in cfg.strategies:
+            bar.set_postfix_str(f"{ds} {st}")
             def one(ds=ds, st=st, qs=qs, ex=ex, pub=pub):
                 t0 = time.perf_counter()
                 recs = run_strategy(backend, st, qs, ex, scfg, pubmedqa=pub)
@@ -107,6 +109,8 @@ def run(cfg: Config, run: Run) -> dict:
                         "parse_failure_rate": sum(a is None for a in answers) / max(len(answers), 1)}
 
             per.setdefault(ds, {})[st] = run.stage(f"{ds.replace(':', '_')}_{st}", one)
+            bar.update(1)
+    bar.close()
     backend.close()
     return _report(cfg, run, per, accuracy_ci, comparison_table)
 
@@ -180,8 +184,9 @@ def _plots(run: Run, pooled: dict, paper_rows: dict) -> list[str]:
         ax.set_ylim(0, 100)
         ax.set_title(f"{ds} (n = {row[names[0]]['n']})")
         ax.set_ylabel("accuracy (%)")
-    axes[0][0].legend(fontsize=8, loc="upper left")
-    fig.tight_layout()
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=3, fontsize=8, frameon=False)
+    fig.tight_layout(rect=(0, 0.07, 1, 1))
     path = run.plots / "accuracy_by_strategy.png"
     fig.savefig(path, dpi=110)
     plt.close(fig)

@@ -20,6 +20,8 @@ from pathlib import Path
 
 from discern.core.errors import DataError, DiscernError
 
+from .data import _json_object
+
 _ASSISTANT = ("You are a helpful medical knowledge assistant: give a useful, complete and scientifically "
               "grounded answer to the following")
 LONGFORM_ROLES = {
@@ -87,12 +89,7 @@ def _jsonl(path: Path):
     for n, line in enumerate(text.splitlines(), 1):
         if not line.strip():
             continue
-        try:
-            d = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise DataError(f"{path}:{n}: invalid JSON ({e.msg} at column {e.colno})") from None
-        if not isinstance(d, dict):
-            raise DataError(f"{path}:{n}: expected a JSON object, got {type(d).__name__}")
+        d = _json_object(path, n, line)
         yield n, d
 
 
