@@ -143,3 +143,13 @@ def test_shared_prefix_attention_is_exact_with_grouped_query_heads():
     plain = TransformersBackend(model, tok, "llama", shared_prefix=False).generate(prompts, 5, params)
     assert shared == plain
     assert model.config._attn_implementation != "discern_cascade"  # restored after sampling
+
+
+def test_chat_backend_sends_prompts_through_the_chat_template():
+    model, tok = _tiny_lm()
+    tok.chat_template = "{% for m in messages %}{{ m['content'] }} j{% endfor %}"
+    params = GenParams(temperature=0.0, max_tokens=5)
+    chat = TransformersBackend(model, tok, "tiny", chat=True)
+    plain = TransformersBackend(model, tok, "tiny")
+    assert chat.generate(["abc", "de"], 1, params) == plain.generate(["abc j", "de j"], 1, params)
+    assert chat.name == "tiny+chat" and plain.name == "tiny"  # distinct cache keys

@@ -74,18 +74,25 @@ class TransformersBackend:
     once and its key/value cache repeated ``n`` times, so the ``n`` samples share the prompt's
     forward pass instead of recomputing it (``shared_prefix=False`` recomputes, as
     ``num_return_sequences`` does).  Sampling stops early once every sequence of a call has hit a
-    stop string or ``params.stop_pattern``."""
+    stop string or ``params.stop_pattern``.  ``chat=True`` wraps each prompt as a user message in the
+    tokenizer's chat template (when it has one)."""
 
     def __init__(self, model, tokenizer, name: str, batch_size: int = 8, max_sequences: int = 48,
-                 shared_prefix: bool = True):
-        self.model, self.tokenizer, self.name, self.batch_size = model.eval(), tokenizer, name, batch_size
+                 shared_prefix: bool = True, chat: bool = False):
+        self.model, self.tokenizer, self.batch_size = model.eval(), tokenizer, batch_size
         self.max_sequences, self.shared_prefix = max_sequences, shared_prefix
+        # chat: each prompt is sent as one user message through the tokenizer's chat template
+        self.chat = bool(chat and getattr(tokenizer, "chat_template", None))
+        self.name = f"{name}+chat" if self.chat else name
         if tokenizer.pad_token_id is None:
             tokenizer.pad_token = tokenizer.eos_token
 
     @torch.no_grad()
     def generate(self, prompts: list[str], n: int, params: GenParams) -> list[list[str]]:
         out: list[list[str]] = []
+        if self.chat:
+            prompts = [self.tokenizer.apply_chat_template([{"role": "user", "content": p}], tokenize=False,
+                                                          add_generation_prompt=True) for p in prompts]
         side = self.tokenizer.padding_side
         self.tokenizer.padding_side = "left"
         sample = params.temperature > 0

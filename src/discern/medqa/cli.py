@@ -25,7 +25,7 @@ SUMMARY_COLUMNS = ("kind", "axis", "comparison", "source", "statistic", "value",
 def _backend_args(p) -> None:
     p.add_argument("--backend", default="smollm2", help=BACKEND_HELP)
     p.add_argument("--model", default=None, help="model name sent to a server (default: the backend string)")
-    p.add_argument("--chat", action="store_true", help="use the server's chat endpoint")
+    p.add_argument("--chat", action="store_true", help="chat: the server's chat endpoint, or the in-process model's chat template")
     p.add_argument("--dtype", default="float32", choices=("float32", "bfloat16"),
                    help="in-process model precision (bfloat16: ~3.5x faster on CPUs with AVX-512 BF16)")
 
@@ -108,7 +108,7 @@ def make_backend(spec: str, model: str | None = None, chat: bool = False, dtype:
 
     m, tok = load_causal_lm(spec, dtype=getattr(torch, dtype))
     name = model or spec
-    return TransformersBackend(m, tok, name if dtype == "float32" else f"{name}@{dtype}")
+    return TransformersBackend(m, tok, name if dtype == "float32" else f"{name}@{dtype}", chat=chat)
 
 
 def run_medqa_command(args) -> int:
@@ -139,7 +139,8 @@ def _eval(args) -> int:
     strategies = [s for s in args.strategies.split(",") if s]
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    backend = CachedBackend(make_backend(args.backend, args.model, args.chat, args.dtype), args.cache or out / "cache.sqlite")
+    backend = CachedBackend(make_backend(args.backend, args.model, args.chat, args.dtype),
+                            args.cache or out / "cache.sqlite")
     cfg = StrategyConfig(k=args.k, k1=args.k1, k2=args.k2, temperature=args.temperature, max_tokens=args.max_tokens,
                          seed=args.seed)
     results = evaluate(backend, datasets, strategies, out, cfg, args.limit, args.seed)
@@ -159,7 +160,10 @@ def _answer(args) -> int:
     questions = read_questions(args.questions)
     out = Path(args.out)
     cache = Path(args.cache) if args.cache else out.with_name(out.stem + ".cache.sqlite")
-    backend = CachedBackend(make_backend(args.backend, args.model, args.chat, args.dtype), cache)
+    # an in-process instruct model answers consumer questions through its chat template (a bare completion
+    # prompt mostly gets an empty answer from SmolLM2-Instruct)
+    chat = args.chat or not args.backend.startswith(("http://", "https://"))
+    backend = CachedBackend(make_backend(args.backend, args.model, chat, args.dtype), cache)
     try:
         recs = generate_answers(backend, questions, max_tokens=args.max_tokens, seed=args.seed, role=args.role,
                                 adversarial=args.adversarial)
