@@ -10,8 +10,6 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from .errors import CheckpointError
 
 
@@ -50,6 +48,8 @@ def _json_default(o: Any) -> Any:
 
 def save_checkpoint(path: str | Path, state: dict) -> None:
     """``torch.save`` ``state`` atomically: a reader never sees a half-written file."""
+    import torch
+
     buf = io.BytesIO()
     torch.save(state, buf)
     atomic_write_bytes(path, buf.getvalue())
@@ -60,6 +60,8 @@ def load_checkpoint(path: str | Path) -> dict:
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"checkpoint {path} does not exist")
+    import torch
+
     try:
         return torch.load(path, map_location="cpu", weights_only=False)
     except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as e:

@@ -17,3 +17,7 @@ class DataError(DiscernError):
 
 class CheckpointError(DiscernError):
     """A checkpoint is missing, truncated or incompatible."""
+
+
+class NotFoundError(DiscernError):
+    """A requested record (a study, item, rater, participant or scenario) that does not exist."""

@@ -5,14 +5,20 @@ from __future__ import annotations
 import hashlib
 import random
 
+from typing import TYPE_CHECKING
+
 import numpy as np
-import torch
+
+if TYPE_CHECKING:  # torch is imported where it is used: torch-free packages (nureality) import discern.core
+    import torch
 
 
 def seed_everything(seed: int) -> None:
     """Seed Python, NumPy and torch global generators (for code we do not control)."""
     random.seed(seed)
     np.random.seed(seed % (2**32))
+    import torch
+
     torch.manual_seed(seed)
 
 
@@ -24,12 +30,16 @@ def derive_seed(*parts: object) -> int:
 
 def generator(*parts: object) -> torch.Generator:
     """A CPU ``torch.Generator`` seeded from ``parts`` (see :func:`derive_seed`)."""
+    import torch
+
     g = torch.Generator()
     g.manual_seed(derive_seed(*parts))
     return g
 
 
 def rng_state() -> dict:
+    import torch
+
     return {
         "python": random.getstate(),
         "numpy": np.random.get_state(),
@@ -38,6 +48,8 @@ def rng_state() -> dict:
 
 
 def set_rng_state(state: dict) -> None:
+    import torch
+
     random.setstate(state["python"])
     np.random.set_state(state["numpy"])
     torch.set_rng_state(state["torch"])

@@ -36,6 +36,8 @@ EXPERIMENTS = {
                         "discern.draft.bench:bench"),
     "medqa": Experiment("medqa", "discern.medqa.experiment:PRESETS", "discern.medqa.experiment:run",
                         "discern.medqa.bench:bench"),
+    "nureality": Experiment("nureality", "discern.nureality.experiment:PRESETS", "discern.nureality.experiment:run",
+                            "discern.nureality.bench:bench"),
 }
 
 

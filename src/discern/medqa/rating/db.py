@@ -45,15 +45,11 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, relationship, sessionmaker
 from sqlalchemy.pool import StaticPool
 
-from discern.core.errors import DataError, DiscernError
+from discern.core.errors import DataError, DiscernError, NotFoundError
 
 from . import schema
 
 CSV_COLUMNS = ("study", "item_id", "rater", "role", "kind", "axis", "value", "shown_value", "source_1", "source_2")
-
-
-class NotFoundError(DiscernError):
-    """A study, item or rater that does not exist."""
 
 
 class NotAssignedError(DiscernError):

@@ -1,0 +1,108 @@
+"""``discern bench nureality``: the study server's event throughput with p50/p99 latency (concurrent
+simulated participants posting over HTTP to a server on 127.0.0.1, SQLite in WAL mode), and the scene's
+frame time in headless Chromium (software WebGL, so a floor for a real GPU)."""
+
+from __future__ import annotations
+
+import secrets
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+
+def server_throughput(participants: int = 16, events_each: int = 120, batch: int = 4) -> dict:
+    """Each participant joins and posts its events in batches from its own thread; every request's latency
+    is recorded.  Returns events/s over the whole run and request latency percentiles (ms)."""
+    import httpx
+    import numpy as np
+
+    from .experiment import LocalServer
+    from .server import make_app
+
+    token = secrets.token_urlsafe(16)
+    with tempfile.TemporaryDirectory() as tmp:
+        server = LocalServer(make_app(Path(tmp) / "bench.sqlite", token))
+        try:
+            with httpx.Client(base_url=server.url, timeout=60) as http:
+                study = http.post("/api/admin/studies", headers={"Authorization": f"Bearer {token}"},
+                                  json={"name": "bench", "scenarios": ["baseline"], "order": "random",
+                                        "repetitions": 1, "likert": []}).json()
+            lat: list[float] = []
+            lock = threading.Lock()
+            errors: list[str] = []
+
+            def participant(j: int) -> None:
+                with httpx.Client(base_url=server.url, timeout=60) as http:
+                    tok = http.post("/api/join", json={"code": study["code"], "participant": f"B{j:03d}"}).json()
+                    auth = {"Authorization": f"Bearer {tok['token']}"}
+                    mine = []
+                    for s in range(1, events_each + 1, batch):
+                        ev = [{"seq": k, "trial": 0, "type": "onset", "t_ms": float(k), "data": {}}
+                              for k in range(s, min(s + batch, events_each + 1))]
+                        t0 = time.perf_counter()
+                        r = http.post("/api/events", headers=auth, json={"events": ev})
+                        mine.append(time.perf_counter() - t0)
+                        if r.status_code != 200 or r.json()["acked"] != ev[-1]["seq"]:
+                            errors.append(f"B{j:03d}: {r.status_code} {r.text[:80]}")
+                    with lock:
+                        lat.extend(mine)
+
+            threads = [threading.Thread(target=participant, args=(j,)) for j in range(participants)]
+            t0 = time.perf_counter()
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+            wall = time.perf_counter() - t0
+        finally:
+            server.stop()
+    ms = 1000 * np.asarray(lat)
+    return {"participants": participants, "events": participants * events_each, "batch": batch,
+            "errors": len(errors), "seconds": wall, "events_per_second": participants * events_each / wall,
+            "requests": len(lat), "latency_ms": {"p50": float(np.percentile(ms, 50)),
+                                                 "p99": float(np.percentile(ms, 99)), "max": float(ms.max())}}
+
+
+def frame_time(seconds: float = 6.0) -> dict:
+    """Load the scene in headless Chromium (software WebGL) and read the page's own frame-time record."""
+    import numpy as np
+    from playwright.sync_api import sync_playwright
+
+    from .experiment import LocalServer
+    from .server import make_app
+    from .webassets import ensure_vendor
+
+    ensure_vendor()
+    token = secrets.token_urlsafe(16)
+    with tempfile.TemporaryDirectory() as tmp:
+        server = LocalServer(make_app(Path(tmp) / "frames.sqlite", token))
+        try:
+            with sync_playwright() as p:
+                browser = p.chromium.launch(executable_path="/usr/bin/chromium", headless=True, args=[
+                    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                    "--use-angle=swiftshader", "--enable-unsafe-swiftshader"])
+                page = browser.new_page(viewport={"width": 1280, "height": 720})
+                page.goto(f"{server.url}/?preview=baseline")
+                page.wait_for_function("window.__nureality && window.__nureality.frameTimes.length > 5",
+                                       timeout=30000)
+                page.wait_for_timeout(int(1000 * seconds))
+                times = page.evaluate("window.__nureality.frameTimes.slice(5)")
+                browser.close()
+        finally:
+            server.stop()
+    dt = np.diff(np.asarray(times, dtype=float)) if len(times) > 1 else np.asarray([np.nan])
+    return {"frames": len(times), "frame_ms": {"mean": float(np.mean(dt)), "p50": float(np.percentile(dt, 50)),
+                                               "p99": float(np.percentile(dt, 99))},
+            "fps": float(1000 / np.mean(dt)), "renderer": "Chromium headless, SwiftShader (CPU) WebGL, 1280x720"}
+
+
+def bench(quick: bool = False) -> dict:
+    out = {"bench": "nureality",
+           "server": server_throughput(participants=8 if quick else 16, events_each=60 if quick else 120)}
+    try:
+        out["scene"] = frame_time(seconds=3.0 if quick else 6.0)
+    except Exception as e:  # no browser here: report the server figures alone, and why
+        out["scene"] = {"error": f"{type(e).__name__}: {str(e).splitlines()[0][:200]}"}
+    return out
