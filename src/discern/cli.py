@@ -55,6 +55,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_draft_commands(sub)
     from discern.medqa.cli import add_medqa_commands
     add_medqa_commands(sub)
+    from discern.nureality.cli import add_nureality_commands
+    add_nureality_commands(sub)
 
     lp = sub.add_parser("llm", help="language-model backends")
     ls = lp.add_subparsers(dest="llm_command", required=True)
@@ -151,6 +153,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "medqa":
             from discern.medqa.cli import run_medqa_command
             return run_medqa_command(args)
+        if args.command == "nureality":
+            from discern.nureality.cli import run_nureality_command
+            return run_nureality_command(args)
         if args.command == "draft":
             from discern.draft.cli import run_draft_command
             return run_draft_command(args)
