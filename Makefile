@@ -13,9 +13,17 @@ export TRANSFORMERS_OFFLINE := 1
 export HF_DATASETS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: setup system venv data demo test test-slow bench clean
+.PHONY: setup system venv web data demo test test-slow bench clean
 
-setup: system $(VENV)/.installed data
+WEB := src/discern/nureality/web
+
+setup: system $(VENV)/.installed web data
+
+# three.js for the nuReality page, pinned in package-lock.json; postinstall copies its build into vendor/
+web: $(WEB)/vendor/three.module.js
+
+$(WEB)/vendor/three.module.js: $(WEB)/package.json $(WEB)/package-lock.json
+	cd $(WEB) && npm ci --no-audit --no-fund --loglevel=error
 
 system:
 	@bash scripts/system-packages.sh

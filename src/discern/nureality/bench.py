@@ -64,8 +64,9 @@ def server_throughput(participants: int = 16, events_each: int = 120, batch: int
                                                  "p99": float(np.percentile(ms, 99)), "max": float(ms.max())}}
 
 
-def frame_time(seconds: float = 6.0) -> dict:
-    """Load the scene in headless Chromium (software WebGL) and read the page's own frame-time record."""
+def frame_time(seconds: float = 6.0, query: str = "", size: tuple[int, int] = (960, 540)) -> dict:
+    """Load the scene in headless Chromium (software WebGL) and read the page's own frame-time record
+    (``window.__nureality.frameTimes``: ms between consecutive frames)."""
     import numpy as np
     from playwright.sync_api import sync_playwright
 
@@ -83,26 +84,28 @@ def frame_time(seconds: float = 6.0) -> dict:
                     "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                     "--disable-background-networking", "--disable-component-update", "--disable-sync",
                     "--use-angle=swiftshader", "--enable-unsafe-swiftshader"])
-                page = browser.new_page(viewport={"width": 1280, "height": 720})
-                page.goto(f"{server.url}/?preview=baseline")
-                page.wait_for_function("window.__nureality && window.__nureality.frameTimes.length > 5",
-                                       timeout=30000)
+                page = browser.new_page(viewport={"width": size[0], "height": size[1]})
+                page.goto(f"{server.url}/{query}")
+                page.wait_for_function("window.__nureality && window.__nureality.frameTimes.length > 3",
+                                       timeout=60000)
                 page.wait_for_timeout(int(1000 * seconds))
-                times = page.evaluate("window.__nureality.frameTimes.slice(5)")
+                times = page.evaluate("window.__nureality.frameTimes.slice(3)")
                 browser.close()
         finally:
             server.stop()
-    dt = np.diff(np.asarray(times, dtype=float)) if len(times) > 1 else np.asarray([np.nan])
+    dt = np.asarray(times, dtype=float)
     return {"frames": len(times), "frame_ms": {"mean": float(np.mean(dt)), "p50": float(np.percentile(dt, 50)),
                                                "p99": float(np.percentile(dt, 99))},
-            "fps": float(1000 / np.mean(dt)), "renderer": "Chromium headless, SwiftShader (CPU) WebGL, 1280x720"}
+            "fps": float(1000 / np.mean(dt)), "page": f"/{query}",
+            "renderer": f"Chromium headless, SwiftShader (CPU) WebGL, {size[0]}x{size[1]}"}
 
 
 def bench(quick: bool = False) -> dict:
     out = {"bench": "nureality",
            "server": server_throughput(participants=8 if quick else 16, events_each=60 if quick else 120)}
-    try:
-        out["scene"] = frame_time(seconds=3.0 if quick else 6.0)
-    except Exception as e:  # no browser here: report the server figures alone, and why
-        out["scene"] = {"error": f"{type(e).__name__}: {str(e).splitlines()[0][:200]}"}
+    for name, query in (("scene_full", ""), ("scene_light", "?aa=0&shadows=0")):
+        try:
+            out[name] = frame_time(seconds=4.0 if quick else 8.0, query=query)
+        except Exception as e:  # no browser here: report the server figures alone, and why
+            out[name] = {"error": f"{type(e).__name__}: {str(e).splitlines()[0][:200]}"}
     return out
