@@ -331,6 +331,11 @@ def test_page_and_vendor_served_after_the_api(tmp_path, scenarios_dir):
 
 
 def test_sqlite_connection_settings_and_unique_seq(tmp_path):
+    base = store.connect(tmp_path / "b.sqlite", wal=False)  # the benchmark's baseline: SQLite's defaults
+    with base() as s:
+        assert s.connection().exec_driver_sql("PRAGMA journal_mode").scalar() == "delete"
+        assert s.connection().exec_driver_sql("PRAGMA synchronous").scalar() == 2  # FULL
+    base.kw["bind"].dispose()
     factory = store.connect(tmp_path / "s.sqlite")
     with factory() as s:
         assert s.connection().exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"

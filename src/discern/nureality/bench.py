@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 
-def server_throughput(participants: int = 16, events_each: int = 120, batch: int = 4) -> dict:
+def server_throughput(participants: int = 16, events_each: int = 120, batch: int = 4, wal: bool = True) -> dict:
     """Each participant joins and posts its events in batches from its own thread; every request's latency
     is recorded.  Returns events/s over the whole run and request latency percentiles (ms)."""
     import httpx
@@ -22,7 +22,7 @@ def server_throughput(participants: int = 16, events_each: int = 120, batch: int
 
     token = secrets.token_urlsafe(16)
     with tempfile.TemporaryDirectory() as tmp:
-        server = LocalServer(make_app(Path(tmp) / "bench.sqlite", token))
+        server = LocalServer(make_app(Path(tmp) / "bench.sqlite", token, wal=wal))
         try:
             with httpx.Client(base_url=server.url, timeout=60) as http:
                 study = http.post("/api/admin/studies", headers={"Authorization": f"Bearer {token}"},
@@ -58,7 +58,8 @@ def server_throughput(participants: int = 16, events_each: int = 120, batch: int
         finally:
             server.stop()
     ms = 1000 * np.asarray(lat)
-    return {"participants": participants, "events": participants * events_each, "batch": batch,
+    return {"sqlite": "WAL, synchronous=NORMAL" if wal else "rollback journal, synchronous=FULL (SQLite's defaults)",
+            "participants": participants, "events": participants * events_each, "batch": batch,
             "errors": len(errors), "seconds": wall, "events_per_second": participants * events_each / wall,
             "requests": len(lat), "latency_ms": {"p50": float(np.percentile(ms, 50)),
                                                  "p99": float(np.percentile(ms, 99)), "max": float(ms.max())}}
@@ -101,8 +102,12 @@ def frame_time(seconds: float = 6.0, query: str = "", size: tuple[int, int] = (9
 
 
 def bench(quick: bool = False) -> dict:
-    out = {"bench": "nureality",
-           "server": server_throughput(participants=8 if quick else 16, events_each=60 if quick else 120)}
+    n, m = (8, 60) if quick else (16, 120)
+    base = server_throughput(n, m, wal=False)  # the baseline: SQLite's default journal, same run
+    wal = server_throughput(n, m, wal=True)
+    out = {"bench": "nureality", "server_baseline": base, "server": wal,
+           "server_speedup": wal["events_per_second"] / base["events_per_second"],
+           "p99_ratio": base["latency_ms"]["p99"] / wal["latency_ms"]["p99"]}
     for name, query in (("scene_full", ""), ("scene_light", "?aa=0&shadows=0")):
         try:
             out[name] = frame_time(seconds=4.0 if quick else 8.0, query=query)

@@ -27,6 +27,7 @@ from __future__ import annotations
 import json
 import re
 import secrets
+import threading
 from collections.abc import Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -112,8 +113,18 @@ def _session(request: Request) -> Iterator[Session]:
 
 
 def _write_session(request: Request) -> Iterator[Session]:
-    with store.writing(request.app.state.sessionmaker) as s:
-        yield s
+    # SQLite has one writer at a time: writers of this process queue on a lock (woken in turn) instead of
+    # polling SQLite's busy handler, whose growing sleeps made the latency tail (other processes still wait
+    # on busy_timeout)
+    lock = request.app.state.write_lock
+    if lock is not None:
+        lock.acquire()
+    try:
+        with store.writing(request.app.state.sessionmaker) as s:
+            yield s
+    finally:
+        if lock is not None:
+            lock.release()
 
 
 def _admin(request: Request) -> None:
@@ -150,7 +161,7 @@ def _one_line(exc: RequestValidationError) -> str:
 
 
 def make_app(db_url: str | Path, admin_token: str, scenarios_dir: str | Path | None = None, *,
-             web_dir: str | Path | None = None) -> FastAPI:
+             web_dir: str | Path | None = None, wal: bool = True) -> FastAPI:
     """The study server over the database at ``db_url`` (an SQLite path or a SQLAlchemy URL).  Scenarios are
     read from ``scenarios_dir`` (default: the package's ``scenarios/``), the page from ``web_dir`` (default:
     the package's ``web/``)."""
@@ -158,7 +169,7 @@ def make_app(db_url: str | Path, admin_token: str, scenarios_dir: str | Path | N
         raise DiscernError("nureality server: the admin token must be a string of at least 8 characters")
     sdir = Path(scenarios_dir) if scenarios_dir is not None else PACKAGE_DIR / "scenarios"
     wdir = Path(web_dir) if web_dir is not None else PACKAGE_DIR / "web"
-    factory = store.connect(db_url)
+    factory = store.connect(db_url, wal=wal)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI):
@@ -168,6 +179,7 @@ def make_app(db_url: str | Path, admin_token: str, scenarios_dir: str | Path | N
     app = FastAPI(title="discern nuReality study server", docs_url=None, redoc_url=None, openapi_url=None,
                   lifespan=lifespan)
     app.state.sessionmaker = factory
+    app.state.write_lock = threading.Lock() if str(factory.kw["bind"].url).startswith("sqlite") else None
     app.state.admin_token = admin_token.encode()
     app.state.scenarios_dir = sdir
 

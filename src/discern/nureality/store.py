@@ -136,13 +136,15 @@ def database_url(url: str | Path) -> str:
     return f"sqlite:///{Path(s).expanduser().resolve()}"
 
 
-def connect(url: str | Path) -> sessionmaker[Session]:
+def connect(url: str | Path, wal: bool = True) -> sessionmaker[Session]:
     """Open (creating the tables if needed) the database at ``url``, an SQLite path or a SQLAlchemy URL, and
     return a session factory; its engine is ``factory.kw["bind"]``.
 
     SQLite connections get ``journal_mode=WAL``, ``synchronous=NORMAL``, a 30 s ``busy_timeout`` and foreign
     keys; a session from ``writing(factory)`` begins with ``BEGIN IMMEDIATE`` (the write lock is taken at the
     start, so a transaction never has to upgrade a stale read snapshot, which SQLite refuses without waiting).
+    ``wal=False`` keeps SQLite's own defaults instead (rollback journal, ``synchronous=FULL``): the
+    benchmark's baseline.
     """
     url = database_url(url)
     if url.startswith("sqlite"):
@@ -157,8 +159,8 @@ def connect(url: str | Path) -> sessionmaker[Session]:
         def _on_connect(dbapi_conn, _record):
             dbapi_conn.isolation_level = None  # we emit BEGIN ourselves (below)
             cur = dbapi_conn.cursor()
-            cur.execute("PRAGMA journal_mode=WAL")
-            cur.execute("PRAGMA synchronous=NORMAL")
+            cur.execute("PRAGMA journal_mode=WAL" if wal else "PRAGMA journal_mode=DELETE")
+            cur.execute("PRAGMA synchronous=NORMAL" if wal else "PRAGMA synchronous=FULL")
             cur.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
             cur.execute("PRAGMA foreign_keys=ON")
             cur.close()
