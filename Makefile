@@ -13,7 +13,7 @@ export TRANSFORMERS_OFFLINE := 1
 export HF_DATASETS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: setup system venv web data demo test test-slow bench clean
+.PHONY: setup system venv web data postgres demo test test-slow bench clean
 
 WEB := src/discern/nureality/web
 
@@ -52,7 +52,11 @@ data: $(VENV)/.installed
 demo: setup
 	$(VENV)/bin/discern reproduce --preset quick
 
-test: setup
+# a local PostgreSQL (Debian's) for the tests of the PostgreSQL code paths
+postgres:
+	@bash scripts/postgres-test-db.sh
+
+test: setup postgres
 	$(PY) -m pytest -q
 
 test-slow: setup
