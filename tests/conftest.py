@@ -1,7 +1,3 @@
-import socket
-import threading
-import time
-
 import pytest
 
 
@@ -25,15 +21,9 @@ def tiny_reproduction(tmp_path_factory):
     return run
 
 
-def _free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture
 def serve():
-    import uvicorn
+    from discern.core.serving import LocalServer
 
     servers = []
 
@@ -52,18 +42,9 @@ def serve():
                 return JSONResponse({"error": "busy"}, status_code=503)
             return await call_next(request)
 
-        port = _free_port()
-        server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error"))
-        t = threading.Thread(target=server.run, daemon=True)
-        t.start()
-        for _ in range(200):
-            if server.started:
-                break
-            time.sleep(0.02)
-        servers.append((server, t))
-        return f"http://127.0.0.1:{port}"
+        servers.append(LocalServer(app))
+        return servers[-1].url
 
     yield start
-    for server, t in servers:
-        server.should_exit = True
-        t.join(timeout=5)
+    for server in servers:
+        server.stop()

@@ -48,7 +48,8 @@ def test_rating_app_on_postgresql_matches_sqlite(pg, tmp_path):
 
 
 def test_nureality_study_server_on_postgresql_matches_sqlite(pg, tmp_path):
-    from discern.nureality.experiment import Config, LocalServer, run_study
+    from discern.core.serving import LocalServer
+    from discern.nureality.experiment import Config, run_study
     from discern.nureality.server import make_app
 
     out = {}

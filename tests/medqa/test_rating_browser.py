@@ -4,16 +4,13 @@ clicking the radio buttons and submitting, and the rating lands in the database 
 from __future__ import annotations
 
 import json
-import socket
 import sqlite3
-import threading
-import time
 
 import httpx
 import pytest
-import uvicorn
 from playwright.sync_api import expect, sync_playwright
 
+from discern.core.serving import LocalServer
 from discern.medqa.rating.app import make_app
 
 ADMIN = "browser-admin-token"
@@ -35,27 +32,11 @@ CLICKS = {"consensus": "B", "comprehension": "A", "recall": "tie", "reasoning": 
           "omission": "tie", "bias": "tie", "harm_extent": "A", "harm_likelihood": "B"}
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture
 def server(tmp_path):
     path = tmp_path / "ratings.db"
-    app = make_app(str(path), ADMIN)
-    port = _free_port()
-    srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error"))
-    thread = threading.Thread(target=srv.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not srv.started:
-        assert time.monotonic() < deadline, "the rating server did not start"
-        time.sleep(0.02)
-    yield f"http://127.0.0.1:{port}", path
-    srv.should_exit = True
-    thread.join(timeout=5)
+    with LocalServer(make_app(str(path), ADMIN)) as url:
+        yield url, path
 
 
 def test_physician_rates_a_pairwise_item_in_the_browser(server):

@@ -6,10 +6,7 @@ from __future__ import annotations
 import json
 import math
 import random
-import socket
 import sqlite3
-import threading
-import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -17,12 +14,12 @@ from pathlib import Path
 
 import httpx
 import pytest
-import uvicorn
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from discern.core.errors import DiscernError
+from discern.core.serving import LocalServer
 from discern.nureality import store
 from discern.nureality.design import trial_plan
 from discern.nureality.server import make_app
@@ -52,29 +49,11 @@ def client(tmp_path, scenarios_dir):
         yield c
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @contextmanager
 def running(app):
-    """Serve ``app`` with uvicorn on a free loopback port in a thread; stop it on exit."""
-    port = _free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "the server did not start"
-        time.sleep(0.02)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=20)
-        assert not thread.is_alive(), "the server did not stop"
+    """Serve ``app`` on a free loopback port in a thread; stop it on exit (and check that it stopped)."""
+    with LocalServer(app) as url:
+        yield url
 
 
 def _http(url: str) -> httpx.Client:

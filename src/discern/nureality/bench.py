@@ -17,7 +17,8 @@ def server_throughput(participants: int = 16, events_each: int = 120, batch: int
     import httpx
     import numpy as np
 
-    from .experiment import LocalServer
+    from discern.core.serving import LocalServer
+
     from .server import make_app
 
     token = secrets.token_urlsafe(16)
@@ -71,7 +72,8 @@ def frame_time(seconds: float = 6.0, query: str = "", size: tuple[int, int] = (9
     import numpy as np
     from playwright.sync_api import sync_playwright
 
-    from .experiment import LocalServer
+    from discern.core.serving import LocalServer
+
     from .server import make_app
     from .webassets import ensure_vendor
 

@@ -20,13 +20,11 @@ from __future__ import annotations
 
 import json
 import secrets
-import socket
-import threading
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from discern.core import Run, progress
+from discern.core.serving import LocalServer
 
 LIKERT = ("The vehicle's intention was clear to me.", "I felt safe deciding to cross.")
 
@@ -55,35 +53,6 @@ def tiny() -> Config:
 
 
 PRESETS = {"tiny": tiny, "quick": quick, "paper": paper}
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class LocalServer:
-    """The study server in a background thread on 127.0.0.1 (a free port); ``stop()`` shuts it down."""
-
-    def __init__(self, app):
-        import uvicorn
-
-        self.port = _free_port()
-        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="error"))
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-        self.thread.start()
-        for _ in range(500):
-            if self.server.started:
-                break
-            time.sleep(0.01)
-        if not self.server.started:
-            raise RuntimeError("the study server did not start")
-        self.url = f"http://127.0.0.1:{self.port}"
-
-    def stop(self) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=10)
 
 
 def simulated_likert(decision_time_s: float | None) -> list[int]:
