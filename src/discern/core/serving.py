@@ -44,3 +44,23 @@ class LocalServer:
 
     def __exit__(self, *exc) -> None:
         self.stop()
+
+
+def bearer_token(request) -> str | None:
+    """The token of a request's ``Authorization: Bearer <token>`` header; None when there is none."""
+    scheme, _, given = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not given.strip():
+        return None
+    return given.strip()
+
+
+def json_errors(app, status: dict[type, int]) -> None:
+    """Answer each exception class of ``status`` (and its subclasses not listed) with that HTTP status and
+    ``{"detail": "<one-line message>"}``: how the study servers turn ``DiscernError``s into responses."""
+    from fastapi.responses import JSONResponse
+
+    for cls, code in status.items():
+        async def handler(_request, exc, code=code):
+            return JSONResponse({"detail": str(exc)}, status_code=code)
+
+        app.add_exception_handler(cls, handler)

@@ -41,6 +41,7 @@ from pydantic import BaseModel, Field
 from sqlalchemy.orm import Session
 
 from discern.core.errors import DataError, DiscernError
+from discern.core.serving import bearer_token, json_errors
 
 from . import store
 
@@ -96,17 +97,6 @@ def read_scenario(scenarios_dir: Path, scenario_id: str) -> dict:
     return obj
 
 
-def _bearer(request: Request) -> str | None:
-    """The token of an ``Authorization: Bearer`` header, None when there is none."""
-    auth = request.headers.get("authorization")
-    if not auth:
-        return None
-    scheme, _, given = auth.partition(" ")
-    if scheme.lower() != "bearer" or not given.strip():
-        return None
-    return given.strip()
-
-
 def _session(request: Request) -> Iterator[Session]:
     with request.app.state.sessionmaker() as s:
         yield s
@@ -128,7 +118,7 @@ def _write_session(request: Request) -> Iterator[Session]:
 
 
 def _admin(request: Request) -> None:
-    given = _bearer(request)
+    given = bearer_token(request)
     if given is None:
         raise HTTPException(401, "admin token required: send Authorization: Bearer <admin token>",
                             headers={"WWW-Authenticate": "Bearer"})
@@ -142,7 +132,7 @@ ADMIN = [Depends(_admin)]
 
 
 def _participant(request: Request, s: Session) -> store.Participant:
-    given = _bearer(request)
+    given = bearer_token(request)
     if given is None:
         raise HTTPException(401, "participant token required: send Authorization: Bearer <token from /api/join>",
                             headers={"WWW-Authenticate": "Bearer"})
@@ -187,17 +177,7 @@ def make_app(db_url: str | Path, admin_token: str, scenarios_dir: str | Path | N
     async def _invalid(_request: Request, exc: RequestValidationError):
         return JSONResponse({"detail": _one_line(exc)}, status_code=422)
 
-    @app.exception_handler(store.NotFoundError)
-    async def _not_found(_request: Request, exc: store.NotFoundError):
-        return JSONResponse({"detail": str(exc)}, status_code=404)
-
-    @app.exception_handler(store.ConflictError)
-    async def _conflict(_request: Request, exc: store.ConflictError):
-        return JSONResponse({"detail": str(exc)}, status_code=409)
-
-    @app.exception_handler(DiscernError)
-    async def _bad_input(_request: Request, exc: DiscernError):
-        return JSONResponse({"detail": str(exc)}, status_code=422)
+    json_errors(app, {store.NotFoundError: 404, store.ConflictError: 409, DiscernError: 422})
 
     # ---- admin ----
 

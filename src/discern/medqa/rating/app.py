@@ -25,11 +25,12 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 from fastapi import Body, Depends, FastAPI, HTTPException, Query, Request
-from fastapi.responses import HTMLResponse, JSONResponse, Response
+from fastapi.responses import HTMLResponse, Response
 from pydantic import BaseModel
 from sqlalchemy.orm import Session
 
 from discern.core.errors import DiscernError
+from discern.core.serving import bearer_token, json_errors
 
 from . import db, schema
 
@@ -94,9 +95,8 @@ def _session(request: Request) -> Iterator[Session]:
 
 
 def _admin(request: Request) -> None:
-    auth = request.headers.get("authorization", "")
-    scheme, _, given = auth.partition(" ")
-    if scheme.lower() != "bearer" or not secrets.compare_digest(given.strip().encode(), request.app.state.admin_token):
+    given = bearer_token(request)
+    if given is None or not secrets.compare_digest(given.encode(), request.app.state.admin_token):
         raise HTTPException(401, "admin token required", headers={"WWW-Authenticate": "Bearer"})
 
 
@@ -133,17 +133,7 @@ def make_app(db_url: str, admin_token: str) -> FastAPI:
     app.state.sessionmaker = db.connect(db_url)
     app.state.admin_token = admin_token.encode()
 
-    @app.exception_handler(db.NotFoundError)
-    async def _not_found(_request: Request, exc: db.NotFoundError):
-        return JSONResponse({"detail": str(exc)}, status_code=404)
-
-    @app.exception_handler(db.NotAssignedError)
-    async def _not_assigned(_request: Request, exc: db.NotAssignedError):
-        return JSONResponse({"detail": str(exc)}, status_code=403)
-
-    @app.exception_handler(DiscernError)
-    async def _bad_input(_request: Request, exc: DiscernError):
-        return JSONResponse({"detail": str(exc)}, status_code=422)
+    json_errors(app, {db.NotFoundError: 404, db.NotAssignedError: 403, DiscernError: 422})
 
     # ---- admin ----
 
