@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Iterable
+from typing import Callable, Iterable
 
 from discern.core.errors import DataError
 
@@ -42,16 +42,22 @@ def load_tokenizer(path: str | Path):
         raise DataError(f"tokenizer folder {p}: cannot load a tokenizer ({str(e).splitlines()[0][:120]})") from None
 
 
-def run_tokenizer(setting: str, vocab_size: int, documents: list[list[str]], saved: Path | None = None,
-                  write: bool = True):
+def run_tokenizer(setting: str, vocab_size: int,
+                  documents: Iterable[list[str]] | Callable[[], Iterable[list[str]]],
+                  saved: Path | None = None, write: bool = True):
     """The tokenizer of a pre-training run: the copy saved in the run folder (``saved``) when
     it exists (resume), else a WordPiece vocabulary trained on ``documents`` (``setting ==
     "train"``) or the tokenizer folder ``setting``; a new one is saved to ``saved`` when
-    ``write`` (the main process)."""
+    ``write`` (the main process).
+
+    ``documents`` is any iterable of documents (lists of sentences), read once and streamed to
+    the trainer (e.g. ``iter_text_documents(path)``, so a corpus larger than RAM trains without
+    being held in memory), or a function returning a fresh one, called only when training."""
     if saved is not None and Path(saved).is_dir():
         return load_tokenizer(saved)
     if setting == "train":
-        tok = train_wordpiece((s for d in documents for s in d), vocab_size)
+        docs = documents() if callable(documents) else documents
+        tok = train_wordpiece((s for d in docs for s in d), vocab_size)
     else:
         tok = load_tokenizer(setting)
     if saved is not None and write:
