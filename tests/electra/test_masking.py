@@ -102,3 +102,15 @@ def test_own_corpus_and_malformed_corpus_file(tmp_path):
     bad.write_bytes(b"fine line\nsecond line\nbroken \xff byte\n")
     with pytest.raises(DataError, match=r"bad.txt:3: not UTF-8 text \(byte 0xff\)"):
         corpus_documents([str(bad)])
+
+
+def test_sample_respects_temperature_and_never_draws_zero_mass_tokens():
+    logits = torch.log(torch.tensor([[0.5, 0.3, 0.2, 0.0]])).expand(60000, 4)
+    g = torch.Generator().manual_seed(1)
+    s = gumbel_sample(logits, temperature=2.0, generator=g)
+    p = torch.tensor([0.5, 0.3, 0.2]) ** 0.5
+    freq = torch.bincount(s, minlength=4).float() / s.numel()
+    assert freq[3] == 0
+    assert torch.allclose(freq[:3], p / p.sum(), atol=0.01)
+    again = gumbel_sample(logits, temperature=2.0, generator=torch.Generator().manual_seed(1))
+    assert torch.equal(s, again)

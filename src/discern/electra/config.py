@@ -16,6 +16,10 @@ class ModelConfig:
     heads: int = 4
     ffn: int = 1024
     max_len: int = 128  # position embeddings
+    # std of the normal initialisation of every weight matrix and embedding; BERT's 0.02 suits
+    # width 768 (0.02 * sqrt(768) = 0.55 gain per layer); at width 64-128 it keeps attention uniform
+    # and a discriminator never learns where to look.  0 = 1/sqrt(width) of each model
+    init_std: float = 0.02
     dropout: float = 0.1
     attention_dropout: float = 0.1
     generator_size: float = 0.25  # generator hidden/FFN/heads as a fraction of the discriminator (Small 1/4)

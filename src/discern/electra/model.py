@@ -44,6 +44,7 @@ def hf_config(cfg: ModelConfig, vocab_size: int, pad_id: int, generator: bool = 
         num_hidden_layers=layers, num_attention_heads=heads, intermediate_size=ffn,
         hidden_act="gelu", hidden_dropout_prob=cfg.dropout, attention_probs_dropout_prob=cfg.attention_dropout,
         max_position_embeddings=cfg.max_len, type_vocab_size=2, pad_token_id=pad_id,
+        initializer_range=cfg.init_std if cfg.init_std > 0 else hidden ** -0.5, attn_implementation="sdpa",
         tie_word_embeddings=True,
     )
 
@@ -95,7 +96,10 @@ class ElectraPretrainer(_Pretrainer):
             tie_generator(self.generator, self.discriminator)
         self.vocab_size = vocab_size
 
-    def forward(self, batch: dict) -> tuple[torch.Tensor, dict]:
+    def forward(self, batch: dict, details: dict | None = None) -> tuple[torch.Tensor, dict]:
+        """``details``: when a dict is given, it receives ``replacement_mass`` (V,), the expected
+        count of each token written at a replaced position (generator probabilities at the masked
+        slots, minus the mass of the original token), for the unigram-detector reference."""
         ids, attn, seg = batch["input_ids"], batch["attention_mask"], batch["token_type_ids"]
         c = self.cfg
         m = self._mask(ids, attn, self.vocab_size)
@@ -122,6 +126,13 @@ class ElectraPretrainer(_Pretrainer):
         disc_loss = weighted_mean(bce, w)
         loss = c.gen_weight * mlm_loss + c.disc_weight * disc_loss
 
+        if details is not None:
+            with torch.no_grad():
+                p = torch.softmax(g_logits.detach().float() / c.temperature, -1)[active]  # (S, V)
+                p_orig = p.gather(-1, m.targets[active].unsqueeze(-1)).squeeze(-1)  # (S,)
+                mass = p.sum(0)
+                mass.index_add_(0, m.targets[active], -p_orig)  # a sample equal to the original is real
+                details["replacement_mass"] = details.get("replacement_mass", 0) + mass.clamp_min(0)
         with torch.no_grad():
             pred = d_logits > 0
             real = attn.bool()

@@ -8,11 +8,13 @@ from pathlib import Path
 
 import torch
 
-from discern.core import Run, derive_seed, seed_everything
+from discern.core import ConfigError, Run, derive_seed, seed_everything
 from discern.core import dist as ddist
 from discern.data.pretraining import build_examples, corpus_documents
 from discern.data.tokenizer import run_tokenizer
-from discern.train import fit, held_out_batches
+from discern.metrics.plateau import unigram_detector_loss, unigram_entropy
+from discern.train import fit, held_out_batches, token_counts
+from discern.train.plots import plot_losses
 
 from .config import Config
 from .flops import Dims, forward_flops_per_example
@@ -50,9 +52,34 @@ def flops_per_step(cfg: Config, vocab: int, dense_lookup: bool = True) -> float:
     return 2.0 * cfg.train.batch_size * f
 
 
+def one_seed(cfg: Config):
+    """The run's training config with ``train.seed`` taken from the run's ``seed``: one number
+    drives data order, initialisation, masking, sampling and dropout."""
+    if cfg.train.seed not in (0, cfg.seed):
+        raise ConfigError(f"train.seed={cfg.train.seed}: a pre-training run has one seed; set it with "
+                          f"--set seed={cfg.train.seed}")
+    return replace(cfg.train, seed=cfg.seed)
+
+
+def plateau_references(counts, special_ids: list[int]) -> dict:
+    """References from the corpus's own token counts: the unigram entropy of the tokens that can
+    be masked (what an MLM reaches without context)."""
+    import numpy as np
+
+    cand = np.array(counts, dtype=np.float64)
+    cand[[i for i in special_ids if i < len(cand)]] = 0
+    return {"unigram_entropy": unigram_entropy(cand)}
+
+
 def pretrain(cfg: Config, run: Run | None = None, resume: bool = False, stop_after: int | None = None,
              documents: list[list[str]] | None = None) -> dict:
-    """Pre-train, save Hugging Face folders under ``<run>/model`` and return the results."""
+    """Pre-train, save Hugging Face folders under ``<run>/model`` and return the results.
+
+    Every held-out evaluation also logs the plateaus of the run's own corpus and tokenizer
+    (``eval/ref_*`` in ``metrics.jsonl``): the unigram entropy for the generator / MLM loss and,
+    for ELECTRA, the loss of the best detector that sees only the token, for the replacement
+    distribution the generator produced at that moment; ``eval/*_below_plateau`` is the gap in
+    nats (positive = the model uses context)."""
     seed_everything(cfg.seed)
     t0 = time.perf_counter()
     if documents is None:
@@ -62,9 +89,12 @@ def pretrain(cfg: Config, run: Run | None = None, resume: bool = False, stop_aft
     torch.manual_seed(derive_seed(cfg.seed, "init", cfg.model.objective))
     dev = ddist.device()
     model = build_model(cfg, tokenizer).to(dev)
-    tc = cfg.train
+    tc = one_seed(cfg)
     seed = cfg.seed
     batch_fn, eval_batches, n_eval = held_out_batches(data, tc.batch_size, tc.accumulation, seed, dev)
+    counts, _ = token_counts(data, len(tokenizer))
+    refs = plateau_references(counts, tokenizer.all_special_ids)
+    electra = cfg.model.objective == "electra"
 
     def step_fn(m, batch):
         return m(batch)
@@ -72,17 +102,33 @@ def pretrain(cfg: Config, run: Run | None = None, resume: bool = False, stop_aft
     def eval_fn(m):
         g_state = torch.get_rng_state()
         torch.manual_seed(derive_seed(seed, "eval"))
+        inner = m.module if hasattr(m, "module") else m
         out: dict[str, float] = {}
+        details: dict = {}
         for count, batch in eval_batches(32):
-            _, met = m(batch)
+            _, met = inner(batch, details) if electra else inner(batch)
             for k, v in met.items():
                 out[k] = out.get(k, 0.0) + float(v) * count / n_eval
         torch.set_rng_state(g_state)
+        out["ref_unigram_entropy"] = refs["unigram_entropy"]
+        out["mlm_below_plateau"] = refs["unigram_entropy"] - out["mlm_loss"]
+        if electra:
+            r = out["replaced_frac"]
+            ref = unigram_detector_loss(counts, details["replacement_mass"].cpu().numpy(), r) if r > 0 else 0.0
+            out["ref_unigram_detector"] = ref
+            out["disc_below_plateau"] = ref - out["disc_loss"]
         return out
 
     state = fit(model, step_fn, batch_fn, tc, run, eval_fn=eval_fn, resume=resume,
                 desc=f"pretrain {cfg.model.objective}", stop_after=stop_after)
     per_step = flops_per_step(cfg, len(tokenizer))
+    ev = state.last_eval
+    plateau = {"mlm": {"loss": ev.get("mlm_loss"), "reference": refs["unigram_entropy"],
+                       "reference_name": "unigram entropy", "nats_below": ev.get("mlm_below_plateau")}}
+    if electra:
+        plateau["discriminator"] = {"loss": ev.get("disc_loss"), "reference": ev.get("ref_unigram_detector"),
+                                    "reference_name": "unigram-frequency detector",
+                                    "nats_below": ev.get("disc_below_plateau")}
     result = {
         "objective": cfg.model.objective,
         "steps": state.step,
@@ -95,13 +141,28 @@ def pretrain(cfg: Config, run: Run | None = None, resume: bool = False, stop_aft
         "wall_seconds": time.perf_counter() - t0,
         "params_discriminator": _n_params(model.discriminator if hasattr(model, "discriminator") else model.mlm),
         "final": state.last_metrics,
-        "eval": state.last_eval,
+        "eval": ev,
+        "plateau": plateau,
     }
     if run is not None and state.step >= tc.steps and ddist.is_main():
         model.save_pretrained(run.path / "model", tokenizer=tokenizer)
         result["encoder_dir"] = str(encoder_dir(run.path, cfg.model.objective))
+        result["plots"] = [str(plot_pretraining(run, plateau, cfg.model.objective).relative_to(run.path))]
         run.save_results(result)
     return result
+
+
+def plot_pretraining(run: Run, plateau: dict, objective: str) -> Path:
+    """``plots/pretrain_losses.png``: each loss by step with its plateau as a dashed line."""
+    label = "generator MLM loss" if objective == "electra" else "MLM loss"
+    panels = [{"key": "mlm_loss", "label": label, "reference": plateau["mlm"]["reference"],
+               "reference_label": "unigram entropy"}]
+    if "discriminator" in plateau:
+        panels.append({"key": "disc_loss", "label": "discriminator (replaced-token BCE)",
+                       "reference": plateau["discriminator"]["reference"],
+                       "reference_label": "unigram detector"})
+    return plot_losses(run.metrics(), panels, run.plots / "pretrain_losses.png",
+                       title=f"{objective} pre-training against the no-context plateaus")
 
 
 def encoder_dir(run_path: str | Path, objective: str) -> Path:

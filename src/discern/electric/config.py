@@ -15,8 +15,13 @@ class ModelConfig:
     heads: int = 12
     ffn: int = 3072
     max_len: int = 128  # position embeddings
+    # std of the normal initialisation of every weight matrix and embedding; BERT's 0.02 suits
+    # width 768 (0.02 * sqrt(768) = 0.55 gain per layer); at width 64-128 it keeps attention uniform
+    # and a discriminator never learns where to look.  0 = 1/sqrt(width) of each model
+    init_std: float = 0.02
     dropout: float = 0.1
     attention_dropout: float = 0.1
+    noise: str = "two-tower"  # noise distribution q: the paper's two-tower cloze model, or a fixed "unigram"
     tower_size: float = 0.25  # each noise tower's hidden / FFN / heads as a fraction of Electric's (paper: 1/4)
     tower_layers: float = 1.0  # fraction of Electric's layers in each tower
     mask_prob: float = 0.15  # k = ceil(mask_prob * n) positions replaced by noise samples

@@ -54,6 +54,7 @@ def hf_config(cfg: ModelConfig, vocab_size: int, pad_id: int, tower: bool = Fals
         num_hidden_layers=layers, num_attention_heads=heads, intermediate_size=ffn,
         hidden_act="gelu", hidden_dropout_prob=cfg.dropout, attention_probs_dropout_prob=cfg.attention_dropout,
         max_position_embeddings=cfg.max_len, type_vocab_size=2, pad_token_id=pad_id,
+        initializer_range=cfg.init_std if cfg.init_std > 0 else hidden ** -0.5, attn_implementation="sdpa",
         is_decoder=tower, use_cache=False, tie_word_embeddings=True,
     )
 
@@ -153,11 +154,26 @@ class ElectricPretrainer(nn.Module):
 
         self.cfg = cfg
         self.energy_model = energy_model or ElectraForPreTraining(hf_config(cfg, vocab_size, pad_id))
-        self.noise = noise_model or TwoTowerCloze(cfg, vocab_size, pad_id,
-                                                  embeddings=self.energy_model.electra.embeddings)
+        if cfg.noise not in ("two-tower", "unigram"):
+            raise ValueError(f"model.noise must be two-tower or unigram, got {cfg.noise!r}")
+        self.noise = None
+        if cfg.noise == "two-tower":
+            self.noise = noise_model or TwoTowerCloze(cfg, vocab_size, pad_id,
+                                                      embeddings=self.energy_model.electra.embeddings)
+        # fixed unigram noise: log q(w), set from corpus counts by set_unigram_noise (uniform until then)
+        self.register_buffer("unigram_logq", torch.full((vocab_size,), -math.log(vocab_size)), persistent=False)
         self.register_buffer("special_ids", torch.tensor(sorted(set(special_ids)), dtype=torch.long),
                              persistent=False)
         self.vocab_size = vocab_size
+
+    def set_unigram_noise(self, counts) -> None:
+        """q(w) proportional to the candidate tokens' corpus counts (special tokens get no mass)."""
+        c = torch.as_tensor(counts, dtype=torch.float64).clone()
+        c[self.special_ids.cpu()] = 0
+        if c.sum() <= 0:
+            raise ValueError("set_unigram_noise: no candidate tokens counted")
+        logq = (c / c.sum()).log().float()
+        self.unigram_logq.copy_(logq.to(self.unigram_logq.device))
 
     def energies(self, input_ids, attention_mask, token_type_ids=None) -> torch.Tensor:
         """E(x): (B, L) per-token energies in one pass; low energy = likely token."""
@@ -173,11 +189,16 @@ class ElectricPretrainer(nn.Module):
 
         # noise model on the unmasked input; MLE on every candidate position (reference 1.5).
         # Output logits only where they are used: (C, V) for the C candidate positions.
-        ctx = self.noise.context(ids, attn, seg)  # (B, L, 2H)
-        q_logits = self.noise.logits(ctx[candidates]).float()  # (C, V)
         targets = ids[candidates]  # (C,)
+        if self.noise is not None:
+            ctx = self.noise.context(ids, attn, seg)  # (B, L, 2H)
+            q_logits = self.noise.logits(ctx[candidates]).float()  # (C, V)
+        else:  # a fixed unigram q: nothing to train
+            q_logits = self.unigram_logq.unsqueeze(0).expand(targets.numel(), -1)  # (C, V)
         nll = F.cross_entropy(q_logits, targets, reduction="none")  # (C,)
         cloze_loss = nll.mean() if nll.numel() else nll.sum()
+        if self.noise is None:
+            cloze_loss = cloze_loss.detach()
 
         # Algorithm 2: replace k unique positions simultaneously by samples of q
         noised = choose_noise_positions(candidates, c.mask_prob, generator)  # (B, L) bool
@@ -225,6 +246,10 @@ class ElectricPretrainer(nn.Module):
         if tokenizer is not None:
             tokenizer.save_pretrained(path / "energy")
         n = path / "noise"
+        if self.noise is None:  # fixed unigram noise: its log-probabilities
+            n.mkdir(parents=True, exist_ok=True)
+            torch.save(self.unigram_logq.cpu(), n / "unigram_logq.pt")
+            return
         self.noise.ltr.save_pretrained(n / "ltr")
         self.noise.rtl.save_pretrained(n / "rtl")
         torch.save({k: v for k, v in self.noise.state_dict().items()
@@ -243,6 +268,13 @@ def load_pretrainer(path: str | Path, cfg: ModelConfig, special_ids: list[int]) 
     c = energy.config
     n = path / "noise"
     noise = None
+    if (n / "unigram_logq.pt").is_file():
+        import dataclasses
+
+        pre = ElectricPretrainer(dataclasses.replace(cfg, noise="unigram"), c.vocab_size, c.pad_token_id,
+                                 special_ids, energy_model=energy)
+        pre.unigram_logq.copy_(torch.load(n / "unigram_logq.pt", weights_only=True))
+        return pre
     if n.is_dir():
         tc = ElectraConfig.from_pretrained(n / "ltr")
         noise = TwoTowerCloze(None, c.vocab_size, c.pad_token_id, tower_config=tc)

@@ -60,3 +60,20 @@ def held_out_batches(data, batch_size: int, accumulation: int, seed: int, device
             yield len(idx), to_device(data.batch(idx))
 
     return batch_fn, eval_batches, n_eval
+
+
+def token_counts(data, vocab_size: int, chunk: int = 4096) -> tuple["np.ndarray", int]:
+    """Counts (V,) of every token at real positions of a pre-training set (anything with
+    ``len`` and ``batch(idx)``; read in chunks, so a memory-mapped corpus stays on disk), and the
+    number of real positions."""
+    import numpy as np
+
+    counts = torch.zeros(vocab_size, dtype=torch.long)
+    for start in range(0, len(data), chunk):
+        b = data.batch(torch.arange(start, min(start + chunk, len(data))))
+        ids = b["input_ids"][b["attention_mask"].bool()]
+        if ids.numel() and int(ids.max()) >= vocab_size:
+            raise ValueError(f"token id {int(ids.max())} outside the vocabulary of {vocab_size}")
+        counts += torch.bincount(ids, minlength=vocab_size)
+    c = counts.numpy().astype(np.int64)
+    return c, int(c.sum())

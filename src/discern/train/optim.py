@@ -44,28 +44,45 @@ class ElectraAdam(torch.optim.Optimizer):
         for group in self.param_groups:
             b1, b2 = group["betas"]
             lr, eps, wd = group["lr"], group["eps"], group["weight_decay"]
+            params, grads, ms, vs, steps = [], [], [], [], []
             for p in group["params"]:
                 if p.grad is None:
                     continue
-                g = p.grad
                 state = self.state[p]
                 if not state:
                     state["step"] = 0
                     state["exp_avg"] = torch.zeros_like(p, memory_format=torch.preserve_format)
                     state["exp_avg_sq"] = torch.zeros_like(p, memory_format=torch.preserve_format)
                 state["step"] += 1
-                m, v = state["exp_avg"], state["exp_avg_sq"]
-                m.mul_(b1).add_(g, alpha=1 - b1)
-                v.mul_(b2).addcmul_(g, g, value=1 - b2)
-                if group["bias_correction"]:
-                    t = state["step"]
-                    denom = (v / (1 - b2**t)).sqrt_().add_(eps)
-                    update = (m / (1 - b1**t)).div_(denom)
-                else:
-                    update = m / v.sqrt().add_(eps)
-                if wd != 0:
-                    update.add_(p, alpha=wd)
-                p.add_(update, alpha=-lr)
+                params.append(p)
+                grads.append(p.grad)
+                ms.append(state["exp_avg"])
+                vs.append(state["exp_avg_sq"])
+                steps.append(state["step"])
+            if not params:
+                continue
+            # one fused (foreach) kernel per operation over the whole group instead of a Python
+            # loop of small ops per parameter: the same arithmetic, in the same order
+            torch._foreach_lerp_(ms, grads, 1 - b1)  # m = b1*m + (1-b1)*g
+            torch._foreach_mul_(vs, b2)
+            torch._foreach_addcmul_(vs, grads, grads, value=1 - b2)
+            if group["bias_correction"] and len(set(steps)) == 1:
+                t = steps[0]
+                denom = torch._foreach_div(vs, 1 - b2**t)
+                torch._foreach_sqrt_(denom)
+                torch._foreach_add_(denom, eps)
+                updates = torch._foreach_div(ms, 1 - b1**t)
+                torch._foreach_div_(updates, denom)
+            elif group["bias_correction"]:
+                denom = [(v / (1 - b2**t)).sqrt_().add_(eps) for v, t in zip(vs, steps)]
+                updates = [(m / (1 - b1**t)).div_(d) for m, t, d in zip(ms, steps, denom)]
+            else:
+                denom = torch._foreach_sqrt(vs)
+                torch._foreach_add_(denom, eps)
+                updates = torch._foreach_div(ms, denom)
+            if wd != 0:
+                torch._foreach_add_(updates, params, alpha=wd)
+            torch._foreach_add_(params, updates, alpha=-lr)
         return loss
 
 

@@ -1,0 +1,67 @@
+"""Trivial-baseline losses of pre-training objectives: the plateaus a model must leave.
+
+A masked LM, a replaced-token detector and a noise-contrastive energy model can each reach a
+loss without reading any context.  These functions give that loss exactly, from token counts
+of the run's own corpus and tokenizer, so a run's curve can be read against it:
+
+- **MLM / generator** cross-entropy: the unigram entropy ``H(u) = -sum_w u(w) log u(w)`` of the
+  tokens that can be masked (a model that predicts the corpus frequencies everywhere);
+- **replaced-token detection** (ELECTRA): the Bayes-optimal detector that sees only the token at
+  each position.  With ``r`` the replaced fraction of real tokens, ``s`` the distribution of
+  replacement tokens and ``o`` that of the tokens left original,
+  ``P(replaced | w) = r s(w) / (r s(w) + (1 - r) o(w))`` and its loss is the conditional entropy
+  ``sum_w P(w) h(P(replaced | w))`` (``h`` the binary entropy, natural log);
+- **NCE** (Electric): the prior of the noise rate, ``c h(rho)`` with ``rho`` the noised fraction
+  of candidate positions and ``c`` the candidates' share of real tokens (special tokens are
+  never noised, which any model learns from the token itself).
+
+All losses are in nats, to compare with PyTorch's cross-entropy.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def binary_entropy(p) -> np.ndarray:
+    """``h(p) = -p log p - (1-p) log(1-p)`` in nats, elementwise, with ``h(0) = h(1) = 0``."""
+    p = np.asarray(p, dtype=np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out = -(np.where(p > 0, p * np.log(p), 0.0) + np.where(p < 1, (1 - p) * np.log1p(-p), 0.0))
+    return out
+
+
+def unigram_entropy(counts) -> float:
+    """Entropy (nats) of the distribution proportional to ``counts``."""
+    c = np.asarray(counts, dtype=np.float64)
+    total = c.sum()
+    if total <= 0:
+        raise ValueError("unigram_entropy: no tokens counted")
+    p = c[c > 0] / total
+    return float(-(p * np.log(p)).sum())
+
+
+def unigram_detector_loss(original_counts, replacement_dist, replaced_frac: float) -> float:
+    """Loss (nats per real token) of the best replaced-token detector that sees only the token.
+
+    ``original_counts``: (V,) counts of the tokens that stay original at real positions (special
+    tokens included: they are never replaced).  ``replacement_dist``: (V,) distribution (or
+    counts) of the tokens written at replaced positions.  ``replaced_frac``: ``r``."""
+    o = np.asarray(original_counts, dtype=np.float64)
+    s = np.asarray(replacement_dist, dtype=np.float64)
+    if o.shape != s.shape or o.sum() <= 0 or s.sum() <= 0:
+        raise ValueError("unigram_detector_loss: need two non-empty (V,) count vectors of one size")
+    if not 0.0 <= replaced_frac <= 1.0:
+        raise ValueError(f"unigram_detector_loss: replaced_frac must be in [0, 1], got {replaced_frac}")
+    r = float(replaced_frac)
+    joint_fake = r * s / s.sum()  # P(w, replaced)
+    joint_real = (1 - r) * o / o.sum()  # P(w, original)
+    pw = joint_fake + joint_real
+    keep = pw > 0
+    return float((pw[keep] * binary_entropy(joint_fake[keep] / pw[keep])).sum())
+
+
+def nce_prior_loss(noised_frac: float, candidate_frac: float = 1.0) -> float:
+    """Loss of the detector that knows only the noise rate ``rho`` (and the never-noised special
+    tokens): ``candidate_frac * h(rho)``; ``h(0.15) = 0.423`` nats."""
+    return float(candidate_frac * binary_entropy(noised_frac))
