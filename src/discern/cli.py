@@ -28,7 +28,11 @@ def build_parser() -> argparse.ArgumentParser:
     esub = ep.add_subparsers(dest="electra_command", required=True)
     pt = esub.add_parser("pretrain", help="pre-train ELECTRA (or the MLM baseline)")
     add_config_args(pt)
-    pt.add_argument("--objective", choices=["electra", "mlm"], default=None)
+    pt.add_argument("--objective", choices=["electra", "mlm"], default=None,
+                    help="electra (replaced token detection, default) or mlm (the BERT-style baseline)")
+    pt.add_argument("--text", default=None, metavar="PATH",
+                    help="pre-train on your own UTF-8 .txt file or folder of them (streamed from disk: "
+                         "bounded memory whatever the size; blank lines separate documents)")
     pt.add_argument("--resume", default=None, metavar="RUN_DIR", help="continue this run folder")
     pt.add_argument("--name", default="pretrain")
     fl = esub.add_parser("flops", help="analytic pre-training FLOPs of a config")
@@ -95,12 +99,27 @@ def _electra(args) -> int:
     run, res = run_training_command(
         "electra", PRESETS, args, lambda cfg, run, resume: pretrain(cfg, run, resume=resume),
         name=lambda cfg: f"{args.name}-{cfg.model.objective}",
-        adjust=(lambda cfg: with_objective(cfg, args.objective)) if args.objective else None)
+        adjust=lambda cfg: _electra_adjust(cfg, args))
     if ddist.is_main():
         print(json.dumps({"run": str(run.path), **{k: res[k] for k in ("steps", "train_flops", "final")}},
                          indent=2, default=float))
     ddist.cleanup()
     return 0
+
+
+def _electra_adjust(cfg, args):
+    from discern.core import DiscernError
+    from discern.electra.pretrain import with_objective
+
+    if args.objective:
+        cfg = with_objective(cfg, args.objective)
+    if args.text:
+        from pathlib import Path
+
+        if not Path(args.text).exists():
+            raise DiscernError(f"--text {args.text}: no such file or folder")
+        cfg.data.corpora = [str(Path(args.text).resolve())]
+    return cfg
 
 
 def _bench(args) -> int:

@@ -76,19 +76,39 @@ def test_missing_dataset_names_the_install_command(runs, tmp_path, monkeypatch, 
 
 
 def test_reproduce_tiny_writes_report(runs, tmp_path, capsys):
+    from discern.metrics.stats import paired_bootstrap_grid, verdict_from_interval
+
     report = tmp_path / "report"
     assert main(["reproduce", "--only", "electra", "--preset", "tiny", "--report", str(report)]) == 0
     html = (report / "index.html").read_text()
     assert "ELECTRA beats MLM at equal pre-training compute" in html and "electra_vs_mlm.png" in html
     (res,) = json.loads((report / "results.json").read_text())
     claim = res["claims"][0]
-    assert isinstance(claim["held"], bool)
-    assert claim["held"] == (res["average"]["electra"] > res["average"]["mlm"])
-    # equal compute: MLM steps chosen so its FLOPs match ELECTRA's within one MLM step
-    pe, pm = res["pretraining"]["electra"], res["pretraining"]["mlm"]
-    assert abs(pe["train_flops"] - pm["train_flops"]) <= pm["train_flops"] / pm["steps"]
+    seeds = res["pretraining"]["seeds"]
+    assert seeds == [0, 1]
+    # the verdict is the paired bootstrap's over tasks x pre-training seeds, recomputed here
+    grid = [[r["electra_seeds"][i] - r["mlm_seeds"][i] for i in range(len(seeds))] for r in res["table"]]
+    boot = paired_bootstrap_grid(grid, n_boot=res["preset_config"]["bootstrap"])
+    assert claim["ci"] == pytest.approx(boot["ci"]) or claim["ci"] == res["electra_minus_mlm"]["ci"]
+    expected = verdict_from_interval(*res["electra_minus_mlm"]["ci"])
+    if not res["pretraining_beats_random_init"]["electra"]:
+        expected = "inconclusive"
+        assert "pre-training failed" in claim["ours"]
+    assert claim["verdict"] == expected and claim["held"] == (expected == "held")
+    assert "paired bootstrap" in claim["test"]
+    # the random-init control is fine-tuned on every task for every seed
+    assert all(len(r["random-init_seeds"]) == len(seeds) for r in res["table"])
+    assert set(res["vs_random_init"]) == {"electra", "mlm"}
+    # equal compute per seed: MLM steps chosen so its FLOPs match ELECTRA's within one MLM step
+    for s in map(str, seeds):
+        pe, pm = res["pretraining"]["electra"][s], res["pretraining"]["mlm"][s]
+        assert abs(pe["train_flops"] - pm["train_flops"]) <= pm["train_flops"] / pm["steps"]
+    plateau = res["pretraining"]["plateau"]["electra-seed0"]
+    assert plateau["mlm"]["reference"] > 0 and plateau["discriminator"]["reference"] > 0
+    assert plateau["mlm"]["nats_below"] == pytest.approx(plateau["mlm"]["reference"] - plateau["mlm"]["loss"])
     assert [r["task"] for r in res["table"]] == ["spam", "sotu-year"]
     assert (report / "electra" / "electra_vs_mlm.png").is_file()
+    assert (report / "electra" / "pretrain_losses_electra.png").is_file()
 
 
 def test_flops_command_for_the_paper_preset(capsys):

@@ -30,7 +30,15 @@ def test_reproduction_writes_the_wer_table_and_claim(tiny_run):
     assert rows["electric"]["passes_per_sentence"] == 1.0
     assert rows["mlm-pll"]["passes_per_sentence"] > 3  # one pass per token
     assert res["lists"]["librivox"] == 5 and res["lists"]["espeak"] == 4
-    assert isinstance(res["claims"][0]["held"], bool)
+    nce_claim, rerank_claim = res["claims"]
+    plateau = res["pretraining"]["electric"]["plateau"]["nce"]
+    lo, hi = plateau["nats_below_ci"]
+    assert lo <= plateau["nats_below"] <= hi
+    assert plateau["nats_below"] == pytest.approx(plateau["reference"] - plateau["loss"])
+    assert nce_claim["verdict"] == ("held" if lo > 0 else "not held" if hi < 0 else "inconclusive")
+    assert rerank_claim["verdict"] in ("held", "not held", "inconclusive")
+    if nce_claim["verdict"] != "held":  # a failed pre-training says nothing about re-ranking
+        assert rerank_claim["verdict"] == "inconclusive" and "pre-training failed" in rerank_claim["ours"]
     assert (tiny_run / "plots" / "rerank_wer.png").stat().st_size > 0
     assert (tiny_run / "pretrain-electric" / "model" / "energy" / "config.json").is_file()
     assert (tiny_run / "pretrain-mlm" / "model" / "mlm" / "config.json").is_file()

@@ -35,3 +35,18 @@ def test_unigram_detector_matches_brute_force_conditional_entropy():
         unigram_detector_loss(o, s[:10], r)
     with pytest.raises(ValueError):
         unigram_detector_loss(o, s, 1.5)
+
+
+def test_held_out_references_are_cross_entropies():
+    from discern.metrics.plateau import unigram_cross_entropy
+
+    tr = np.array([6.0, 3, 1, 0])
+    assert unigram_cross_entropy(tr, [1, 0, 0, 0]) == pytest.approx(-math.log(6.5 / 11.5))
+    # an unseen held-out token costs a finite amount
+    assert math.isfinite(unigram_cross_entropy(tr, [0, 0, 0, 2]))
+    # scored on its own distribution (large counts: smoothing negligible) = the conditional entropy
+    o, s = np.array([5e6, 3e6, 2e6]), np.array([1.0, 2, 7])
+    assert unigram_detector_loss(o, s, 0.15, eval_original_counts=o) == pytest.approx(
+        unigram_detector_loss(o, s, 0.15), rel=1e-6)
+    # a held-out set unlike the training one costs more
+    assert unigram_detector_loss(o, s, 0.15, eval_original_counts=[1.0, 1, 8]) > unigram_detector_loss(o, s, 0.15)

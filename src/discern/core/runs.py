@@ -133,13 +133,23 @@ def run_training_command(paper: str, presets: dict, args: Any, fn, name=None, ad
     dist.init_from_env()
     if args.resume:
         run = Run.open(args.resume, main=dist.is_main())
-        cfg = config_from_dict(presets["paper"](), run.load_config())
+        # the run's own preset under its saved config, so a key the saved file lacks keeps the
+        # value of the preset the run started from (not another preset's)
+        marker = run.path / "preset.txt"
+        preset = marker.read_text().strip() if marker.is_file() else "paper"
+        if preset not in presets:
+            raise DiscernError(f"--resume {run.path}: its preset '{preset}' is not one of {', '.join(presets)}")
+        cfg = config_from_dict(presets[preset](), run.load_config())
     else:
         cfg = build_config(presets, args.preset, args.config, args.sets)
         if adjust is not None:
             cfg = adjust(cfg)
         label = name(cfg) if name is not None else args.name
-        path = str(Run.create(paper, label, cfg).path) if dist.is_main() else None
+        path = None
+        if dist.is_main():
+            created = Run.create(paper, label, cfg)
+            (created.path / "preset.txt").write_text(args.preset + "\n")
+            path = str(created.path)
         run = Run(dist.broadcast_object(path), main=dist.is_main())
     try:
         return run, fn(cfg, run, bool(args.resume))

@@ -10,15 +10,47 @@ import torch
 
 from discern.core import ConfigError, Run, derive_seed, seed_everything
 from discern.core import dist as ddist
-from discern.data.pretraining import build_examples, corpus_documents
+from discern.data.pretraining import build_examples, corpus_documents, iter_text_documents, write_examples
 from discern.data.tokenizer import run_tokenizer
-from discern.metrics.plateau import unigram_detector_loss, unigram_entropy
+from discern.metrics.plateau import unigram_cross_entropy, unigram_detector_loss, unigram_entropy
 from discern.train import fit, held_out_batches, token_counts
 from discern.train.plots import plot_losses
 
 from .config import Config
 from .flops import Dims, forward_flops_per_example
 from .model import ElectraPretrainer, MLMPretrainer, hf_config
+
+
+def streamed_corpus(cfg: Config) -> bool:
+    """A corpus given as files (``data.corpora=[DIR]``, ``--text DIR``) is streamed from disk:
+    the tokenizer trains from the stream and examples are written memory-mapped into the run
+    folder, so memory stays bounded whatever the corpus size."""
+    return all(Path(c).exists() for c in cfg.data.corpora)
+
+
+def _stream(cfg: Config):
+    for c in cfg.data.corpora:
+        yield from iter_text_documents(Path(c))
+
+
+def load_data(cfg: Config, run: Run | None, documents: list[list[str]] | None = None):
+    """``(tokenizer, examples)``: in memory for the registry's corpora, memory-mapped under
+    ``<run>/examples`` for a streamed corpus (reopened on resume)."""
+    if documents is None and streamed_corpus(cfg) and run is not None:
+        tokenizer = run_tokenizer(cfg.data.tokenizer, cfg.data.vocab_size, lambda: _stream(cfg),
+                                  run.path / "tokenizer", write=ddist.is_main())
+        folder = run.path / "examples"
+        if ddist.is_main():
+            write_examples(_stream(cfg), tokenizer, cfg.data.seq_len, cfg.seed, folder,
+                           source="|".join(str(Path(c).resolve()) for c in cfg.data.corpora))
+        ddist.barrier()
+        from discern.data.pretraining import MemmapPretrainingData
+
+        return tokenizer, MemmapPretrainingData(folder)
+    if documents is None:
+        documents = corpus_documents(cfg.data.corpora, cfg.data.max_documents)
+    tokenizer = get_tokenizer(cfg, documents, run)
+    return tokenizer, build_examples(documents, tokenizer, cfg.data.seq_len, seed=cfg.seed)
 
 
 def get_tokenizer(cfg: Config, documents: list[list[str]], run: Run | None):
@@ -61,14 +93,26 @@ def one_seed(cfg: Config):
     return replace(cfg.train, seed=cfg.seed)
 
 
-def plateau_references(counts, special_ids: list[int]) -> dict:
+def plateau_references(counts, eval_counts, special_ids: list[int]) -> dict:
     """References from the corpus's own token counts: the unigram entropy of the tokens that can
-    be masked (what an MLM reaches without context)."""
+    be masked, and the held-out plateau, the cross-entropy of that unigram model on the held-out
+    examples' maskable tokens (what an MLM reaches there without context)."""
     import numpy as np
 
-    cand = np.array(counts, dtype=np.float64)
-    cand[[i for i in special_ids if i < len(cand)]] = 0
-    return {"unigram_entropy": unigram_entropy(cand)}
+    special = [i for i in special_ids if i < len(counts)]
+    cand, ev = np.array(counts, dtype=np.float64), np.array(eval_counts, dtype=np.float64)
+    cand[special] = 0
+    ev[special] = 0
+    return {"unigram_entropy": unigram_entropy(cand), "unigram_held_out": unigram_cross_entropy(cand, ev)}
+
+
+def _eval_counts(eval_batches, vocab: int):
+    import numpy as np
+
+    total = np.zeros(vocab, dtype=np.int64)
+    for _, b in eval_batches(64):
+        total += torch.bincount(b["input_ids"][b["attention_mask"].bool()].cpu(), minlength=vocab).numpy()
+    return total
 
 
 def pretrain(cfg: Config, run: Run | None = None, resume: bool = False, stop_after: int | None = None,
@@ -82,10 +126,7 @@ def pretrain(cfg: Config, run: Run | None = None, resume: bool = False, stop_aft
     nats (positive = the model uses context)."""
     seed_everything(cfg.seed)
     t0 = time.perf_counter()
-    if documents is None:
-        documents = corpus_documents(cfg.data.corpora, cfg.data.max_documents)
-    tokenizer = get_tokenizer(cfg, documents, run)
-    data = build_examples(documents, tokenizer, cfg.data.seq_len, seed=cfg.seed)
+    tokenizer, data = load_data(cfg, run, documents)
     torch.manual_seed(derive_seed(cfg.seed, "init", cfg.model.objective))
     dev = ddist.device()
     model = build_model(cfg, tokenizer).to(dev)
@@ -93,7 +134,8 @@ def pretrain(cfg: Config, run: Run | None = None, resume: bool = False, stop_aft
     seed = cfg.seed
     batch_fn, eval_batches, n_eval = held_out_batches(data, tc.batch_size, tc.accumulation, seed, dev)
     counts, _ = token_counts(data, len(tokenizer))
-    refs = plateau_references(counts, tokenizer.all_special_ids)
+    eval_counts = _eval_counts(eval_batches, len(tokenizer))
+    refs = plateau_references(counts, eval_counts, tokenizer.all_special_ids)
     electra = cfg.model.objective == "electra"
 
     def step_fn(m, batch):
@@ -110,11 +152,12 @@ def pretrain(cfg: Config, run: Run | None = None, resume: bool = False, stop_aft
             for k, v in met.items():
                 out[k] = out.get(k, 0.0) + float(v) * count / n_eval
         torch.set_rng_state(g_state)
-        out["ref_unigram_entropy"] = refs["unigram_entropy"]
-        out["mlm_below_plateau"] = refs["unigram_entropy"] - out["mlm_loss"]
+        out["ref_unigram"] = refs["unigram_held_out"]
+        out["mlm_below_plateau"] = refs["unigram_held_out"] - out["mlm_loss"]
         if electra:
             r = out["replaced_frac"]
-            ref = unigram_detector_loss(counts, details["replacement_mass"].cpu().numpy(), r) if r > 0 else 0.0
+            ref = unigram_detector_loss(counts, details["replacement_mass"].cpu().numpy(), r,
+                                        eval_original_counts=eval_counts) if r > 0 else 0.0
             out["ref_unigram_detector"] = ref
             out["disc_below_plateau"] = ref - out["disc_loss"]
         return out
@@ -123,11 +166,12 @@ def pretrain(cfg: Config, run: Run | None = None, resume: bool = False, stop_aft
                 desc=f"pretrain {cfg.model.objective}", stop_after=stop_after)
     per_step = flops_per_step(cfg, len(tokenizer))
     ev = state.last_eval
-    plateau = {"mlm": {"loss": ev.get("mlm_loss"), "reference": refs["unigram_entropy"],
-                       "reference_name": "unigram entropy", "nats_below": ev.get("mlm_below_plateau")}}
+    plateau = {"mlm": {"loss": ev.get("mlm_loss"), "reference": refs["unigram_held_out"],
+                       "reference_name": "unigram cross-entropy on the held-out examples",
+                       "corpus_unigram_entropy": refs["unigram_entropy"], "nats_below": ev.get("mlm_below_plateau")}}
     if electra:
         plateau["discriminator"] = {"loss": ev.get("disc_loss"), "reference": ev.get("ref_unigram_detector"),
-                                    "reference_name": "unigram-frequency detector",
+                                    "reference_name": "unigram-frequency detector on the held-out examples",
                                     "nats_below": ev.get("disc_below_plateau")}
     result = {
         "objective": cfg.model.objective,
@@ -153,15 +197,15 @@ def pretrain(cfg: Config, run: Run | None = None, resume: bool = False, stop_aft
 
 
 def plot_pretraining(run: Run, plateau: dict, objective: str) -> Path:
-    """``plots/pretrain_losses.png``: each loss by step with its plateau as a dashed line."""
+    """``plots/pretrain_losses_<objective>.png``: each loss by step with its plateau as a dashed line."""
     label = "generator MLM loss" if objective == "electra" else "MLM loss"
     panels = [{"key": "mlm_loss", "label": label, "reference": plateau["mlm"]["reference"],
-               "reference_label": "unigram entropy"}]
+               "reference_label": "unigram (held-out)"}]
     if "discriminator" in plateau:
         panels.append({"key": "disc_loss", "label": "discriminator (replaced-token BCE)",
                        "reference": plateau["discriminator"]["reference"],
                        "reference_label": "unigram detector"})
-    return plot_losses(run.metrics(), panels, run.plots / "pretrain_losses.png",
+    return plot_losses(run.metrics(), panels, run.plots / f"pretrain_losses_{objective}.png",
                        title=f"{objective} pre-training against the no-context plateaus")
 
 

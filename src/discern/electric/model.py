@@ -233,6 +233,8 @@ class ElectricPretrainer(nn.Module):
                 "nce_acc": ((pred == noised) & real).sum().float() / real.sum(),
                 "sample_is_original": (sampled == ids[noised]).float().mean() if sampled.numel() else
                 loss.new_zeros(()),
+                "noised_frac": noised.sum().float() / candidates.sum().clamp_min(1),
+                "candidate_frac": candidates.sum().float() / real.sum().clamp_min(1),
                 "mean_energy_data": (energy * (cand & ~noised)).sum() / (cand & ~noised).sum().clamp_min(1),
                 "mean_energy_noise": (energy * noised).sum() / noised.sum().clamp_min(1),
             }

@@ -4,15 +4,19 @@ from __future__ import annotations
 
 import random
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import torch
 
-from discern.core import Run, derive_seed, seed_everything
+from discern.core import ConfigError, Run, derive_seed, seed_everything
 from discern.core import dist as ddist
 from discern.data.pretraining import austen_documents, build_examples, corpus_documents
 from discern.data.tokenizer import run_tokenizer
-from discern.train import fit, held_out_batches
+from discern.metrics.plateau import nce_prior_loss, unigram_cross_entropy, unigram_entropy
+from discern.metrics.stats import mean_interval
+from discern.train import fit, held_out_batches, token_counts
+from discern.train.plots import plot_losses
 
 from .config import Config
 from .model import ElectricPretrainer
@@ -68,9 +72,25 @@ def pretrain(cfg: Config, run: Run | None = None, resume: bool = False, stop_aft
     torch.manual_seed(derive_seed(cfg.seed, "init", "electric"))
     dev = ddist.device()
     model = build_model(cfg, tokenizer).to(dev)
-    tc = cfg.train
+    if cfg.train.seed not in (0, cfg.seed):
+        raise ConfigError(f"train.seed={cfg.train.seed}: a pre-training run has one seed; set it with "
+                          f"--set seed={cfg.train.seed}")
+    tc = replace(cfg.train, seed=cfg.seed)
     seed = cfg.seed
     batch_fn, eval_batches, n_eval = held_out_batches(data, tc.batch_size, tc.accumulation, seed, dev)
+    import numpy as np
+
+    counts, _ = token_counts(data, len(tokenizer))
+    eval_counts = np.zeros(len(tokenizer), dtype=np.int64)
+    for _, b in eval_batches(64):
+        eval_counts += torch.bincount(b["input_ids"][b["attention_mask"].bool()].cpu(), minlength=len(tokenizer)).numpy()
+    special = [i for i in tokenizer.all_special_ids if i < len(tokenizer)]
+    cand, ev_cand = counts.astype(np.float64), eval_counts.astype(np.float64)
+    cand[special] = 0
+    ev_cand[special] = 0
+    refs = {"unigram_entropy": unigram_entropy(cand), "unigram_held_out": unigram_cross_entropy(cand, ev_cand)}
+    if cfg.model.noise == "unigram":
+        model.set_unigram_noise(counts)
 
     def step_fn(m, batch):
         return m(batch)
@@ -79,10 +99,18 @@ def pretrain(cfg: Config, run: Run | None = None, resume: bool = False, stop_aft
         gen = torch.Generator().manual_seed(derive_seed(seed, "eval"))
         inner = m.module if hasattr(m, "module") else m
         out: dict[str, float] = {}
+        gaps = []
         for count, batch in eval_batches(32):
             _, met = inner(batch, generator=gen)
             for k, v in met.items():
                 out[k] = out.get(k, 0.0) + float(v) * count / n_eval
+            gaps.append(nce_prior_loss(float(met["noised_frac"]), float(met["candidate_frac"])) - float(met["nce_loss"]))
+        ci = mean_interval(gaps)["ci"]  # t-interval over the held-out batches
+        out["nce_below_plateau_lo"], out["nce_below_plateau_hi"] = ci
+        out["ref_unigram"] = refs["unigram_held_out"]
+        out["cloze_below_plateau"] = refs["unigram_held_out"] - out["cloze_loss"]
+        out["ref_nce_prior"] = nce_prior_loss(out["noised_frac"], out["candidate_frac"])
+        out["nce_below_plateau"] = out["ref_nce_prior"] - out["nce_loss"]
         return out
 
     state = fit(model, step_fn, batch_fn, tc, run, eval_fn=eval_fn, resume=resume,
@@ -100,9 +128,27 @@ def pretrain(cfg: Config, run: Run | None = None, resume: bool = False, stop_aft
                                    if "embeddings" not in n),
         "final": state.last_metrics,
         "eval": state.last_eval,
+        "plateau": {
+            "nce": {"loss": state.last_eval.get("nce_loss"), "reference": state.last_eval.get("ref_nce_prior"),
+                    "reference_name": "prior entropy of the noise rate", "nats_below": state.last_eval.get("nce_below_plateau"),
+                    "nats_below_ci": [state.last_eval.get("nce_below_plateau_lo"), state.last_eval.get("nce_below_plateau_hi")]},
+            "noise_cloze": {"loss": state.last_eval.get("cloze_loss"), "reference": refs["unigram_held_out"],
+                            "reference_name": "unigram cross-entropy on the held-out examples",
+                            "corpus_unigram_entropy": refs["unigram_entropy"],
+                            "nats_below": state.last_eval.get("cloze_below_plateau")},
+        },
     }
     if run is not None and state.step >= tc.steps and ddist.is_main():
         model.save_pretrained(model_dir(run.path), tokenizer=tokenizer)
         result["model_dir"] = str(model_dir(run.path))
+        p = result["plateau"]
+        panels = [{"key": "nce_loss", "label": "Electric NCE loss", "reference": p["nce"]["reference"],
+                   "reference_label": "noise-rate prior"}]
+        if cfg.model.noise == "two-tower":
+            panels.append({"key": "cloze_loss", "label": "two-tower noise model (cloze)",
+                           "reference": p["noise_cloze"]["reference"], "reference_label": "unigram (held-out)"})
+        plot = plot_losses(run.metrics(), panels, run.plots / "pretrain_losses.png",
+                           title="Electric pre-training against the no-context plateaus")
+        result["plots"] = [str(plot.relative_to(run.path))]
         run.save_results(result)
     return result

@@ -41,12 +41,30 @@ def unigram_entropy(counts) -> float:
     return float(-(p * np.log(p)).sum())
 
 
-def unigram_detector_loss(original_counts, replacement_dist, replaced_frac: float) -> float:
+def unigram_cross_entropy(train_counts, eval_counts) -> float:
+    """Cross-entropy (nats) on tokens counted by ``eval_counts`` of the unigram model estimated
+    from ``train_counts`` (add-0.5 smoothing, so an unseen token costs a finite amount): the
+    loss a model without context gets on a held-out set."""
+    tr = np.asarray(train_counts, dtype=np.float64)
+    ev = np.asarray(eval_counts, dtype=np.float64)
+    if tr.shape != ev.shape or tr.sum() <= 0 or ev.sum() <= 0:
+        raise ValueError("unigram_cross_entropy: need two non-empty (V,) count vectors of one size")
+    seen = (tr > 0) | (ev > 0)
+    q = np.where(seen, tr + 0.5, 0.0)
+    q = q / q.sum()
+    keep = ev > 0
+    return float(-(ev[keep] * np.log(q[keep])).sum() / ev.sum())
+
+
+def unigram_detector_loss(original_counts, replacement_dist, replaced_frac: float, eval_original_counts=None) -> float:
     """Loss (nats per real token) of the best replaced-token detector that sees only the token.
 
     ``original_counts``: (V,) counts of the tokens that stay original at real positions (special
     tokens included: they are never replaced).  ``replacement_dist``: (V,) distribution (or
-    counts) of the tokens written at replaced positions.  ``replaced_frac``: ``r``."""
+    counts) of the tokens written at replaced positions.  ``replaced_frac``: ``r``.
+    ``eval_original_counts``: when given, the detector built from ``original_counts`` is scored
+    on a held-out set whose original tokens have these counts (a cross-entropy); otherwise its
+    loss on its own distribution (the conditional entropy)."""
     o = np.asarray(original_counts, dtype=np.float64)
     s = np.asarray(replacement_dist, dtype=np.float64)
     if o.shape != s.shape or o.sum() <= 0 or s.sum() <= 0:
@@ -57,8 +75,20 @@ def unigram_detector_loss(original_counts, replacement_dist, replaced_frac: floa
     joint_fake = r * s / s.sum()  # P(w, replaced)
     joint_real = (1 - r) * o / o.sum()  # P(w, original)
     pw = joint_fake + joint_real
-    keep = pw > 0
-    return float((pw[keep] * binary_entropy(joint_fake[keep] / pw[keep])).sum())
+    if eval_original_counts is None:
+        keep = pw > 0
+        return float((pw[keep] * binary_entropy(joint_fake[keep] / pw[keep])).sum())
+    e = np.asarray(eval_original_counts, dtype=np.float64)
+    if e.shape != o.shape or e.sum() <= 0:
+        raise ValueError("unigram_detector_loss: eval_original_counts must be a non-empty (V,) vector")
+    # the detector's posterior, from the training distribution (add-0.5 on originals for unseen tokens)
+    o_s = np.where((o > 0) | (e > 0), o + 0.5, 0.0)
+    real_s = (1 - r) * o_s / o_s.sum()
+    post = np.clip(joint_fake / np.maximum(joint_fake + real_s, 1e-300), 1e-12, 1 - 1e-12)
+    fake_part = joint_fake[joint_fake > 0] * -np.log(post[joint_fake > 0])
+    real_w = (1 - r) * e / e.sum()
+    real_part = real_w[real_w > 0] * -np.log1p(-post[real_w > 0])
+    return float(fake_part.sum() + real_part.sum())
 
 
 def nce_prior_loss(noised_frac: float, candidate_frac: float = 1.0) -> float:

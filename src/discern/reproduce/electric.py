@@ -17,7 +17,7 @@ def train_mlm(cfg, documents: list, tokenizer_dir: Path, out: Path) -> Path:
     ec = ElectraConfig()
     m = cfg.model
     ec.model = replace(ec.model, layers=m.layers, hidden=m.hidden, embedding=m.embedding, heads=m.heads, ffn=m.ffn,
-                       max_len=m.max_len, dropout=m.dropout, attention_dropout=m.attention_dropout,
+                       max_len=m.max_len, dropout=m.dropout, attention_dropout=m.attention_dropout, init_std=m.init_std,
                        mask_prob=m.mask_prob)
     ec.data = replace(ec.data, tokenizer=str(tokenizer_dir), seq_len=cfg.data.seq_len, vocab_size=cfg.data.vocab_size)
     ec.train = copy.deepcopy(cfg.train)

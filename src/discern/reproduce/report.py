@@ -26,6 +26,17 @@ def _table(rows: list[dict]) -> str:
     return f"<table><tr>{head}</tr>{body}</table>"
 
 
+def _verdict(c: dict) -> str:
+    """A claim's verdict (held / not held / inconclusive / self-test); older results carry only ``held``."""
+    v = c.get("verdict") or ("held" if c.get("held") else "not held")
+    return f"{v} ({c['test']})" if c.get("test") else v
+
+
+def _verdict_class(c: dict) -> str:
+    v = c.get("verdict") or ("held" if c.get("held") else "not held")
+    return {"held": "held", "not held": "failed"}.get(v, "open")
+
+
 def write_report(results: list[dict], out_dir: Path) -> Path:
     """Write ``out_dir/index.html`` (plots copied beside it) and ``out_dir/results.json``."""
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -37,8 +48,8 @@ def write_report(results: list[dict], out_dir: Path) -> Path:
     for paper, r in merged.items():
         claims = "".join(
             f"<tr><td>{html.escape(c['claim'])}</td><td>{html.escape(c['paper'])}</td>"
-            f"<td>{html.escape(c['ours'])}</td><td class={'held' if c['held'] else 'failed'}>"
-            f"{'held' if c['held'] else 'did not hold'}</td></tr>" for c in r["claims"])
+            f"<td>{html.escape(c['ours'])}</td><td class={_verdict_class(c)}>"
+            f"{html.escape(_verdict(c))}</td></tr>" for c in r["claims"])
         imgs = ""
         for p in r.get("plots", []):
             src = Path(r["run"]) / p
@@ -56,7 +67,7 @@ def write_report(results: list[dict], out_dir: Path) -> Path:
     page = f"""<!doctype html><html><head><meta charset="utf-8"><title>discern reproductions</title>
 <style>body{{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em}}
 table{{border-collapse:collapse;margin:1em 0}}td,th{{border:1px solid #ccc;padding:4px 8px;text-align:left}}
-.held{{background:#d8f5d0}}.failed{{background:#f8d7d0}}img{{max-width:100%}}.run{{color:#666;font-size:90%}}</style>
+.held{{background:#d8f5d0}}.failed{{background:#f8d7d0}}.open{{background:#f5f0c8}}img{{max-width:100%}}.run{{color:#666;font-size:90%}}</style>
 </head><body><h1>discern: reproductions</h1><p>written {stamp}</p>{''.join(sections)}</body></html>
 """
     atomic_write_text(out_dir / "index.html", page)
