@@ -120,3 +120,43 @@ def test_flops_command_for_the_paper_preset(capsys):
     gen = Dims(30522, 128, 64, 12, 1, 256, 128)  # generator 1/4: hidden, heads and FFN scaled
     assert out["train_flops"] == pytest.approx(train_flops(disc, 128, 1_000_000, 0.155, True, gen), rel=1e-12)
     assert round(out["electra_small_paper"] / 1e17) == 14
+
+
+def _first_losses(run) -> list[float]:
+    return [r["loss"] for r in map(json.loads, (run / "metrics.jsonl").read_text().splitlines()) if "loss" in r]
+
+
+def test_one_seed_drives_the_whole_run_and_train_seed_is_not_a_second_one(runs, capsys):
+    def pretrain(*sets):
+        before = set((runs / "electra").iterdir()) if (runs / "electra").exists() else set()
+        args = ["electra", "pretrain", "--preset", "tiny", "--set", "train.steps=2", "--set", "train.log_every=1"]
+        assert main(args + [x for s in sets for x in ("--set", s)]) == 0
+        capsys.readouterr()
+        (new,) = set((runs / "electra").iterdir()) - before
+        return new
+
+    a, b, c = pretrain("seed=5"), pretrain("seed=5"), pretrain("seed=6")
+    assert _first_losses(a) == _first_losses(b)  # same seed: the same masking, sampling and dropout
+    assert _first_losses(a) != _first_losses(c)
+    assert main(["electra", "pretrain", "--preset", "tiny", "--set", "train.seed=3"]) == 2
+    assert "--set seed=3" in one_line_error(capsys)
+
+
+def test_resume_keeps_the_runs_own_preset(runs, capsys):
+    assert main(["electra", "pretrain", "--preset", "tiny", "--set", "train.steps=2"]) == 0
+    capsys.readouterr()
+    run = next((runs / "electra").iterdir())
+    assert (run / "preset.txt").read_text().strip() == "tiny"
+    # a key missing from an older config.json comes from the run's preset (tiny), not from paper's
+    saved = json.loads((run / "config.json").read_text())
+    del saved["finetune"]["max_train"]
+    (run / "config.json").write_text(json.dumps(saved))
+    from discern.core.runs import run_training_command
+    from discern.electra import PRESETS
+
+    class Args:
+        resume, preset, config, sets, name = str(run), "quick", None, [], "x"
+
+    _, cfg = run_training_command("electra", PRESETS, Args, lambda cfg, run, resume: cfg)
+    assert cfg.finetune.max_train == PRESETS["tiny"]().finetune.max_train != PRESETS["paper"]().finetune.max_train
+    assert cfg.train.steps == 2
