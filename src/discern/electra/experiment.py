@@ -207,7 +207,7 @@ def _plots(run: Run, electra: dict, table: list[dict], avg: dict, diff: dict) ->
         for xi, r in zip(xs, table):
             ax[1].scatter([xi] * len(r[f"{m}_seeds"]), r[f"{m}_seeds"], s=8, c="k", zorder=3)
     ax[1].set_xticks(list(x), [f"{r['task']}\n({r['metric']})" for r in table], fontsize=7)
-    ax[1].set_ylabel("dev score x100 (mean of pre-training seeds; dots = seeds)")
+    ax[1].set_ylabel("dev score x100 (dots: seeds)")
     ax[1].set_xlabel(f"ELECTRA - MLM {diff['mean']:+.2f} [{diff['ci'][0]:+.2f}, {diff['ci'][1]:+.2f}]", fontsize=8)
     ax[1].legend(fontsize=8)
     ax[1].set_title("Fine-tuned on the task suite")
