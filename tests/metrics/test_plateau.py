@@ -50,3 +50,12 @@ def test_held_out_references_are_cross_entropies():
         unigram_detector_loss(o, s, 0.15), rel=1e-6)
     # a held-out set unlike the training one costs more
     assert unigram_detector_loss(o, s, 0.15, eval_original_counts=[1.0, 1, 8]) > unigram_detector_loss(o, s, 0.15)
+
+
+def test_unigram_references_exclude_special_tokens():
+    from discern.metrics.plateau import unigram_references
+
+    refs = unigram_references([100, 0, 5, 5, 5], [50, 0, 1, 2, 1], special_ids=[0])
+    assert refs["unigram_entropy"] == pytest.approx(math.log(3))
+    assert refs["unigram_held_out"] == pytest.approx(-(1 * math.log(5.5 / 16.5) + 2 * math.log(5.5 / 16.5)
+                                                       + 1 * math.log(5.5 / 16.5)) / 4)

@@ -12,8 +12,8 @@ from discern.core import ConfigError, Run, derive_seed, seed_everything
 from discern.core import dist as ddist
 from discern.data.pretraining import build_examples, corpus_documents, iter_text_documents, write_examples
 from discern.data.tokenizer import run_tokenizer
-from discern.metrics.plateau import unigram_cross_entropy, unigram_detector_loss, unigram_entropy
-from discern.train import fit, held_out_batches, token_counts
+from discern.metrics.plateau import unigram_detector_loss, unigram_references
+from discern.train import fit, held_out_batches, held_out_token_counts, token_counts
 from discern.train.plots import plot_losses
 
 from .config import Config
@@ -93,28 +93,6 @@ def one_seed(cfg: Config):
     return replace(cfg.train, seed=cfg.seed)
 
 
-def plateau_references(counts, eval_counts, special_ids: list[int]) -> dict:
-    """References from the corpus's own token counts: the unigram entropy of the tokens that can
-    be masked, and the held-out plateau, the cross-entropy of that unigram model on the held-out
-    examples' maskable tokens (what an MLM reaches there without context)."""
-    import numpy as np
-
-    special = [i for i in special_ids if i < len(counts)]
-    cand, ev = np.array(counts, dtype=np.float64), np.array(eval_counts, dtype=np.float64)
-    cand[special] = 0
-    ev[special] = 0
-    return {"unigram_entropy": unigram_entropy(cand), "unigram_held_out": unigram_cross_entropy(cand, ev)}
-
-
-def _eval_counts(eval_batches, vocab: int):
-    import numpy as np
-
-    total = np.zeros(vocab, dtype=np.int64)
-    for _, b in eval_batches(64):
-        total += torch.bincount(b["input_ids"][b["attention_mask"].bool()].cpu(), minlength=vocab).numpy()
-    return total
-
-
 def pretrain(cfg: Config, run: Run | None = None, resume: bool = False, stop_after: int | None = None,
              documents: list[list[str]] | None = None) -> dict:
     """Pre-train, save Hugging Face folders under ``<run>/model`` and return the results.
@@ -134,8 +112,8 @@ def pretrain(cfg: Config, run: Run | None = None, resume: bool = False, stop_aft
     seed = cfg.seed
     batch_fn, eval_batches, n_eval = held_out_batches(data, tc.batch_size, tc.accumulation, seed, dev)
     counts, _ = token_counts(data, len(tokenizer))
-    eval_counts = _eval_counts(eval_batches, len(tokenizer))
-    refs = plateau_references(counts, eval_counts, tokenizer.all_special_ids)
+    eval_counts = held_out_token_counts(eval_batches, len(tokenizer))
+    refs = unigram_references(counts, eval_counts, tokenizer.all_special_ids)
     electra = cfg.model.objective == "electra"
 
     def step_fn(m, batch):

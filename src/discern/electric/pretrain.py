@@ -13,9 +13,9 @@ from discern.core import ConfigError, Run, derive_seed, seed_everything
 from discern.core import dist as ddist
 from discern.data.pretraining import austen_documents, build_examples, corpus_documents
 from discern.data.tokenizer import run_tokenizer
-from discern.metrics.plateau import nce_prior_loss, unigram_cross_entropy, unigram_entropy
+from discern.metrics.plateau import nce_prior_loss, unigram_references
 from discern.metrics.stats import mean_interval
-from discern.train import fit, held_out_batches, token_counts
+from discern.train import fit, held_out_batches, held_out_token_counts, token_counts
 from discern.train.plots import plot_losses
 
 from .config import Config
@@ -78,17 +78,8 @@ def pretrain(cfg: Config, run: Run | None = None, resume: bool = False, stop_aft
     tc = replace(cfg.train, seed=cfg.seed)
     seed = cfg.seed
     batch_fn, eval_batches, n_eval = held_out_batches(data, tc.batch_size, tc.accumulation, seed, dev)
-    import numpy as np
-
     counts, _ = token_counts(data, len(tokenizer))
-    eval_counts = np.zeros(len(tokenizer), dtype=np.int64)
-    for _, b in eval_batches(64):
-        eval_counts += torch.bincount(b["input_ids"][b["attention_mask"].bool()].cpu(), minlength=len(tokenizer)).numpy()
-    special = [i for i in tokenizer.all_special_ids if i < len(tokenizer)]
-    cand, ev_cand = counts.astype(np.float64), eval_counts.astype(np.float64)
-    cand[special] = 0
-    ev_cand[special] = 0
-    refs = {"unigram_entropy": unigram_entropy(cand), "unigram_held_out": unigram_cross_entropy(cand, ev_cand)}
+    refs = unigram_references(counts, held_out_token_counts(eval_batches, len(tokenizer)), tokenizer.all_special_ids)
     if cfg.model.noise == "unigram":
         model.set_unigram_noise(counts)
 

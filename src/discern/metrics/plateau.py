@@ -95,3 +95,15 @@ def nce_prior_loss(noised_frac: float, candidate_frac: float = 1.0) -> float:
     """Loss of the detector that knows only the noise rate ``rho`` (and the never-noised special
     tokens): ``candidate_frac * h(rho)``; ``h(0.15) = 0.423`` nats."""
     return float(candidate_frac * binary_entropy(noised_frac))
+
+
+def unigram_references(counts, eval_counts, special_ids) -> dict:
+    """The MLM plateaus of a corpus: the unigram entropy of the tokens that can be masked
+    (special tokens excluded) and the held-out plateau, the cross-entropy of that unigram model
+    on the held-out examples' maskable tokens (what a model without context reaches there)."""
+    cand = np.array(counts, dtype=np.float64)
+    ev = np.array(eval_counts, dtype=np.float64)
+    special = [i for i in special_ids if 0 <= i < len(cand)]
+    cand[special] = 0
+    ev[special] = 0
+    return {"unigram_entropy": unigram_entropy(cand), "unigram_held_out": unigram_cross_entropy(cand, ev)}

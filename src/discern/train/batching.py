@@ -77,3 +77,14 @@ def token_counts(data, vocab_size: int, chunk: int = 4096) -> tuple["np.ndarray"
         counts += torch.bincount(ids, minlength=vocab_size)
     c = counts.numpy().astype(np.int64)
     return c, int(c.sum())
+
+
+def held_out_token_counts(eval_batches, vocab_size: int) -> "np.ndarray":
+    """Counts (V,) of every token at real positions of the held-out batches of
+    :func:`held_out_batches`."""
+    import numpy as np
+
+    total = np.zeros(vocab_size, dtype=np.int64)
+    for _, b in eval_batches(64):
+        total += torch.bincount(b["input_ids"][b["attention_mask"].bool()].cpu(), minlength=vocab_size).numpy()
+    return total
