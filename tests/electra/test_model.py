@@ -169,3 +169,19 @@ def test_flops_reproduce_electra_small_table_1():
     total = train_flops(d, 128, 1_000_000, disc=True, generator=g)
     assert round(total / 1e17) == 14  # paper Table 1: 1.4e18
     assert total == pytest.approx(1.4245e18, rel=1e-3)
+
+
+def test_eager_and_sdpa_attention_give_the_same_losses_and_gradients():
+    """``model.attention`` picks a kernel, not a model: same weights, same draws, same numbers
+    (a padded row included)."""
+    out = {}
+    for kind in ("eager", "sdpa"):
+        m = make(attention=kind)
+        assert m.discriminator.config._attn_implementation == kind
+        torch.manual_seed(5)
+        loss, met = m(batch())
+        loss.backward()
+        out[kind] = (met["mlm_loss"], met["disc_loss"], m.discriminator.electra.encoder.layer[0]
+                     .attention.self.query.weight.grad.clone())
+    for a, b in zip(out["eager"], out["sdpa"]):
+        assert torch.allclose(a, b, atol=1e-5, rtol=1e-4)

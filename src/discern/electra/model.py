@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .config import ModelConfig
-from discern.nn import gumbel_sample
+from discern.nn import attention_kernel, gumbel_sample, top_hit
 
 from .masking import Masked, mask_tokens
 
@@ -44,7 +44,8 @@ def hf_config(cfg: ModelConfig, vocab_size: int, pad_id: int, generator: bool = 
         num_hidden_layers=layers, num_attention_heads=heads, intermediate_size=ffn,
         hidden_act="gelu", hidden_dropout_prob=cfg.dropout, attention_probs_dropout_prob=cfg.attention_dropout,
         max_position_embeddings=cfg.max_len, type_vocab_size=2, pad_token_id=pad_id,
-        initializer_range=cfg.init_std if cfg.init_std > 0 else hidden ** -0.5, attn_implementation="sdpa",
+        initializer_range=cfg.init_std if cfg.init_std > 0 else hidden ** -0.5,
+        attn_implementation=attention_kernel(cfg.attention),
         tie_word_embeddings=True,
     )
 
@@ -106,12 +107,12 @@ class ElectraPretrainer(_Pretrainer):
 
         # 1. generator (small MLM) on the masked input; logits only at masked slots
         g_hidden = self.generator.electra(m.input_ids, attention_mask=attn, token_type_ids=seg).last_hidden_state
-        g_logits = masked_lm_logits(self.generator, g_hidden, m.positions)  # (B, N, V)
-        mlm_ce = F.cross_entropy(g_logits.float().flatten(0, 1), m.targets.flatten(), reduction="none")
+        g_logits = masked_lm_logits(self.generator, g_hidden, m.positions).float()  # (B, N, V), fp32 once
+        mlm_ce = F.cross_entropy(g_logits.flatten(0, 1), m.targets.flatten(), reduction="none")
         mlm_loss = weighted_mean(mlm_ce.view_as(m.weights), m.weights)
 
-        # 2. sample replacements (Gumbel-max, fp32, stop-gradient) and build the corrupted input:
-        #    the *original* sequence with samples scattered in; the discriminator never sees [MASK]
+        # 2. sample replacements (a softmax sample in fp32, stop-gradient) and build the corrupted
+        #    input: the *original* sequence with samples scattered in; the discriminator never sees [MASK]
         sampled = gumbel_sample(g_logits, c.temperature)  # (B, N)
         fake = ids.clone()
         active = m.weights.bool()
@@ -128,7 +129,7 @@ class ElectraPretrainer(_Pretrainer):
 
         if details is not None:
             with torch.no_grad():
-                p = torch.softmax(g_logits.detach().float() / c.temperature, -1)[active]  # (S, V)
+                p = torch.softmax(g_logits.detach() / c.temperature, -1)[active]  # (S, V)
                 p_orig = p.gather(-1, m.targets[active].unsqueeze(-1)).squeeze(-1)  # (S,)
                 mass = p.sum(0)
                 mass.index_add_(0, m.targets[active], -p_orig)  # a sample equal to the original is real
@@ -140,7 +141,7 @@ class ElectraPretrainer(_Pretrainer):
             metrics = {
                 "mlm_loss": mlm_loss.detach(),
                 "disc_loss": disc_loss.detach(),
-                "mlm_acc": weighted_mean((g_logits.argmax(-1) == m.targets).float(), m.weights),
+                "mlm_acc": weighted_mean(top_hit(g_logits, m.targets), m.weights),
                 "sampled_acc": weighted_mean((sampled == m.targets).float(), m.weights),
                 "disc_acc": ((pred == labels) & real).sum().float() / real.sum(),
                 "disc_precision": tp / (pred & real).sum().clamp_min(1),
@@ -174,11 +175,11 @@ class MLMPretrainer(_Pretrainer):
         ids, attn, seg = batch["input_ids"], batch["attention_mask"], batch["token_type_ids"]
         m = self._mask(ids, attn, self.vocab_size)
         hidden = self.mlm.electra(m.input_ids, attention_mask=attn, token_type_ids=seg).last_hidden_state
-        logits = masked_lm_logits(self.mlm, hidden, m.positions)  # (B, N, V)
-        ce = F.cross_entropy(logits.float().flatten(0, 1), m.targets.flatten(), reduction="none")
+        logits = masked_lm_logits(self.mlm, hidden, m.positions).float()  # (B, N, V)
+        ce = F.cross_entropy(logits.flatten(0, 1), m.targets.flatten(), reduction="none")
         loss = weighted_mean(ce.view_as(m.weights), m.weights)
         with torch.no_grad():
-            acc = weighted_mean((logits.argmax(-1) == m.targets).float(), m.weights)
+            acc = weighted_mean(top_hit(logits, m.targets), m.weights)
         return loss, {"mlm_loss": loss.detach(), "mlm_acc": acc}
 
     def save_pretrained(self, path: str | Path, tokenizer=None) -> None:

@@ -32,7 +32,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from discern.core import CheckpointError
-from discern.nn import gumbel_sample
+from discern.nn import attention_kernel, gumbel_sample, top_hit
 
 from .config import ModelConfig
 
@@ -54,7 +54,8 @@ def hf_config(cfg: ModelConfig, vocab_size: int, pad_id: int, tower: bool = Fals
         num_hidden_layers=layers, num_attention_heads=heads, intermediate_size=ffn,
         hidden_act="gelu", hidden_dropout_prob=cfg.dropout, attention_probs_dropout_prob=cfg.attention_dropout,
         max_position_embeddings=cfg.max_len, type_vocab_size=2, pad_token_id=pad_id,
-        initializer_range=cfg.init_std if cfg.init_std > 0 else hidden ** -0.5, attn_implementation="sdpa",
+        initializer_range=cfg.init_std if cfg.init_std > 0 else hidden ** -0.5,
+        attn_implementation=attention_kernel(cfg.attention),
         is_decoder=tower, use_cache=False, tie_word_embeddings=True,
     )
 
@@ -228,7 +229,7 @@ class ElectricPretrainer(nn.Module):
                 "loss": loss.detach(),
                 "nce_loss": nce_loss.detach(),
                 "cloze_loss": cloze_loss.detach(),
-                "cloze_acc": (q_logits.argmax(-1) == targets).float().mean() if targets.numel() else
+                "cloze_acc": top_hit(q_logits, targets).mean() if targets.numel() else
                 loss.new_zeros(()),
                 "nce_acc": ((pred == noised) & real).sum().float() / real.sum(),
                 "sample_is_original": (sampled == ids[noised]).float().mean() if sampled.numel() else
