@@ -58,3 +58,26 @@ def test_attention_kernel_choice():
     assert attention_kernel("auto") == ("sdpa" if torch.cuda.is_available() else "eager")
     with pytest.raises(ConfigError, match="model.attention must be one of auto, eager, sdpa, not 'flash'"):
         attention_kernel("flash")
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_row_cross_entropy_matches_torch_in_values_and_gradients(dtype):
+    from discern.nn import row_cross_entropy
+
+    g = torch.Generator().manual_seed(0)
+    base = (torch.randn(37, 300, generator=g) * 3).to(dtype)
+    targets = torch.randint(0, 300, (37,), generator=g)
+    w = torch.rand(37, generator=g)
+    a = base.clone().requires_grad_()
+    b = base.clone().requires_grad_()
+    la = row_cross_entropy(a, targets)
+    lb = torch.nn.functional.cross_entropy(b.float(), targets, reduction="none")
+    assert la.dtype == torch.float32
+    assert torch.allclose(la, lb, atol=1e-5, rtol=1e-5)
+    (la * w).sum().backward()
+    (lb * w).sum().backward()
+    assert a.grad.dtype == dtype
+    tol = 1e-6 if dtype == torch.float32 else 4e-3  # bf16 gradient: one rounding of the same value
+    assert torch.allclose(a.grad.float(), b.grad.float(), atol=tol, rtol=0)
+    with pytest.raises(ValueError, match="logits \\(R, V\\) and targets \\(R,\\)"):
+        row_cross_entropy(base.unsqueeze(0), targets)

@@ -4,11 +4,12 @@ previous one, in the same process, on identical batches.
 - **before** (the in-run baseline, kept as it was): dropout 0.1 in pre-training, PyTorch SDPA
   attention (its CPU flash kernel), replacements drawn by Gumbel-max (one exponential draw and
   logarithm per vocabulary entry and masked slot), accuracy by ``argmax`` over the vocabulary,
-  and an Adam that loops over parameters in Python;
+  cross-entropy on an fp32 copy of the logits, and an Adam that loops over parameters in Python;
 - **ours**: the quick preset as it trains now: no dropout in pre-training, Hugging Face's eager
   attention (matmul + softmax; faster backward on the CPU), one uniform draw per slot
-  (two-level inverse-CDF sampling, equal in law), accuracy from a row maximum, one fused
-  (foreach) Adam update per parameter group, bf16 autocast.
+  (two-level inverse-CDF sampling, equal in law), accuracy from a row maximum, cross-entropy
+  in cache-sized row blocks with a one-pass backward, one fused (foreach) Adam update per
+  parameter group, bf16 autocast.
 
 Both use :class:`ElectraPretrainer` (generator head only at the masked slots).  The ratio is of
 examples per second.  MFU = model FLOPs per second / a bf16 2,048^3 matmul peak measured in
@@ -23,8 +24,8 @@ import dataclasses
 import torch
 
 from discern.train import ElectraAdam, param_groups
-from discern.train.bench import (LoopAdam, argmax_hit_before, compare, cpu_name, gumbel_max_before, matmul_peak,
-                                 step_flops)
+from discern.train.bench import (LoopAdam, argmax_hit_before, compare, cpu_name, cross_entropy_before,
+                                 gumbel_max_before, matmul_peak, step_flops)
 
 from .config import quick as quick_preset
 from .model import ElectraPretrainer
@@ -45,7 +46,7 @@ def random_batches(n: int, B: int, L: int, vocab: int, seed: int = 1) -> list[di
 
 def bench(quick: bool = False) -> dict:
     """Examples/s of the quick preset's training step, before and now, and ours' MFU."""
-    from discern.nn import gumbel_sample, top_hit
+    from discern.nn import gumbel_sample, row_cross_entropy, top_hit
 
     from . import model as model_mod
 
@@ -65,6 +66,7 @@ def bench(quick: bool = False) -> dict:
     def patch(now: bool) -> None:
         model_mod.gumbel_sample = gumbel_sample if now else gumbel_max_before
         model_mod.top_hit = top_hit if now else argmax_hit_before
+        model_mod.row_cross_entropy = row_cross_entropy if now else cross_entropy_before
 
     peak_start = matmul_peak(torch.bfloat16)
     try:

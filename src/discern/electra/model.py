@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .config import ModelConfig
-from discern.nn import attention_kernel, gumbel_sample, top_hit
+from discern.nn import attention_kernel, gumbel_sample, row_cross_entropy, top_hit
 
 from .masking import Masked, mask_tokens
 
@@ -107,8 +107,8 @@ class ElectraPretrainer(_Pretrainer):
 
         # 1. generator (small MLM) on the masked input; logits only at masked slots
         g_hidden = self.generator.electra(m.input_ids, attention_mask=attn, token_type_ids=seg).last_hidden_state
-        g_logits = masked_lm_logits(self.generator, g_hidden, m.positions).float()  # (B, N, V), fp32 once
-        mlm_ce = F.cross_entropy(g_logits.flatten(0, 1), m.targets.flatten(), reduction="none")
+        g_logits = masked_lm_logits(self.generator, g_hidden, m.positions)  # (B, N, V), bf16 under autocast
+        mlm_ce = row_cross_entropy(g_logits.flatten(0, 1), m.targets.flatten())  # fp32
         mlm_loss = weighted_mean(mlm_ce.view_as(m.weights), m.weights)
 
         # 2. sample replacements (a softmax sample in fp32, stop-gradient) and build the corrupted
@@ -129,7 +129,7 @@ class ElectraPretrainer(_Pretrainer):
 
         if details is not None:
             with torch.no_grad():
-                p = torch.softmax(g_logits.detach() / c.temperature, -1)[active]  # (S, V)
+                p = torch.softmax(g_logits.detach().float() / c.temperature, -1)[active]  # (S, V)
                 p_orig = p.gather(-1, m.targets[active].unsqueeze(-1)).squeeze(-1)  # (S,)
                 mass = p.sum(0)
                 mass.index_add_(0, m.targets[active], -p_orig)  # a sample equal to the original is real
@@ -175,8 +175,8 @@ class MLMPretrainer(_Pretrainer):
         ids, attn, seg = batch["input_ids"], batch["attention_mask"], batch["token_type_ids"]
         m = self._mask(ids, attn, self.vocab_size)
         hidden = self.mlm.electra(m.input_ids, attention_mask=attn, token_type_ids=seg).last_hidden_state
-        logits = masked_lm_logits(self.mlm, hidden, m.positions).float()  # (B, N, V)
-        ce = F.cross_entropy(logits.flatten(0, 1), m.targets.flatten(), reduction="none")
+        logits = masked_lm_logits(self.mlm, hidden, m.positions)  # (B, N, V)
+        ce = row_cross_entropy(logits.flatten(0, 1), m.targets.flatten())
         loss = weighted_mean(ce.view_as(m.weights), m.weights)
         with torch.no_grad():
             acc = weighted_mean(top_hit(logits, m.targets), m.weights)

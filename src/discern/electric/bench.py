@@ -39,14 +39,16 @@ def _time(fn, repeat: int) -> float:
 
 def pretrain_throughput(quick: bool = False) -> dict:
     """Examples/s of the quick preset's Electric training step now vs the previous path (dropout
-    0.1, SDPA attention, Gumbel-max noise samples over the vocabulary, accuracy by argmax, a
-    per-parameter Adam loop), same process, identical batches, alternating steps; MFU from torch's flop counter and a bf16 matmul peak."""
+    0.1, SDPA attention, Gumbel-max noise samples over the vocabulary, accuracy by argmax,
+    cross-entropy on an fp32 copy of the logits, a per-parameter Adam loop; the noise head's
+    bias is added inside its matmul on both sides), same process, identical batches,
+    alternating steps; MFU from torch's flop counter and a bf16 matmul peak."""
     import dataclasses
 
-    from discern.nn import gumbel_sample, top_hit
+    from discern.nn import gumbel_sample, row_cross_entropy, top_hit
     from discern.train import ElectraAdam, param_groups
-    from discern.train.bench import (LoopAdam, argmax_hit_before, compare, gumbel_max_before, matmul_peak,
-                                     step_flops)
+    from discern.train.bench import (LoopAdam, argmax_hit_before, compare, cross_entropy_before, gumbel_max_before,
+                                     matmul_peak, step_flops)
 
     from . import model as model_mod
     from .config import quick as quick_preset
@@ -73,6 +75,7 @@ def pretrain_throughput(quick: bool = False) -> dict:
     def patch(now: bool) -> None:
         model_mod.gumbel_sample = gumbel_sample if now else gumbel_max_before
         model_mod.top_hit = top_hit if now else argmax_hit_before
+        model_mod.row_cross_entropy = row_cross_entropy if now else cross_entropy_before
 
     peak_start = matmul_peak(torch.bfloat16)
     try:

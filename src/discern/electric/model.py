@@ -32,7 +32,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from discern.core import CheckpointError
-from discern.nn import attention_kernel, gumbel_sample, top_hit
+from discern.nn import attention_kernel, gumbel_sample, row_cross_entropy, top_hit
 
 from .config import ModelConfig
 
@@ -121,7 +121,7 @@ class TwoTowerCloze(nn.Module):
     def logits(self, context: torch.Tensor) -> torch.Tensor:
         """(..., 2H) -> (..., V) through dense -> GELU -> LayerNorm -> tied output embedding."""
         h = self.norm(F.gelu(self.dense(context)))
-        return h @ self.word_embeddings().t() + self.bias
+        return F.linear(h, self.word_embeddings(), self.bias)  # bias added inside the matmul
 
     def forward(self, input_ids, attention_mask, token_type_ids=None) -> torch.Tensor:
         return self.logits(self.context(input_ids, attention_mask, token_type_ids))  # (B, L, V)
@@ -193,10 +193,10 @@ class ElectricPretrainer(nn.Module):
         targets = ids[candidates]  # (C,)
         if self.noise is not None:
             ctx = self.noise.context(ids, attn, seg)  # (B, L, 2H)
-            q_logits = self.noise.logits(ctx[candidates]).float()  # (C, V)
+            q_logits = self.noise.logits(ctx[candidates])  # (C, V), bf16 under autocast
         else:  # a fixed unigram q: nothing to train
             q_logits = self.unigram_logq.unsqueeze(0).expand(targets.numel(), -1)  # (C, V)
-        nll = F.cross_entropy(q_logits, targets, reduction="none")  # (C,)
+        nll = row_cross_entropy(q_logits, targets)  # (C,) in fp32
         cloze_loss = nll.mean() if nll.numel() else nll.sum()
         if self.noise is None:
             cloze_loss = cloze_loss.detach()
@@ -210,7 +210,8 @@ class ElectricPretrainer(nn.Module):
         # log q(token at t | context) for the *input* token; 0 at special tokens (never noised)
         with torch.no_grad():
             log_q_cand = -nll.detach()
-            lq_fake = q_logits[pick].log_softmax(-1).gather(-1, sampled.unsqueeze(-1)).squeeze(-1)
+            z = q_logits[pick].float()  # (K, V)
+            lq_fake = z.gather(-1, sampled.unsqueeze(-1)).squeeze(-1) - torch.logsumexp(z, -1)
             log_q_cand[pick] = lq_fake
             log_q = torch.zeros(ids.shape, dtype=torch.float32, device=ids.device)
             log_q[candidates] = log_q_cand

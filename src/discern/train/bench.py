@@ -6,8 +6,8 @@
   hand formula;
 - the previous training path, kept as the in-run baseline: PyTorch SDPA attention (whose CPU
   flash kernel has a slow backward), replacements drawn by Gumbel-max (one exponential draw and
-  logarithm per vocabulary entry), accuracy by ``argmax`` over the vocabulary, and an Adam that
-  loops over parameters in Python.
+  logarithm per vocabulary entry), accuracy by ``argmax`` over the vocabulary, cross-entropy on an
+  fp32 copy of the logits, and an Adam that loops over parameters in Python.
 """
 
 from __future__ import annotations
@@ -53,6 +53,11 @@ def gumbel_max_before(logits: torch.Tensor, temperature: float = 1.0, generator=
         x = logits.detach().float() / temperature
         e = torch.empty(x.shape).exponential_(generator=generator).clamp_min_(1e-20).to(x.device)
         return (x - e.log_()).argmax(-1)
+
+
+def cross_entropy_before(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """The previous per-row loss: ``F.cross_entropy`` on an fp32 copy of the logits."""
+    return torch.nn.functional.cross_entropy(logits.float(), targets, reduction="none")
 
 
 def argmax_hit_before(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
