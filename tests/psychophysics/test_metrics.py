@@ -196,3 +196,42 @@ def test_shape_bias_fisher_test():
     # hypergeometric tail by hand: 2 x 2 table [[3, 0], [0, 3]]: P = 1 / C(6, 3) = 1 / 20
     assert shape_bias_p({"shape": 3, "texture": 0}, {"shape": 0, "texture": 3}) == pytest.approx(1 / 20)
     assert shape_bias_p({"shape": 0, "texture": 3}, {"shape": 3, "texture": 0}) == pytest.approx(1.0)
+
+
+def test_evaluate_a_human_subject_file_compares_with_the_other_humans(cue, tmp_path, capsys):
+    """A human subject's own file from model-vs-human (1,280 trials) once crashed with
+    "error consistency needs two non-empty sets of the same trials (1280 vs 2560)": the subject
+    was paired with itself.  It is compared with the 9 other subjects instead."""
+    from discern.cli import main
+
+    src = RAW / "cue-conflict" / "cue-conflict_subject-05_session_1.csv"
+    assert main(["psychophysics", "evaluate", "--decisions", str(src), "--out", str(tmp_path / "h.json")]) == 0
+    capsys.readouterr()
+    vs = json.loads((tmp_path / "h.json").read_text())["cue-conflict"]["subject-05"]["vs_humans"]
+    others = [h for h in M.humans(cue) if h != "subject-05"]
+    assert vs["humans compared"] == len(others) == 9
+    expected = np.mean([M.pair_metrics(cue, "cue-conflict", "subject-05", h)["error consistency"] for h in others])
+    assert vs["error consistency"] == pytest.approx(expected, abs=1e-12)
+    assert 0 < vs["error consistency"] < 1  # never the 1.0 of a subject against itself
+
+
+def test_evaluate_a_model_on_the_human_images_gives_the_benchmark_row(cue, tmp_path, capsys):
+    """A model's decisions on the human experiment's images: ``vs_humans`` equals its row of the
+    benchmark table over all 10 humans (here the 'model' answers the texture cue every time)."""
+    from discern.cli import main
+
+    one = cue[cue.subj == "subject-01"].copy()
+    one["subj"] = "texture-model"
+    one["object_response"] = [M.texture_category(n) for n in one["imagename"]]
+    path = tmp_path / "cue-conflict_texture-model_session_1.csv"
+    one[["subj", "session", "trial", "rt", "object_response", "category", "condition", "imagename"]].to_csv(
+        path, index=False)
+    assert main(["psychophysics", "evaluate", "--decisions", str(path), "--out", str(tmp_path / "m.json")]) == 0
+    capsys.readouterr()
+    vs = json.loads((tmp_path / "m.json").read_text())["cue-conflict"]["texture-model"]["vs_humans"]
+    both = pd.concat([cue, M.read_trials([path])], ignore_index=True)
+    row = M.benchmark({"cue-conflict": both})["texture-model"]
+    assert vs["humans compared"] == 10
+    for k, v in row.items():
+        assert vs[k] == pytest.approx(v, abs=1e-12), k
+    assert vs["error consistency"] < 0.1  # a texture-only observer errs where humans do not

@@ -83,8 +83,12 @@ def evaluate(paths, humans="auto") -> dict:
                 if model_ids[m] != human_ids:
                     rep[m]["vs_humans"] = "skipped: the decisions are not on the human experiment's images"
                     continue
-                both = pd.concat([hdf, df[df.subj == m]], ignore_index=True)
-                rep[m]["vs_humans"] = M.benchmark({ds: both})[m]
+                # a human subject's own file is compared with the *other* humans, never with itself
+                both = pd.concat([hdf[hdf.subj != m], df[df.subj == m]], ignore_index=True)
+                try:
+                    rep[m]["vs_humans"] = M.versus_humans(both, ds, m)
+                except ValueError as e:
+                    rep[m]["vs_humans"] = f"skipped: {e}"
         out[ds] = rep
     return out
 

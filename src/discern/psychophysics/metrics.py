@@ -233,6 +233,20 @@ def pair_metrics(df, dataset: str, a: str, b: str) -> dict:
     return {k: float(np.mean([r[k] for r in rows])) for k in rows[0]}
 
 
+def versus_humans(df, dataset: str, subject: str) -> dict:
+    """One decision maker (a model, or a human subject's own file) against every human of ``df``
+    other than itself: the pair metrics averaged over those humans, as the benchmark table does
+    for a model, its OOD accuracy, and how many humans it was compared with."""
+    others = [h for h in humans(df) if h != subject]
+    if not others:
+        raise ValueError(f"no human other than {subject} to compare with on {dataset}")
+    rows = [pair_metrics(df, dataset, subject, h) for h in others]
+    out = {k: float(np.mean([r[k] for r in rows])) for k in rows[0]}
+    out["OOD accuracy"] = ood_accuracy(df, dataset, [subject])
+    out["humans compared"] = len(others)
+    return out
+
+
 def ood_accuracy(df, dataset: str, subjects: list[str]) -> float:
     """Accuracy of the pooled trials of ``subjects`` over the included conditions of ``dataset``."""
     sub = df[df["subj"].isin(subjects)]
