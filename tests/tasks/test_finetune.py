@@ -139,3 +139,35 @@ def test_finetune_from_pretrained_folder(make_encoder, tokenizer, toy_task, tmp_
     from discern.core import DiscernError
     with pytest.raises(DiscernError, match="does not exist"):
         finetune_from_pretrained(tmp_path / "nope", toy_task)
+
+
+def test_folder_models_train_with_eager_attention_on_the_cpu_and_match_sdpa(make_encoder, tokenizer, toy_task,
+                                                                           tmp_path, monkeypatch):
+    """``attention=auto`` loads a folder with eager attention on the CPU; the kernel changes the
+    speed, not the numbers: eager and SDPA fine-tunes give the same dev predictions."""
+    import transformers
+
+    from discern.core import ConfigError
+
+    enc = make_encoder("electra")
+    enc.save_pretrained(tmp_path / "model")
+    tokenizer.save_pretrained(tmp_path / "model")
+    seen = []
+    load = transformers.AutoModel.from_pretrained
+
+    def spy(path, **kw):
+        model = load(path, **kw)
+        seen.append(model.config._attn_implementation)
+        return model
+
+    monkeypatch.setattr(transformers.AutoModel, "from_pretrained", spy)
+    cfg = dict(FAST, epochs=2)
+    eager = finetune_from_pretrained(tmp_path / "model", toy_task, FinetuneConfig(**cfg))
+    sdpa = finetune_from_pretrained(tmp_path / "model", toy_task, FinetuneConfig(**cfg, attention="sdpa"))
+    assert seen == ["eager", "sdpa"]
+    ids = sorted(eager["logits"]["dev"])
+    assert ids == sorted(sdpa["logits"]["dev"]) and ids
+    np.testing.assert_allclose([eager["logits"]["dev"][i] for i in ids], [sdpa["logits"]["dev"][i] for i in ids],
+                               atol=1e-3)
+    with pytest.raises(ConfigError, match="model.attention must be one of"):
+        finetune_from_pretrained(tmp_path / "model", toy_task, FinetuneConfig(**cfg, attention="flash"))
