@@ -55,7 +55,9 @@ def test_top_hit_equals_argmax_accuracy():
 
 def test_attention_kernel_choice():
     assert attention_kernel("eager") == "eager" and attention_kernel("sdpa") == "sdpa"
-    assert attention_kernel("auto") == ("sdpa" if torch.cuda.is_available() else "eager")
+    assert attention_kernel("auto", cuda=False) == "eager"
+    assert attention_kernel("auto", cuda=True) is None  # the library's default (SDPA) on CUDA
+    assert attention_kernel("auto") == (None if torch.cuda.is_available() else "eager")
     with pytest.raises(ConfigError, match="model.attention must be one of auto, eager, sdpa, not 'flash'"):
         attention_kernel("flash")
 

@@ -57,8 +57,7 @@ def bench(quick: bool = False) -> dict:
     ours = ElectraPretrainer(cfg.model, vocab, 0, SPECIAL, 4)
     torch.manual_seed(0)
     previous = dataclasses.replace(cfg.model, dropout=0.1, attention_dropout=0.1, attention="sdpa")
-    before = ElectraPretrainer(previous,
-                               vocab, 0, SPECIAL, 4)
+    before = ElectraPretrainer(previous, vocab, 0, SPECIAL, 4)
     opt_ours = ElectraAdam(param_groups(ours, tc.weight_decay), lr=tc.lr, bias_correction=True)
     opt_before = LoopAdam(param_groups(before, tc.weight_decay), lr=tc.lr, bias_correction=True)
     batches = random_batches(steps + 1, B, L, vocab)

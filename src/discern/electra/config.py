@@ -22,7 +22,7 @@ class ModelConfig:
     init_std: float = 0.02
     # attention kernel of the Hugging Face encoders: "auto" = "eager" (matmul + softmax) on the CPU,
     # whose backward is 1.35x faster per training step at length 128 than the CPU flash kernel behind
-    # "sdpa" (README benchmark), and "sdpa" when CUDA is available; or name one of them
+    # "sdpa" (README benchmark), and the library's default (SDPA) on CUDA; or name one of them
     attention: str = "auto"
     dropout: float = 0.1
     attention_dropout: float = 0.1

@@ -343,14 +343,12 @@ def finetune(encoder: nn.Module, tokenizer: Any, task: Task | str, cfg: Finetune
 
 
 def _attention_kwargs(cfg: FinetuneConfig) -> dict:
-    """``attn_implementation`` for ``from_pretrained``: none (the library's choice) on CUDA under
-    ``auto``, eager on the CPU (1.35x per ELECTRA training step at length 128; see the electra README)."""
+    """``attn_implementation`` for ``from_pretrained`` on the device the model will train on
+    (:func:`discern.nn.attention_kernel`; nothing under ``auto`` on CUDA: the library's choice)."""
     from discern.nn import attention_kernel
 
-    if cfg.attention == "auto":
-        on_cuda = cfg.device == "cuda" or (cfg.device == "auto" and torch.cuda.is_available())
-        return {} if on_cuda else {"attn_implementation": "eager"}
-    return {"attn_implementation": attention_kernel(cfg.attention)}
+    kernel = attention_kernel(cfg.attention, cuda=_resolve_device(cfg.device).type == "cuda")
+    return {"attn_implementation": kernel} if kernel else {}
 
 
 def finetune_from_pretrained(path: str | Path, task: Task | str, cfg: FinetuneConfig | None = None,
