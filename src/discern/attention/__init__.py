@@ -2,6 +2,10 @@
 
 Public names load lazily, so ``import discern.attention`` stays light."""
 
+from discern.core.paper import Paper
+
+PAPER = Paper("attention", title="What Does BERT Look At? An Analysis of BERT's Attention (Clark et al., BlackboxNLP 2019)", package=__name__, number=4, presets="experiment:PRESETS")
+
 from importlib import import_module
 
 _NAMES = {

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 
-def add_attention_commands(sub) -> None:
+def add_commands(sub) -> None:
     ap = sub.add_parser("attention", help="What does BERT look at? attention analysis of any encoder")
     asub = ap.add_subparsers(dest="attention_command", required=True)
     an = asub.add_parser("analyze", help="surface behaviour, head map and syntax; writes OUT/index.html")
@@ -18,7 +18,7 @@ def add_attention_commands(sub) -> None:
                     help="attention from a split word: mean over its pieces (paper) or its first piece")
 
 
-def run_attention_command(args) -> int:
+def run_command(args) -> int:
     from .analyze import analyze
 
     model = args.model

@@ -2,6 +2,10 @@
 
 Public names load lazily, so ``import discern.bam`` stays light."""
 
+from discern.core.paper import Paper
+
+PAPER = Paper("bam", title="BAM! Born-Again Multi-Task Networks for Natural Language Understanding (Clark et al., ACL 2019)", package=__name__, number=3)
+
 from importlib import import_module
 
 _NAMES = {

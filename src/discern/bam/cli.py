@@ -8,7 +8,7 @@ from pathlib import Path
 from discern.core.config import add_config_args
 
 
-def add_bam_commands(sub) -> None:
+def add_commands(sub) -> None:
     bp = sub.add_parser("bam", help="BAM!: single-task teachers distilled into one multi-task student")
     bs = bp.add_subparsers(dest="bam_command", required=True)
     te = bs.add_parser("teachers", help="fine-tune one teacher per task; save train-set outputs by example id")
@@ -52,7 +52,7 @@ def load_student(folder: Path):
     return model, AutoTokenizer.from_pretrained(str(folder / "encoder"))
 
 
-def run_bam_command(args) -> int:
+def run_command(args) -> int:
     import dataclasses
 
     from discern.core import Run, build_config

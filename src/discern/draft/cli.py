@@ -9,7 +9,7 @@ from discern.core.config import add_config_args
 from discern.core.errors import DiscernError
 
 
-def add_draft_commands(sub) -> None:
+def add_commands(sub) -> None:
     dp = sub.add_parser("draft", help="DRaFT: reward fine-tuning of diffusion models through the sampler")
     ds = dp.add_subparsers(dest="draft_command", required=True)
     tr = ds.add_parser("train", help="fine-tune a pipeline's LoRA weights on a differentiable reward")
@@ -81,7 +81,7 @@ def fashion_classifier(epochs: int = 1, size: int = 28):
     return model
 
 
-def run_draft_command(args) -> int:
+def run_command(args) -> int:
     from discern.core.runs import run_training_command
     from discern.diffusion import load_pipeline
 

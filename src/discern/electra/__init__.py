@@ -1,14 +1,25 @@
-"""ELECTRA: pre-training text encoders as discriminators rather than generators (Clark et al., 2020)."""
+"""ELECTRA: pre-training text encoders as discriminators rather than generators (Clark et al., 2020).
 
-from .config import PRESETS, Config, DataConfig, FinetuneSection, ModelConfig
-from discern.nn import gumbel_sample
+Public names load lazily, so ``import discern.electra`` stays light."""
 
-from .masking import Masked, mask_tokens, max_predictions
-from .model import ElectraPretrainer, MLMPretrainer, load_pretrainer, tie_generator
-from .pretrain import encoder_dir, flops_per_step, pretrain
+from importlib import import_module
 
-__all__ = [
-    "PRESETS", "Config", "DataConfig", "ElectraPretrainer", "FinetuneSection", "MLMPretrainer", "Masked",
-    "ModelConfig", "encoder_dir", "flops_per_step", "gumbel_sample", "load_pretrainer", "mask_tokens",
-    "max_predictions", "pretrain", "tie_generator",
-]
+from discern.core.paper import Paper
+
+PAPER = Paper("electra", title="ELECTRA: Pre-training Text Encoders as Discriminators Rather Than Generators "
+              "(Clark et al., ICLR 2020)", package=__name__, number=1)
+
+_NAMES = {
+    "PRESETS": "config", "Config": "config", "DataConfig": "config", "FinetuneSection": "config",
+    "ModelConfig": "config", "Masked": "masking", "mask_tokens": "masking", "max_predictions": "masking",
+    "ElectraPretrainer": "model", "MLMPretrainer": "model", "load_pretrainer": "model", "tie_generator": "model",
+    "encoder_dir": "pretrain", "flops_per_step": "pretrain", "pretrain": "pretrain",
+}
+
+__all__ = sorted(_NAMES) + ["PAPER"]
+
+
+def __getattr__(name):
+    if name not in _NAMES:
+        raise AttributeError(f"module 'discern.electra' has no attribute {name!r}")
+    return getattr(import_module(f".{_NAMES[name]}", __name__), name)

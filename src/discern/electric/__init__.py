@@ -2,6 +2,10 @@
 
 Public names load lazily, so ``import discern.electric`` stays light."""
 
+from discern.core.paper import Paper
+
+PAPER = Paper("electric", title="Pre-Training Transformers as Energy-Based Cloze Models (Clark et al., EMNLP 2020)", package=__name__, number=2, run="discern.reproduce.electric:run")
+
 from importlib import import_module
 
 _NAMES = {

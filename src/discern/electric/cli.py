@@ -13,7 +13,7 @@ SCORER_HELP = ("KIND:PATH, repeatable: electric:RUN/model (one pass), two-tower:
                "mlm:HF_MASKED_LM_DIR (n passes), causal:smollm2 or causal:HF_CAUSAL_LM")
 
 
-def add_electric_commands(sub) -> None:
+def add_commands(sub) -> None:
     ep = sub.add_parser("electric", help="Electric: energy-based cloze model, scoring and n-best re-ranking")
     es = ep.add_subparsers(dest="electric_command", required=True)
     pt = es.add_parser("pretrain", help="pre-train Electric (runs under torchrun for DDP)")
@@ -68,7 +68,7 @@ def make_scorer(spec: str, batch_size: int = 64, text_transform=None):
     raise DiscernError(f"--scorer {spec!r}: unknown kind {kind!r} (electric, two-tower, mlm, causal)")
 
 
-def run_electric_command(args) -> int:
+def run_command(args) -> int:
     from discern.core import DataError, build_config
     from discern.core import dist as ddist
     from discern.core.runs import run_training_command

@@ -8,7 +8,7 @@ from pathlib import Path
 from discern.core.config import add_config_args
 
 
-def add_fwl_commands(sub) -> None:
+def add_commands(sub) -> None:
     fp = sub.add_parser("fwl", help="Fast Weight Layers: train an FWL on any causal LM; perplexity, dynamic evaluation")
     fs = fp.add_subparsers(dest="fwl_command", required=True)
     tr = fs.add_parser("train", help="add an FWL to a causal LM and train both end to end (resumable)")
@@ -64,7 +64,7 @@ def _check_text(text: str) -> Path:
     return p
 
 
-def run_fwl_command(args) -> int:
+def run_command(args) -> int:
     if args.fwl_command == "train":
         return _train(args)
     return _evaluate(args)

@@ -3,4 +3,8 @@ chain of thought, self-consistency, ensemble refinement), answer extraction and 
 MultiMedQA readers, evaluation output, long-form answers, and the human-evaluation web application
 (``medqa.rating``)."""
 
+from discern.core.paper import Paper
+
+PAPER = Paper("medqa", title="Towards Expert-Level Medical Question Answering with Large Language Models (Singhal et al., 2023: Med-PaLM 2)", package=__name__, number=9, presets="experiment:PRESETS")
+
 __all__ = ["answers", "data", "evaluate", "longform", "prompts", "strategies"]

@@ -30,7 +30,7 @@ def _backend_args(p) -> None:
                    help="in-process model precision (bfloat16: ~3.5x faster on CPUs with AVX-512 BF16)")
 
 
-def add_medqa_commands(sub) -> None:
+def add_commands(sub) -> None:
     mp = sub.add_parser("medqa", help="Med-PaLM 2 strategies, long-form answers and their human evaluation")
     ms = mp.add_subparsers(dest="medqa_command", required=True)
 
@@ -111,7 +111,7 @@ def make_backend(spec: str, model: str | None = None, chat: bool = False, dtype:
     return TransformersBackend(m, tok, name if dtype == "float32" else f"{name}@{dtype}", chat=chat)
 
 
-def run_medqa_command(args) -> int:
+def run_command(args) -> int:
     cmd = args.medqa_command
     if cmd in ("eval", "evaluate"):
         return _eval(args)

@@ -15,4 +15,8 @@ pitch; the same formulas as ``web/kinematics.js``), ``pedestrian`` (a simulated 
 imported here, and nothing in this package imports torch.
 """
 
+from discern.core.paper import Paper
+
+PAPER = Paper("nureality", title="nuReality: A VR environment for research of pedestrian and autonomous vehicle interactions (2022)", package=__name__, number=10, presets="experiment:PRESETS")
+
 __all__ = ["scenarios", "kinematics", "pedestrian", "analysis", "design", "store", "server", "webassets"]

@@ -11,7 +11,7 @@ from pathlib import Path
 from discern.core.errors import DataError, DiscernError
 
 
-def add_nureality_commands(sub) -> None:
+def add_commands(sub) -> None:
     p = sub.add_parser("nureality", help="nuReality: the AV-pedestrian intent study platform")
     ns = p.add_subparsers(dest="nureality_command", required=True)
     sv = ns.add_parser("serve", help="serve the study (scene, participant API, researcher API)")
@@ -29,7 +29,7 @@ def add_nureality_commands(sub) -> None:
     an.add_argument("--out", default=None, help="a folder for analysis.json and decision_times.png")
 
 
-def run_nureality_command(args) -> int:
+def run_command(args) -> int:
     cmd = args.nureality_command
     if cmd == "serve":
         return _serve(args)

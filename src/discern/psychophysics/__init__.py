@@ -1,4 +1,8 @@
 """Psychophysics of classifiers (Jaini, Clark & Geirhos 2024; model-vs-human, Geirhos et al. 2021):
 shape bias, OOD accuracy and error consistency for any classifier, and a shape x texture world."""
 
+from discern.core.paper import Paper
+
+PAPER = Paper("psychophysics", title="Intriguing Properties of Generative Classifiers (Jaini, Clark & Geirhos, ICLR 2024)", package=__name__, number=7, presets="experiment:PRESETS", run="discern.reproduce.psychophysics:run", bench=None)
+
 __all__ = ["metrics", "decisions", "stimuli", "imagenet16"]

@@ -8,7 +8,7 @@ from pathlib import Path
 from discern.core.errors import DiscernError
 
 
-def add_psychophysics_commands(sub) -> None:
+def add_commands(sub) -> None:
     pp = sub.add_parser("psychophysics", help="model-vs-human metrics: shape bias, OOD accuracy, error consistency")
     ps = pp.add_subparsers(dest="psy_command", required=True)
     ev = ps.add_parser("evaluate", help="metrics of a classifier's decisions (model-vs-human raw-data CSVs)")
@@ -105,7 +105,7 @@ def human_table(raw=None, datasets=None) -> dict:
     return {ds: M.human_consistency(M.load_dataset(raw, ds), ds) for ds in (datasets or M.DEFAULT_DATASETS)}
 
 
-def run_psychophysics_command(args) -> int:
+def run_command(args) -> int:
     if args.psy_command == "humans":
         table = human_table(args.raw, args.datasets.split(",") if args.datasets else None)
         if args.json:

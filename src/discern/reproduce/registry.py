@@ -1,59 +1,86 @@
-"""The registry of reproductions and benchmarks, one entry per paper (lazy imports)."""
+"""The registry of papers: every L3 package that exports a ``PAPER`` descriptor (no hand list).
+
+``papers()`` finds them by importing each top-level package of ``discern`` above the shared
+layers; a new paper package appears in the CLI, ``discern reproduce`` and ``discern bench`` by
+exporting its descriptor.
+"""
 
 from __future__ import annotations
 
 import importlib
-from dataclasses import dataclass
-from typing import Any
+import pkgutil
+from functools import lru_cache
 
+import discern
 from discern.core.errors import DiscernError
+from discern.core.paper import Paper
+
+# The shared layers (L0-L2) and L4: never paper packages, and some are heavy to import.
+SHARED = frozenset({"core", "data", "metrics", "nn", "diffusion", "llm", "train", "tasks", "reproduce", "cli",
+                    "__main__"})
 
 
-@dataclass(frozen=True)
-class Experiment:
-    name: str
-    presets: str  # "module:PRESETS"
-    runner: str  # "module:function(cfg, run) -> result dict"
-    bench: str | None = None  # "module:function(quick) -> dict"
+@lru_cache(maxsize=1)
+def _registry() -> dict[str, Paper]:
+    found = []
+    for info in pkgutil.iter_modules(discern.__path__):
+        if not info.ispkg or info.name in SHARED:
+            continue
+        desc = getattr(importlib.import_module(f"discern.{info.name}"), "PAPER", None)
+        if isinstance(desc, Paper):
+            found.append(desc)
+    return {p.name: p for p in sorted(found, key=lambda p: (p.number, p.name))}
 
 
-EXPERIMENTS = {
-    "electra": Experiment("electra", "discern.electra.config:PRESETS", "discern.electra.experiment:run",
-                          "discern.electra.bench:bench"),
-    "electric": Experiment("electric", "discern.electric.config:PRESETS", "discern.reproduce.electric:run",
-                           "discern.electric.bench:bench"),
-    "bam": Experiment("bam", "discern.bam.config:PRESETS", "discern.bam.experiment:run", "discern.bam.bench:bench"),
-    "attention": Experiment("attention", "discern.attention.experiment:PRESETS", "discern.attention.experiment:run",
-                            "discern.attention.bench:bench"),
-    "fwl": Experiment("fwl", "discern.fwl.experiment:PRESETS", "discern.fwl.experiment:run",
-                      "discern.fwl.bench:bench"),
-    "diffusion_classifier": Experiment("diffusion_classifier", "discern.diffusion_classifier.experiment:PRESETS",
-                                       "discern.diffusion_classifier.experiment:run",
-                                       "discern.diffusion_classifier.bench:bench"),
-    "psychophysics": Experiment("psychophysics", "discern.psychophysics.experiment:PRESETS",
-                                "discern.reproduce.psychophysics:run"),
-    "draft": Experiment("draft", "discern.draft.experiment:PRESETS", "discern.draft.experiment:run",
-                        "discern.draft.bench:bench"),
-    "medqa": Experiment("medqa", "discern.medqa.experiment:PRESETS", "discern.medqa.experiment:run",
-                        "discern.medqa.bench:bench"),
-    "nureality": Experiment("nureality", "discern.nureality.experiment:PRESETS", "discern.nureality.experiment:run",
-                            "discern.nureality.bench:bench"),
-}
+def papers() -> list[Paper]:
+    """The paper descriptors in the project's order."""
+    return list(_registry().values())
 
 
-def load(target: str) -> Any:
+def names() -> list[str]:
+    return list(_registry())
+
+
+def get(name: str) -> Paper:
+    """A paper by its name or its CLI command (``diffusion-classifier`` = ``diffusion_classifier``)."""
+    reg = _registry()
+    key = name.replace("-", "_")
+    if key not in reg:
+        raise DiscernError(f"unknown paper '{name}' (choose from: {', '.join(reg)})")
+    return reg[key]
+
+
+def load(target: str, paper: Paper | None = None):
+    """Import an absolute ``"module:attr"`` target (or one relative to ``paper``'s package)."""
+    if paper is not None:
+        return paper.load(target)
     module, attr = target.split(":")
     return getattr(importlib.import_module(module), attr)
 
 
-def get(name: str) -> Experiment:
-    if name not in EXPERIMENTS:
-        raise DiscernError(f"unknown experiment '{name}' (choose from: {', '.join(EXPERIMENTS)})")
-    return EXPERIMENTS[name]
-
-
 def run_bench(name: str, quick: bool = False) -> dict:
-    exp = get(name)
-    if exp.bench is None:
-        raise DiscernError(f"experiment '{name}' has no benchmark")
-    return load(exp.bench)(quick=quick)
+    p = get(name)
+    if p.bench is None:
+        raise DiscernError(f"paper '{p.name}' has no benchmark (papers with one: "
+                           f"{', '.join(x.name for x in papers() if x.bench)})")
+    out = p.load(p.bench)(quick=quick)
+    check_bench(out, p.name)
+    return out
+
+
+def check_bench(out, name: str) -> None:
+    """The JSON convention of ``discern bench``: ``{"bench", "ratios", "goals", "details"}``, every
+    ratio a finite number and every goal naming a ratio."""
+    import math
+
+    if not isinstance(out, dict) or set(out) != {"bench", "ratios", "goals", "details"}:
+        keys = sorted(out) if isinstance(out, dict) else type(out).__name__
+        raise DiscernError(f"bench {name}: expected the keys bench, ratios, goals, details; got {keys}")
+    if not isinstance(out["ratios"], dict) or not out["ratios"]:
+        raise DiscernError(f"bench {name}: 'ratios' must be a non-empty object")
+    for k, v in out["ratios"].items():
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+            raise DiscernError(f"bench {name}: ratio {k!r} = {v!r} is not a finite number")
+    for k, g in out["goals"].items():
+        if k not in out["ratios"] or not isinstance(g, str):
+            raise DiscernError(f"bench {name}: goal {k!r} must name a ratio and be a string like '>= 3'")
