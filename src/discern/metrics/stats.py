@@ -1,11 +1,21 @@
-"""Claim statistics: paired bootstrap intervals and the verdict rule.
+"""The project's one statistics module: every interval, test and verdict of a claim comes from here,
+built on ``scipy.stats`` (and numpy where scipy has no vectorised form, with parity tests against scipy).
 
-A claim "A beats B" is ``held`` only when the whole 95% interval of the mean difference A - B is
-above zero, ``not held`` when it is wholly below, and ``inconclusive`` otherwise (ties and
-overlapping evidence are never held).
+- Verdicts: :func:`verdict_from_interval` (``held`` only when the whole 95% interval lies on the paper's
+  side, ``not held`` when it lies wholly on the other, ``inconclusive`` otherwise: ties and overlapping
+  evidence are never held) and :func:`verdict_from_p`.
+- Intervals: :func:`bootstrap_ci` (``scipy.stats.bootstrap``), :func:`cluster_bootstrap_ratio` (a ratio of
+  sums, clusters resampled together), :func:`paired_bootstrap_grid` (tasks x seeds), :func:`mean_interval`
+  (Student t), :func:`proportion_ci` (Wilson via ``scipy.stats.binomtest``).
+- Tests: :func:`paired_bootstrap`, :func:`permutation_paired`, :func:`sign_flip_test`,
+  :func:`cluster_permutation_ratio_test` (``scipy.stats.permutation_test``), :func:`binomial_test`,
+  :func:`mcnemar` (exact), :func:`paired_t` (``scipy.stats.ttest_rel``), :func:`wilcoxon_signed_rank`
+  (``scipy.stats.wilcoxon``) and :func:`holm` (Holm-Bonferroni adjusted p-values).
 """
 
 from __future__ import annotations
+
+import math
 
 import numpy as np
 from scipy import stats as sps
@@ -62,12 +72,18 @@ def mean_interval(values, level: float = 0.95) -> dict:
 
 # --- the shared toolbox: every interval and test of the project comes from here ------------------
 
+_VECTORISED = {np.mean: "mean", np.median: "median", np.sum: "sum", np.std: "std", np.var: "var"}
+
+
 def bootstrap_ci(x, statistic=np.mean, n_resamples: int = 10_000, level: float = 0.95, seed: int = 0,
                  method: str = "BCa") -> dict:
     """``scipy.stats.bootstrap`` interval of ``statistic`` over the 1-D sample ``x``.
 
-    Returns ``{"estimate", "ci": [lo, hi], "n", "test"}``; a constant sample gets a zero-width
-    interval (scipy's BCa is undefined there)."""
+    ``method`` is scipy's (``"BCa"``, ``"percentile"``, ``"basic"``); the resamples are drawn from
+    ``numpy.random.default_rng(seed)``.  numpy's reductions (``np.mean``, ``np.median`` ...) run
+    vectorised.  Returns ``{"estimate", "ci": [lo, hi], "n", "test"}``; a constant sample gets a
+    zero-width interval (scipy's BCa is undefined there), and a BCa interval that scipy cannot compute
+    falls back to the percentile interval (named in ``test``)."""
     v = np.asarray(x, dtype=np.float64)
     if v.ndim != 1 or v.size == 0 or not np.isfinite(v).all():
         raise ValueError("bootstrap_ci: need a finite, non-empty 1-D sample")
@@ -75,20 +91,81 @@ def bootstrap_ci(x, statistic=np.mean, n_resamples: int = 10_000, level: float =
     if v.size < 2 or np.ptp(v) == 0:
         return {"estimate": est, "ci": [est, est], "n": int(v.size),
                 "test": f"bootstrap ({method}) of a constant sample"}
-    res = sps.bootstrap((v,), statistic, n_resamples=n_resamples, confidence_level=level, method=method,
-                        rng=np.random.default_rng(seed), vectorized=False)
-    lo, hi = float(res.confidence_interval.low), float(res.confidence_interval.high)
-    if not (np.isfinite(lo) and np.isfinite(hi)):  # BCa can fail on degenerate samples
-        res = sps.bootstrap((v,), statistic, n_resamples=n_resamples, confidence_level=level,
-                            method="percentile", rng=np.random.default_rng(seed), vectorized=False)
-        lo, hi, method = float(res.confidence_interval.low), float(res.confidence_interval.high), "percentile"
+    vectorised = statistic in _VECTORISED
+
+    def interval(m):
+        res = sps.bootstrap((v,), statistic, n_resamples=n_resamples, confidence_level=level, method=m,
+                            rng=np.random.default_rng(seed), vectorized=vectorised)
+        return float(res.confidence_interval.low), float(res.confidence_interval.high)
+
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", category=sps.DegenerateDataWarning)
+        lo, hi = interval(method)
+        if not (np.isfinite(lo) and np.isfinite(hi)):  # BCa can fail on degenerate samples
+            method = "percentile"
+            lo, hi = interval(method)
     return {"estimate": est, "ci": [lo, hi], "n": int(v.size),
-            "test": f"bootstrap {method} {int(level * 100)}% interval ({n_resamples} resamples, n = {v.size})"}
+            "test": f"bootstrap {method} {level:.0%} interval ({n_resamples} resamples, n = {v.size})"}
+
+
+def _batches(n_resamples: int, n: int, batch: int | None):
+    """Block sizes of resamples so that one block holds about 4 million draws (``batch`` overrides)."""
+    b = batch or max(1, 4_000_000 // max(n, 1))
+    for start in range(0, n_resamples, b):
+        yield min(b, n_resamples - start)
+
+
+def cluster_bootstrap_ratio(num, den, n_resamples: int = 10_000, level: float = 0.95, seed: int = 0,
+                            batch: int | None = None) -> dict:
+    """Percentile bootstrap interval of the ratio of sums ``sum(num) / sum(den)``, resampling clusters.
+
+    Each row is one cluster (an item with all its ratings, an utterance with its words) and moves as a
+    whole: ``num`` has shape (n,) or (n, k) (k ratios sharing the denominator, e.g. the shares of
+    three choices), ``den`` shape (n,).  The resamples are the indices
+    ``rng.integers(0, n, (b, n))`` of ``numpy.random.default_rng(seed)``, drawn in blocks of ``b``
+    resamples, so the interval equals ``scipy.stats.bootstrap((num, den), ratio, paired=True,
+    method="percentile", batch=b)`` with the same generator (tested); the sums of a resample are
+    computed from how often each cluster was drawn.  A resample whose denominators sum to 0 has no
+    ratio and is left out of the quantiles.
+
+    Returns ``{"estimate", "ci", "n", "test"}``: ``estimate`` a float (or a list of k) and ``ci``
+    ``[lo, hi]`` (or ``[[lo_1 .. lo_k], [hi_1 .. hi_k]]``)."""
+    num = np.asarray(num, dtype=np.float64)
+    den = np.asarray(den, dtype=np.float64)
+    n = den.shape[0] if den.ndim == 1 else -1
+    if den.ndim != 1 or n == 0 or num.shape[:1] != (n,) or num.ndim > 2:
+        raise ValueError("cluster_bootstrap_ratio: need den of shape (n,) with n > 0 and num of shape (n,) or (n, k)")
+    if not (np.isfinite(num).all() and np.isfinite(den).all()) or den.sum() == 0:
+        raise ValueError("cluster_bootstrap_ratio: need finite values and a positive total denominator")
+    flat = num.ndim == 1
+    num2 = num[:, None] if flat else num
+    rng = np.random.default_rng(seed)
+    out = []
+    for b in _batches(n_resamples, n, batch):
+        idx = rng.integers(0, n, size=(b, n))
+        # (b, n): how often each cluster is drawn in each resample; sums over a resample are then products
+        w = np.bincount((idx + n * np.arange(b)[:, None]).ravel(), minlength=b * n).reshape(b, n).astype(np.float64)
+        tot = w @ den
+        with np.errstate(invalid="ignore", divide="ignore"):
+            out.append((w @ num2) / np.where(tot > 0, tot, np.nan)[:, None])
+    boots = np.concatenate(out)  # (n_resamples, k)
+    a = (1 - level) / 2
+    ci = np.nanquantile(boots, [a, 1 - a], axis=0)  # (2, k)
+    est = num2.sum(0) / den.sum()
+    return {"estimate": float(est[0]) if flat else est.tolist(),
+            "ci": ci[:, 0].tolist() if flat else ci.tolist(), "n": int(n),
+            "test": f"cluster bootstrap of a ratio of sums (percentile {level:.0%}, {n_resamples} resamples of "
+                    f"{n} clusters)"}
 
 
 def paired_bootstrap(a, b, n_resamples: int = 10_000, level: float = 0.95, seed: int = 0) -> dict:
     """Mean of the paired differences ``a - b`` with a BCa bootstrap interval and the one-sided
-    bootstrap p-value of ``mean(a - b) <= 0`` (share of percentile resamples at or below 0)."""
+    bootstrap p-value of ``mean(a - b) <= 0``: the share of resamples (indices
+    ``rng.integers(0, n, (n_resamples, n))`` of ``numpy.random.default_rng(seed)``) whose mean is at or
+    below 0.  ``share_positive`` is the share whose mean is above 0 (the "probability of
+    improvement" of Koehn 2004 / Bisani and Ney 2004 when a and b are error counts)."""
     a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
     if a.shape != b.shape:
         raise ValueError(f"paired_bootstrap: {a.shape} vs {b.shape}: pairs must match")
@@ -97,9 +174,10 @@ def paired_bootstrap(a, b, n_resamples: int = 10_000, level: float = 0.95, seed:
     rng = np.random.default_rng(seed)
     idx = rng.integers(0, d.size, size=(n_resamples, d.size))
     means = d[idx].mean(axis=1)
+    below = int((means <= 0).sum())
     return {"mean": out["estimate"], "ci": out["ci"], "n": out["n"], "level": level,
-            "p_value": float((means <= 0).mean()),
-            "test": f"paired bootstrap of the mean difference (BCa {int(level * 100)}%, {n_resamples} resamples, "
+            "p_value": below / n_resamples, "share_positive": (n_resamples - below) / n_resamples,
+            "test": f"paired bootstrap of the mean difference (BCa {level:.0%}, {n_resamples} resamples, "
                     f"n = {d.size})"}
 
 
@@ -113,6 +191,57 @@ def permutation_paired(a, b, alternative: str = "greater", n_resamples: int = 10
                                rng=np.random.default_rng(seed))
     return {"mean": float((a - b).mean()), "p_value": float(res.pvalue), "n": int(a.size),
             "test": f"paired permutation test ({alternative}, {n_resamples} sign flips, n = {a.size})"}
+
+
+def sign_flip_test(d, n_resamples: int = 10_000, seed: int = 0) -> dict:
+    """Two-sided sign-flip permutation test of ``mean(d) = 0`` for per-cluster values ``d`` (the null that
+    the two labels are exchangeable within each cluster), statistic ``|sum(d)|``, by
+    ``scipy.stats.permutation_test``.
+
+    Zeros cannot change the statistic and are left out; with ``m`` others, all ``2**m`` flips are
+    enumerated when ``2**m <= n_resamples`` (exact p), otherwise ``n_resamples`` random flips give
+    ``(1 + #{|T*| >= |T|}) / (1 + n_resamples)``."""
+    d = np.asarray(d, dtype=np.float64).reshape(-1)
+    if d.size == 0 or not np.isfinite(d).all():
+        raise ValueError("sign_flip_test: need at least one finite value")
+    nz = d[d != 0]
+    m = int(nz.size)
+    if m == 0:
+        return {"p_value": 1.0, "statistic": 0.0, "exact": True, "n": int(d.size),
+                "test": "sign-flip permutation test (no non-zero differences)"}
+    res = sps.permutation_test((nz,), lambda x, axis: np.abs(np.sum(x, axis=axis)), permutation_type="samples",
+                               vectorized=True, n_resamples=n_resamples, alternative="greater",
+                               rng=np.random.default_rng(seed))
+    exact = m < 63 and 2 ** m <= n_resamples
+    how = f"all 2^{m} flips" if exact else f"{n_resamples} random flips"
+    return {"p_value": float(res.pvalue), "statistic": float(res.statistic), "exact": exact, "n": int(d.size),
+            "test": f"two-sided sign-flip permutation test ({how}, {m} non-zero of {d.size} clusters)"}
+
+
+def cluster_permutation_ratio_test(num_x, den_x, num_y, den_y, n_resamples: int = 10_000, seed: int = 0) -> dict:
+    """Two-sided permutation test of the difference of two ratios of sums,
+    ``sum(num_x) / sum(den_x) - sum(num_y) / sum(den_y)``, relabelling whole clusters between the groups
+    (group sizes kept), statistic ``|difference|``, by ``scipy.stats.permutation_test``.  All
+    ``comb(n_x + n_y, n_x)`` relabellings are enumerated when there are at most ``n_resamples``,
+    otherwise ``n_resamples`` random ones give ``(1 + hits) / (1 + n_resamples)``."""
+    x = np.stack([np.asarray(num_x, dtype=np.float64), np.asarray(den_x, dtype=np.float64)])  # (2, n_x)
+    y = np.stack([np.asarray(num_y, dtype=np.float64), np.asarray(den_y, dtype=np.float64)])  # (2, n_y)
+    if x.shape[1] == 0 or y.shape[1] == 0:
+        raise ValueError("cluster_permutation_ratio_test: a permutation test needs clusters in both groups")
+    if np.any(x[1] <= 0) or np.any(y[1] <= 0):
+        raise ValueError("cluster_permutation_ratio_test: every cluster needs a positive denominator")
+
+    def stat(a, b, axis):  # a: (..., 2, n_x), b: (..., 2, n_y)
+        return np.abs(a[..., 0, :].sum(-1) / a[..., 1, :].sum(-1) - b[..., 0, :].sum(-1) / b[..., 1, :].sum(-1))
+
+    res = sps.permutation_test((x, y), stat, permutation_type="independent", vectorized=True, axis=-1,
+                               n_resamples=n_resamples, alternative="greater", rng=np.random.default_rng(seed))
+    nx, ny = x.shape[1], y.shape[1]
+    exact = math.comb(nx + ny, nx) <= n_resamples
+    how = "all relabellings" if exact else f"{n_resamples} random relabellings"
+    return {"p_value": float(res.pvalue), "difference": float(x[0].sum() / x[1].sum() - y[0].sum() / y[1].sum()),
+            "exact": exact, "n": [nx, ny],
+            "test": f"two-sided cluster permutation test of a difference of ratios ({how}, {nx} vs {ny} clusters)"}
 
 
 def proportion_ci(k: int, n: int, level: float = 0.95, method: str = "wilson") -> dict:
@@ -165,19 +294,34 @@ def paired_t(a, b, alternative: str = "two-sided") -> dict:
             "df": int(d.size - 1), "n": int(d.size), "test": f"paired t-test ({alternative}, n = {d.size})"}
 
 
-def holm(p_values) -> list[float]:
-    """Holm-Bonferroni adjusted p-values (step-down, monotone, capped at 1), in the input order."""
-    p = np.asarray(p_values, dtype=np.float64)
-    m = p.size
-    if m == 0:
-        return []
-    order = np.argsort(p, kind="stable")
-    adj = np.empty(m)
+def wilcoxon_signed_rank(a, b, alternative: str = "two-sided") -> dict:
+    """``scipy.stats.wilcoxon`` on the paired differences ``a - b`` (zero differences dropped, exact
+    distribution for small samples without ties); no non-zero difference gives p = 1."""
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    if a.shape != b.shape or a.size == 0:
+        raise ValueError("wilcoxon_signed_rank: need two non-empty samples of the same shape")
+    d = a - b
+    if not np.any(d != 0):
+        return {"statistic": None, "p_value": 1.0, "n": int(d.size), "test": "Wilcoxon signed-rank test (all ties)"}
+    res = sps.wilcoxon(d, alternative=alternative)
+    return {"statistic": float(res.statistic), "p_value": float(res.pvalue), "n": int(d.size),
+            "test": f"Wilcoxon signed-rank test ({alternative}, n = {d.size})"}
+
+
+def holm(p_values) -> list:
+    """Holm-Bonferroni adjusted p-values (step-down, monotone, capped at 1), in the input order.
+
+    With the ``m`` p-values sorted ascending, ``adj_(i) = min(1, max_{j <= i} (m - j + 1) p_(j))``.
+    ``None`` entries stay ``None`` and are not part of the family."""
+    ps = list(p_values)
+    valid = [(float(p), i) for i, p in enumerate(ps) if p is not None]
+    m = len(valid)
+    out: list = [None] * len(ps)
     running = 0.0
-    for rank, i in enumerate(order):
-        running = max(running, (m - rank) * p[i])
-        adj[i] = min(1.0, running)
-    return adj.tolist()
+    for rank, (p, i) in enumerate(sorted(valid)):  # ties keep the input order
+        running = max(running, min(1.0, (m - rank) * p))
+        out[i] = running
+    return out
 
 
 def verdict_from_p(p_value: float | None, direction_ok: bool, alpha: float = 0.05) -> str:

@@ -4,7 +4,8 @@ Corpus-level WER as ASR papers report it: the summed word-level edit distance ov
 utterances divided by the summed number of reference words, in percent.  Uncertainty comes
 from resampling utterances (Bisani & Ney 2004, "Bootstrap estimates for confidence intervals
 in ASR performance evaluation"): each resample draws utterances with replacement and
-recomputes the corpus WER.  Pure numpy and stdlib.
+recomputes the corpus WER.  The resampling is :mod:`discern.metrics.stats`'s
+(``cluster_bootstrap_ratio`` and ``paired_bootstrap``); this module adds the word alignment.
 """
 
 from __future__ import annotations
@@ -87,33 +88,34 @@ def _as_counts(errors, words) -> tuple[np.ndarray, np.ndarray]:
     return e, w
 
 
-def _resample_index(n: int, n_boot: int, seed: int) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    return rng.integers(0, n, size=(n_boot, n))  # (n_boot, n) utterance indices
-
-
 def bootstrap_wer_ci(errors, words, n_boot: int = 1000, alpha: float = 0.05,
                      seed: int = 0) -> tuple[float, float]:
     """Percentile bootstrap (1 - alpha) interval of corpus WER (percent) over utterances.
 
-    ``errors[i]`` and ``words[i]`` are utterance i's edit distance and reference length.
+    ``errors[i]`` and ``words[i]`` are utterance i's edit distance and reference length; the corpus
+    WER is a ratio of sums, so this is :func:`discern.metrics.stats.cluster_bootstrap_ratio` with the
+    utterance as the cluster (a resample without reference words has no WER and is left out).
     """
+    from . import stats
+
     e, w = _as_counts(errors, words)
-    idx = _resample_index(e.size, n_boot, seed)
-    tot_w = w[idx].sum(axis=1)
-    tot_w = np.where(tot_w > 0, tot_w, np.nan)  # a resample of empty references has no WER
-    boot = 100.0 * e[idx].sum(axis=1) / tot_w
-    lo, hi = np.nanpercentile(boot, [100 * alpha / 2, 100 * (1 - alpha / 2)])
-    return float(lo), float(hi)
+    if w.sum() <= 0:
+        raise ValueError("WER is undefined: the references hold no words")
+    lo, hi = stats.cluster_bootstrap_ratio(e, w, n_resamples=n_boot, level=1 - alpha, seed=seed)["ci"]
+    return 100.0 * lo, 100.0 * hi
 
 
 def paired_bootstrap(errors_a, errors_b, words, n_boot: int = 1000, seed: int = 0) -> float:
     """Probability of improvement: the fraction of utterance resamples in which system b has a
-    strictly lower corpus WER than system a (both scored on the same resampled utterances)."""
-    ea, w = _as_counts(errors_a, words)
+    strictly lower corpus WER than system a (both scored on the same resampled utterances).
+
+    Both systems share the denominator, so this is the share of resamples in which the mean of the
+    paired error differences ``a - b`` is above 0: ``share_positive`` of
+    :func:`discern.metrics.stats.paired_bootstrap`."""
+    from . import stats
+
+    ea, _ = _as_counts(errors_a, words)
     eb, _ = _as_counts(errors_b, words)
     if ea.shape != eb.shape:
         raise ValueError(f"errors_a has {ea.size} utterances but errors_b has {eb.size}")
-    idx = _resample_index(ea.size, n_boot, seed)
-    # Same denominator for both systems, so comparing summed errors compares WERs.
-    return float(np.mean(eb[idx].sum(axis=1) < ea[idx].sum(axis=1)))
+    return stats.paired_bootstrap(ea, eb, n_resamples=n_boot, seed=seed)["share_positive"]
