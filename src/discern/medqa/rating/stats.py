@@ -12,114 +12,22 @@ so that all ratings of one item (pairwise) or one answer (independent) move toge
 
 Permutation p-values are exact, by enumerating every sign flip or relabelling, when there are at most
 ``n_perm`` of them; otherwise they are Monte-Carlo estimates ``(1 + #{|T*| >= |T|}) / (1 + n_perm)``.
-All draws come from ``numpy.random.default_rng(seed)`` and are vectorised in blocks of iterations.
+Every interval and test is :mod:`discern.metrics.stats`'s (``cluster_bootstrap_ratio``,
+``sign_flip_test``, ``cluster_permutation_ratio_test``); all draws come from
+``numpy.random.default_rng(seed)``.
 """
 
 from __future__ import annotations
 
 import itertools
-import math
 from collections import defaultdict
 from collections.abc import Iterable
 
 import numpy as np
 
+from discern.metrics import stats
+
 from . import schema
-
-_BLOCK = 4_000_000  # array elements per block of iterations
-
-
-def _tol(t: float) -> float:
-    return 1e-9 * max(1.0, abs(t))
-
-
-def bootstrap_ratio(num, den, n_boot: int = 10000, seed: int = 0, level: float = 0.95) -> np.ndarray:
-    """Percentile bootstrap CI of ``sum(num) / sum(den)`` resampling clusters (rows) with replacement.
-
-    ``num``: shape (n,) or (n, k) for k ratios sharing the denominator ``den`` (shape (n,)).  The resamples
-    are ``rng.integers(0, n, size=(n_boot, n))`` with ``rng = numpy.random.default_rng(seed)`` and the
-    interval is ``numpy.quantile`` at ``(1 - level) / 2`` and ``(1 + level) / 2``.  Returns shape (2,) or
-    (2, k): lower and upper bounds."""
-    num = np.asarray(num, dtype=float)
-    den = np.asarray(den, dtype=float)
-    n = len(den)
-    if n == 0 or num.shape[0] != n:
-        raise ValueError("bootstrap needs at least one cluster and matching num/den lengths")
-    flat = num.ndim == 1
-    num2 = num[:, None] if flat else num
-    rng = np.random.default_rng(seed)
-    block = max(1, _BLOCK // n)
-    out = []
-    for start in range(0, n_boot, block):
-        b = min(block, n_boot - start)
-        idx = rng.integers(0, n, size=(b, n))
-        # how often each cluster is drawn in each resample; the sums over the resample are then products
-        w = np.bincount((idx + n * np.arange(b)[:, None]).ravel(), minlength=b * n).reshape(b, n).astype(float)
-        out.append((w @ num2) / (w @ den)[:, None])
-    boots = np.concatenate(out)
-    a = (1 - level) / 2
-    ci = np.quantile(boots, [a, 1 - a], axis=0)
-    return ci[:, 0] if flat else ci
-
-
-def sign_flip_test(d, n_perm: int = 10000, seed: int = 0) -> float:
-    """Two-tailed p-value of ``|mean(d)|`` under random sign flips of the per-cluster values ``d`` (the null
-    hypothesis that labels A/B are exchangeable within each cluster).  Clusters with ``d == 0`` cannot change
-    the statistic and are left out; with ``m`` others, all ``2**m`` flips are enumerated when
-    ``2**m <= n_perm`` (exact p), otherwise ``n_perm`` random flips are drawn."""
-    d = np.asarray(d, dtype=float)
-    n = len(d)
-    if n == 0:
-        raise ValueError("a sign-flip test needs at least one cluster")
-    d = d[d != 0]
-    m = len(d)
-    if m == 0:
-        return 1.0
-    t = abs(d.sum())
-    tol = _tol(t)
-    if m < 63 and 2 ** m <= n_perm:
-        signs = ((np.arange(2 ** m)[:, None] >> np.arange(m)) & 1) * 2 - 1
-        return float(np.mean(np.abs(signs @ d) >= t - tol))
-    rng = np.random.default_rng(seed)
-    block = max(1, _BLOCK // m)
-    hits = 0
-    for start in range(0, n_perm, block):
-        signs = rng.integers(0, 2, size=(min(block, n_perm - start), m)) * 2 - 1
-        hits += int(np.sum(np.abs(signs @ d) >= t - tol))
-    return (hits + 1) / (n_perm + 1)
-
-
-def _group_diff(num: np.ndarray, den: np.ndarray, masks: np.ndarray) -> np.ndarray:
-    m = masks.astype(float)
-    return (m @ num) / (m @ den) - ((1 - m) @ num) / ((1 - m) @ den)
-
-
-def label_permutation_test(num, den, labels, n_perm: int = 10000, seed: int = 0) -> float:
-    """Two-tailed p-value of the difference of two ratios, ``sum(num[g]) / sum(den[g])`` for the clusters with
-    ``labels`` True minus the same for False, under random relabelling of clusters (group sizes kept).  All
-    ``comb(n, k)`` relabellings are enumerated when there are at most ``n_perm``, else ``n_perm`` are drawn."""
-    num = np.asarray(num, dtype=float)
-    den = np.asarray(den, dtype=float)
-    labels = np.asarray(labels, dtype=bool)
-    n, k = len(labels), int(labels.sum())
-    if k == 0 or k == n:
-        raise ValueError("a permutation test needs clusters in both groups")
-    if np.any(den <= 0):
-        raise ValueError("every cluster needs at least one rating")
-    t = abs(float(_group_diff(num, den, labels[None])[0]))
-    tol = _tol(t)
-    if math.comb(n, k) <= n_perm:
-        masks = np.zeros((math.comb(n, k), n), dtype=bool)
-        for r, chosen in enumerate(itertools.combinations(range(n), k)):
-            masks[r, list(chosen)] = True
-        return float(np.mean(np.abs(_group_diff(num, den, masks)) >= t - tol))
-    rng = np.random.default_rng(seed)
-    block = max(1, _BLOCK // n)
-    hits = 0
-    for start in range(0, n_perm, block):
-        masks = rng.permuted(np.tile(labels, (min(block, n_perm - start), 1)), axis=1)
-        hits += int(np.sum(np.abs(_group_diff(num, den, masks)) >= t - tol))
-    return (hits + 1) / (n_perm + 1)
 
 
 def _axis_order(kind: str, seen: Iterable[str]) -> list[str]:
@@ -167,12 +75,13 @@ def pairwise_summary(ratings: Iterable[dict], n_boot: int = 10000, n_perm: int =
             cnt = np.array(counts, dtype=float)
             n = cnt.sum(1)
             frac = cnt.sum(0) / n.sum()
-            ci = bootstrap_ratio(cnt, n, n_boot=n_boot, seed=seed, level=level)
+            ci = np.asarray(stats.cluster_bootstrap_ratio(cnt, n, n_resamples=n_boot, seed=seed, level=level)["ci"])
             d = (cnt[:, 0] - cnt[:, 1]) / n
             entry = {"n_items": len(cnt), "n_ratings": int(n.sum()),
                      "fraction": {x: float(frac[0]), y: float(frac[1]), "tie": float(frac[2])},
                      "ci": {x: _ci(ci[:, 0]), y: _ci(ci[:, 1]), "tie": _ci(ci[:, 2])},
-                     "preference": float(d.mean()), "p_value": sign_flip_test(d, n_perm=n_perm, seed=seed)}
+                     "preference": float(d.mean()),
+                     "p_value": stats.sign_flip_test(d, n_resamples=n_perm, seed=seed)["p_value"]}
             if axis in info:
                 entry.update(question=info[axis].question, risk=info[axis].risk)
             summary["axes"][axis] = entry
@@ -210,11 +119,11 @@ def independent_summary(ratings: Iterable[dict], kind: str = "physician", n_boot
                        "tests": []}
         for s, (y, n) in good.items():
             entry["sources"][s] = {"n_answers": len(n), "n_ratings": int(n.sum()), "fraction": float(y.sum() / n.sum()),
-                                   "ci": _ci(bootstrap_ratio(y, n, n_boot=n_boot, seed=seed, level=level))}
+                                   "ci": _ci(stats.cluster_bootstrap_ratio(y, n, n_resamples=n_boot, seed=seed,
+                                                                            level=level)["ci"])}
         for x, z in itertools.combinations(sorted(good), 2):
             (yx, nx), (yz, nz) = good[x], good[z]
-            labels = np.r_[np.ones(len(nx), bool), np.zeros(len(nz), bool)]
-            p = label_permutation_test(np.r_[yx, yz], np.r_[nx, nz], labels, n_perm=n_perm, seed=seed)
+            p = stats.cluster_permutation_ratio_test(yx, nx, yz, nz, n_resamples=n_perm, seed=seed)["p_value"]
             entry["tests"].append({"sources": [x, z], "difference": float(yx.sum() / nx.sum() - yz.sum() / nz.sum()),
                                    "p_value": p})
         out["axes"][key] = entry
