@@ -71,7 +71,7 @@ def _reproduce(args) -> int:
     from discern.reproduce import reproduce
     only = [x for x in args.only.split(",") if x]
     out = reproduce(only=only, preset=args.preset, config_file=args.config, sets=args.sets,
-                    resume=args.resume, report_dir=args.report)
+                    resume=args.resume, report_dir=args.report, echo=lambda m: print(m, file=sys.stderr, flush=True))
     print(f"report: {out}")
     return 0
 

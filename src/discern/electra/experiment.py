@@ -17,7 +17,7 @@ import copy
 import statistics
 from pathlib import Path
 
-from discern.core import Run, config_to_dict, derive_seed
+from discern.core import Claim, Result, Run, config_to_dict, derive_seed
 from discern.metrics.stats import paired_bootstrap_grid, verdict_from_interval
 
 from .config import Config
@@ -144,39 +144,35 @@ def run(cfg: Config, run: Run) -> dict:
     plots += [str(Path(mlm[seeds[0]]["run_dir"], p).relative_to(run.path)) for p in mlm[seeds[0]].get("plots", [])]
     keys = ("steps", "train_flops", "train_seconds", "params_discriminator")
     ci = vs_mlm["ci"]
-    result = {
-        "paper": "electra",
-        "title": "ELECTRA: replaced token detection vs masked LM at equal compute",
-        "preset_config": config_to_dict(cfg),
-        "pretraining": {
-            "seeds": seeds,
-            "electra": {s: {k: r[k] for k in keys} for s, r in electra.items()},
-            "mlm": {s: {k: r[k] for k in keys} for s, r in mlm.items()},
-            "plateau": plateau,
-        },
-        "table": table,
-        "average": avg,
-        "finetune_scores": all_ft,
-        "electra_minus_mlm": vs_mlm,
-        "vs_random_init": control,
-        "pretraining_beats_random_init": pretraining_ok,
-        "claims": [{
-            "claim": "ELECTRA beats MLM at equal pre-training compute (mean dev score over tasks and seeds)",
-            "paper": f"ELECTRA-Small {PAPER['electra_small_glue']} vs BERT-Small {PAPER['bert_small_glue']} "
-                     f"GLUE dev at {PAPER['train_flops']:.1e} FLOPs",
-            "ours": f"ELECTRA {avg['electra']:.2f} vs MLM {avg['mlm']:.2f} (random init {avg['random-init']:.2f}); "
-                    f"difference {vs_mlm['mean']:+.2f} [{ci[0]:+.2f}, {ci[1]:+.2f}] over {len(tasks)} tasks x "
-                    f"{len(seeds)} pre-training seeds at {electra[seeds[0]]['train_flops']:.2e} FLOPs each"
-                    + (f"; {note}" if note else ""),
-            "test": vs_mlm["test"],
-            "ci": ci,
-            "p_value": vs_mlm["p_value"],
-            "verdict": verdict,
-            "held": verdict == "held",
-        }],
-        "plots": plots,
-    }
-    run.save_results(result)
+    claim = Claim(
+        statement="ELECTRA beats MLM at equal pre-training compute (mean dev score over tasks and seeds)",
+        paper=f"ELECTRA-Small {PAPER['electra_small_glue']} vs BERT-Small {PAPER['bert_small_glue']} "
+              f"GLUE dev at {PAPER['train_flops']:.1e} FLOPs",
+        ours=f"ELECTRA {avg['electra']:.2f} vs MLM {avg['mlm']:.2f} (random init {avg['random-init']:.2f}); "
+             f"difference {vs_mlm['mean']:+.2f} [{ci[0]:+.2f}, {ci[1]:+.2f}] over {len(tasks)} tasks x "
+             f"{len(seeds)} pre-training seeds at {electra[seeds[0]]['train_flops']:.2e} FLOPs each"
+             + (f"; {note}" if note else ""),
+        test=vs_mlm["test"] + "; held only if the 95% interval of ELECTRA - MLM lies above 0 and ELECTRA's "
+                              "encoder beats the random-init control",
+        ci=tuple(ci), p_value=vs_mlm["p_value"], verdict=verdict)
+    result = Result(
+        paper="electra", title="ELECTRA: replaced token detection vs masked LM at equal compute",
+        claims=[claim], plots=plots, table=table,
+        details={
+            "preset_config": config_to_dict(cfg),
+            "pretraining": {
+                "seeds": seeds,
+                "electra": {s: {k: r[k] for k in keys} for s, r in electra.items()},
+                "mlm": {s: {k: r[k] for k in keys} for s, r in mlm.items()},
+                "plateau": plateau,
+            },
+            "average": avg,
+            "finetune_scores": all_ft,
+            "electra_minus_mlm": vs_mlm,
+            "vs_random_init": control,
+            "pretraining_beats_random_init": pretraining_ok,
+        })
+    run.save_results(result.to_dict())
     return result
 
 

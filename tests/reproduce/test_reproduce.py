@@ -1,0 +1,134 @@
+"""``discern reproduce``: registry, progress, a report after every experiment, failures isolated."""
+
+import json
+import sys
+import textwrap
+
+import pytest
+
+from discern.core import DiscernError, Paper
+from discern.reproduce import registry, reproduce
+
+EXPERIMENT = '''
+from discern.core import Claim, Result
+
+
+def run(cfg, run):
+    if cfg.fail:
+        raise RuntimeError("boom <b>&")
+    run.save_config(cfg)
+    c = Claim(statement="A <beats> B", paper="1", ours="2", test="paired bootstrap", ci=(0.1, 0.3),
+              p_value=0.01, verdict="held")
+    return Result(paper=cfg.name, title=cfg.name.upper(), claims=[c], details={"x": 1})
+'''
+
+
+@pytest.fixture
+def fake_papers(tmp_path, monkeypatch):
+    """Three fake paper packages (the second fails) in place of the real registry."""
+    for name, fail in (("pa", False), ("pb", True), ("pc", False)):
+        pkg = tmp_path / "pkgs" / name
+        pkg.mkdir(parents=True)
+        (pkg / "__init__.py").write_text("")
+        (pkg / "config.py").write_text(textwrap.dedent(f'''
+            from dataclasses import dataclass
+
+            @dataclass
+            class Config:
+                name: str = "{name}"
+                fail: bool = {fail}
+                seed: int = 0
+
+            PRESETS = {{"tiny": Config, "quick": Config}}
+            '''))
+        (pkg / "experiment.py").write_text(EXPERIMENT)
+    monkeypatch.syspath_prepend(str(tmp_path / "pkgs"))
+    fakes = {n: Paper(n, title=f"Paper {n}", package=n, number=i, cli=None, bench=None)
+             for i, n in enumerate(("pa", "pb", "pc"), 1)}
+    monkeypatch.setattr(registry, "_registry", lambda: fakes)
+    monkeypatch.setenv("DISCERN_RUNS", str(tmp_path / "runs"))
+    yield tmp_path
+    for n in ("pa", "pb", "pc"):
+        for m in (n, f"{n}.config", f"{n}.experiment"):
+            sys.modules.pop(m, None)
+
+
+def test_a_failure_is_recorded_and_the_others_still_run(fake_papers):
+    out = fake_papers / "report"
+    lines = []
+    with pytest.raises(DiscernError, match=r"1 of 3 experiments failed: pb \(RuntimeError: boom <b>&\)"):
+        reproduce(preset="tiny", report_dir=str(out), echo=lines.append)
+    rows = json.loads((out / "results.json").read_text())
+    assert [r["paper"] for r in rows] == ["pa", "pb", "pc"]
+    assert [r["status"] for r in rows] == ["ok", "failed", "ok"]
+    assert rows[1]["error"] == "RuntimeError: boom <b>&" and "Traceback" in rows[1]["traceback"]
+    for r in rows:
+        m = r["meta"]
+        assert m["preset"] == "tiny" and m["duration_s"] >= 0 and "numpy" in m["versions"]
+        assert m["hardware"]["cores"] >= 1 and m["started"].endswith("UTC")
+    page = (out / "index.html").read_text()
+    assert "held: 2" in page and "inconclusive: 0" in page and "1 experiment(s) failed" in page
+    assert "boom &lt;b&gt;&amp;" in page and "<b>&" not in page and "A &lt;beats&gt; B" in page
+    assert page.index('id="pa"') < page.index('id="pb"') < page.index('id="pc"')
+    # progress with [i/n] and an ETA from the experiments so far
+    progress = [x for x in lines if x.startswith("[")]
+    assert progress[0].startswith("[1/3] pa (tiny): elapsed 0m00s, ETA unknown")
+    assert progress[1].startswith("[2/3] pb") and "from the experiments so far" in progress[1]
+    assert any(x.startswith("[2/3] pb failed: RuntimeError") for x in lines)
+    # a second run knows each experiment's duration from the report
+    reproduce(only=["pa", "pc"], preset="tiny", report_dir=str(out), echo=lines.append)
+    assert lines[-2].startswith("[1/2] pa (tiny): elapsed") and "ETA 0m00s" in lines[-2]
+
+
+def test_the_report_exists_after_each_experiment(fake_papers, monkeypatch):
+    out = fake_papers / "report"
+    from discern.reproduce import run as run_mod
+
+    seen = []
+    real = run_mod.write_report
+
+    def spy(results, out_dir):
+        path = real(results, out_dir)
+        seen.append([r["paper"] for r in json.loads((out_dir / "results.json").read_text())])
+        return path
+
+    monkeypatch.setattr(run_mod, "write_report", spy)
+    assert reproduce(only=["pa", "pc"], preset="tiny", report_dir=str(out), echo=lambda m: None).is_file()
+    assert seen == [["pa"], ["pa", "pc"]]
+
+
+def test_bad_preset_or_key_fails_before_any_work(fake_papers):
+    out = fake_papers / "report"
+    with pytest.raises(DiscernError, match="unknown config key 'nme'"):
+        reproduce(only=["pa"], preset="tiny", sets=["nme=1"], report_dir=str(out), echo=lambda m: None)
+    with pytest.raises(DiscernError, match="unknown preset 'huge'"):
+        reproduce(preset="huge", report_dir=str(out), echo=lambda m: None)
+    assert not out.exists() and not (fake_papers / "runs").exists()
+
+
+def test_unknown_paper_names_the_choices(fake_papers):
+    with pytest.raises(DiscernError, match="unknown paper 'nope' \\(choose from: pa, pb, pc\\)"):
+        registry.get("nope")
+    assert registry.get("pa").name == "pa"
+
+
+def test_the_real_registry_has_the_ten_papers_in_order():
+    registry._registry.cache_clear()
+    names = registry.names()
+    assert names == ["electra", "electric", "bam", "attention", "fwl", "diffusion_classifier", "psychophysics",
+                     "draft", "medqa", "nureality"]
+    assert registry.get("diffusion-classifier").name == "diffusion_classifier"
+    assert [p.number for p in registry.papers()] == list(range(1, 11))
+
+
+@pytest.mark.parametrize("out, message", [
+    ({"bench": "x", "ratios": {"a": 2.0}}, "expected the keys"),
+    ({"bench": "x", "ratios": {}, "goals": {}, "details": {}}, "non-empty"),
+    ({"bench": "x", "ratios": {"a": float("nan")}, "goals": {}, "details": {}}, "not a finite number"),
+    ({"bench": "x", "ratios": {"a": "2"}, "goals": {}, "details": {}}, "not a finite number"),
+    ({"bench": "x", "ratios": {"a": 2.0}, "goals": {"b": ">= 1"}, "details": {}}, "must name a ratio"),
+])
+def test_bench_convention_is_checked(out, message):
+    with pytest.raises(DiscernError, match=message):
+        registry.check_bench(out, "x")
+    registry.check_bench({"bench": "x", "ratios": {"a": 2.0}, "goals": {"a": ">= 1.5"}, "details": {}}, "x")
