@@ -1,30 +1,74 @@
-"""Accuracy intervals, the samples file, the comparison table and the exact contamination check."""
+"""Accuracy intervals, the ordering test of the strategies, the samples file, the comparison table and the exact
+contamination check."""
 
 import json
 import random
 
 import pytest
 
-from discern.medqa.evaluate import (accuracy_ci, comparison_table, contaminated, shares_span, wilson,
-                                    write_samples)
+import numpy as np
+from scipy import stats
+
+from discern.medqa.evaluate import (accuracy_ci, chance_rate, comparison_table, contaminated, ordering_test,
+                                    shares_span, write_samples)
+from discern.medqa.prompts import Question
 
 
-def test_wilson_interval_matches_the_formula():
-    lo, hi = wilson(8, 10)
-    z = 1.959963984540054
-    p, n = 0.8, 10
-    centre = (p + z * z / 20) / (1 + z * z / 10)
-    half = z * ((p * (1 - p) / n + z * z / 400) ** 0.5) / (1 + z * z / 10)
-    assert (lo, hi) == pytest.approx((centre - half, centre + half))
-    assert wilson(0, 0) == (0.0, 1.0)
-
-
-def test_accuracy_ci_is_seeded_and_brackets_the_accuracy():
+def test_accuracy_ci_has_the_wilson_interval_and_a_seeded_bootstrap():
     c = [True] * 30 + [False] * 20
     a, b = accuracy_ci(c, seed=1), accuracy_ci(c, seed=1)
-    assert a == b and a["acc"] == 0.6 and a["n"] == 50
-    assert a["bootstrap_ci"][0] < 0.6 < a["bootstrap_ci"][1]
+    assert a == b and a["acc"] == 0.6 and a["n"] == 50 and a["k"] == 30
+    z = 1.959963984540054
+    centre = (0.6 + z * z / 100) / (1 + z * z / 50)
+    half = z * ((0.6 * 0.4 / 50 + z * z / 10000) ** 0.5) / (1 + z * z / 50)
+    assert a["wilson_ci"] == pytest.approx([centre - half, centre + half], abs=1e-12)
+    boot = np.asarray(c, float)[np.random.default_rng(1).integers(0, 50, size=(2000, 50))].mean(1)
+    assert a["bootstrap_ci"] == pytest.approx(list(np.percentile(boot, [2.5, 97.5])), abs=1e-12)
     assert accuracy_ci([True] * 5)["bootstrap_ci"] == [1.0, 1.0]
+    with pytest.raises(ValueError):
+        accuracy_ci([])
+
+
+def _outcomes(n, right):
+    """Right on the first ``right[s]`` of ``n`` questions, per strategy (nested: ER's set contains SC's ...)."""
+    return {s: [i < k for i in range(n)] for s, k in right.items()}
+
+
+def test_ordering_held_needs_every_pair_and_every_strategy_above_chance():
+    res = ordering_test(_outcomes(40, {"ensemble_refinement": 40, "self_consistency": 30, "cot": 20}), 0.25)
+    (er_sc, sc_cot) = res["pairs"]
+    # 10 discordant questions, all the better strategy's: one-sided exact McNemar p = 2^-10; Holm over 2 pairs
+    assert (er_sc["a_only"], er_sc["b_only"], er_sc["p_greater"]) == (10, 0, pytest.approx(2 ** -10, abs=1e-15))
+    assert er_sc["p_greater_holm"] == sc_cot["p_greater_holm"] == pytest.approx(2 ** -9, abs=1e-15)
+    assert er_sc["p_less"] == 1.0
+    chance = [stats.binom.sf(k - 1, 40, 0.25) for k in (40, 30, 20)]
+    assert [a["p_value"] for a in res["above_chance"].values()] == pytest.approx(chance, rel=1e-9)
+    assert res["verdict"] == "held" and res["p_value"] == pytest.approx(max(chance + [2 ** -9]), rel=1e-9)
+    # the same pairs when chain of thought sits at chance (10 / 40): not held, not refuted
+    low = ordering_test(_outcomes(40, {"ensemble_refinement": 30, "self_consistency": 20, "cot": 10}), 0.25)
+    assert low["pairs"][1]["p_greater_holm"] < 0.05 and low["above_chance"]["cot"]["p_value"] > 0.05
+    assert low["verdict"] == "inconclusive"
+
+
+def test_ordering_ties_at_chance_are_inconclusive_and_a_reversal_is_not_held():
+    # the quick preset's MMLU picture before the tests: ER 7, SC 5, CoT 5 of 24 (29.2 >= 20.8 >= 20.8)
+    tie = ordering_test(_outcomes(24, {"ensemble_refinement": 7, "self_consistency": 5, "cot": 5}), 0.25)
+    assert tie["pairs"][0]["p_greater"] == pytest.approx(0.25, abs=1e-15)  # 2 vs 0 discordant
+    assert tie["pairs"][1]["p_greater"] == 1.0  # no discordant question
+    assert tie["verdict"] == "inconclusive" and tie["p_value"] == 1.0
+    rev = ordering_test(_outcomes(40, {"ensemble_refinement": 20, "self_consistency": 30, "cot": 20}), 0.25)
+    # SC beats ER on 10 questions, none the other way: p_less = 2^-10, Holm x 2
+    assert rev["pairs"][0]["p_less_holm"] == pytest.approx(2 ** -9, abs=1e-15)
+    assert rev["verdict"] == "not held" and rev["p_value"] == pytest.approx(2 ** -9, abs=1e-15)
+    with pytest.raises(ValueError):
+        ordering_test({"ensemble_refinement": [True], "self_consistency": [True, False], "cot": [True]}, 0.25)
+
+
+def test_chance_is_one_over_the_number_of_options():
+    q4 = Question("q", ["a", "b", "c", "d"], "A")
+    q3 = Question("q", ["yes", "no", "maybe"], "A")
+    assert chance_rate([q4, q4]) == 0.25 and chance_rate([q3]) == pytest.approx(1 / 3)
+    assert chance_rate([q4, q3]) == pytest.approx((1 / 4 + 1 / 3) / 2)
 
 
 def test_samples_file_and_table(tmp_path):

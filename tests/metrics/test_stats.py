@@ -227,3 +227,20 @@ def test_verdict_from_p_needs_the_direction_and_the_level():
     assert S.verdict_from_p(0.01, False) == "inconclusive"
     assert S.verdict_from_p(0.05, True) == "inconclusive"
     assert S.verdict_from_p(None, True) == "inconclusive"
+
+
+def test_permutation_tests_with_a_single_cluster_enumerate_by_hand():
+    # one cluster against three: the four relabellings put each cluster alone in turn
+    y, n = np.array([3.0, 0.0, 1.0, 0.0]), np.array([3.0, 2.0, 2.0, 1.0])
+
+    def diff(i):
+        rest = np.delete(np.arange(4), i)
+        return abs(y[i] / n[i] - y[rest].sum() / n[rest].sum())
+
+    t = diff(0)
+    expected = np.mean([diff(i) >= t - 1e-12 for i in range(4)])
+    res = S.cluster_permutation_ratio_test(y[:1], n[:1], y[1:], n[1:])
+    assert res["exact"] and res["p_value"] == pytest.approx(expected, abs=1e-15) and expected == 0.25
+    # the mirror image (three against one) is the same test
+    assert S.cluster_permutation_ratio_test(y[1:], n[1:], y[:1], n[:1])["p_value"] == pytest.approx(0.25)
+    assert S.sign_flip_test([0.0, 0.5, 0.0])["p_value"] == 1.0  # one non-zero value: both flips tie

@@ -17,9 +17,7 @@ from pathlib import Path
 
 from discern.core.errors import DiscernError
 
-BACKEND_HELP = "smollm2, a model folder or hub id (in-process), or an http(s):// OpenAI-compatible URL"
-SUMMARY_COLUMNS = ("kind", "axis", "comparison", "source", "statistic", "value", "ci_low", "ci_high", "n_items",
-                   "n_ratings", "p_value")
+from .backend import BACKEND_HELP
 
 
 def _backend_args(p) -> None:
@@ -96,21 +94,6 @@ def add_commands(sub) -> None:
     st.add_argument("--seed", type=int, default=0)
 
 
-def make_backend(spec: str, model: str | None = None, chat: bool = False, dtype: str = "float32"):
-    if spec.startswith(("http://", "https://")):
-        from discern.llm.client import OpenAIClient
-
-        return OpenAIClient(spec, model or spec, chat=chat)
-    from discern.llm import load_causal_lm
-    from discern.llm.generation import TransformersBackend
-
-    import torch
-
-    m, tok = load_causal_lm(spec, dtype=getattr(torch, dtype))
-    name = model or spec
-    return TransformersBackend(m, tok, name if dtype == "float32" else f"{name}@{dtype}", chat=chat)
-
-
 def run_command(args) -> int:
     cmd = args.medqa_command
     if cmd in ("eval", "evaluate"):
@@ -129,6 +112,7 @@ def run_command(args) -> int:
 def _eval(args) -> int:
     from discern.llm.generation import CachedBackend
 
+    from .backend import make_backend
     from .evaluate import DATASETS, evaluate
     from .strategies import StrategyConfig
 
@@ -153,6 +137,7 @@ def _eval(args) -> int:
 def _answer(args) -> int:
     from discern.llm.generation import CachedBackend
 
+    from .backend import make_backend
     from .longform import generate_answers, read_questions, write_answers
 
     if args.max_tokens < 1:
@@ -183,22 +168,10 @@ def _rating_db():
     return db
 
 
-def _existing_db(db, url: str):
-    """Open a database that must already exist (a plain path that is not a file is a mistake)."""
-    if "://" not in str(url) and url != ":memory:" and not Path(url).expanduser().is_file():
-        raise DiscernError(f"{url}: no such database (create one with 'discern medqa rate-setup')")
-    return db.connect(url)
-
-
-def _shown_url(url: str) -> str:
-    from sqlalchemy.engine import make_url
-
-    db = _rating_db()
-    return make_url(db.database_url(url)).render_as_string(hide_password=True)
-
-
 def _rate_serve(args) -> int:
     db = _rating_db()
+    from .rating.setup import shown_url
+
     try:
         from .rating.app import serve
     except ImportError as e:
@@ -208,7 +181,7 @@ def _rate_serve(args) -> int:
         token = secrets.token_urlsafe(24)
         print(f"admin token (shown once; set DISCERN_ADMIN_TOKEN to choose one): {token}", flush=True)
     db.connect(args.db)  # fail here, before the server starts, on a bad database URL
-    print(f"rating app for {_shown_url(args.db)} on http://{args.host}:{args.port}/ (raters open /rate?token=...)",
+    print(f"rating app for {shown_url(args.db)} on http://{args.host}:{args.port}/ (raters open /rate?token=...)",
           flush=True)
     if args.host not in ("127.0.0.1", "localhost", "::1"):
         print("note: plain HTTP on a non-local address: invitation tokens and the admin token travel unencrypted; "
@@ -225,101 +198,44 @@ def _names(spec: str, flag: str) -> list[str]:
     return names
 
 
-def _round_robin(db, session, study, rater_ids: list[int], item_ids: list[int], k: int) -> int:
-    """Give each item ``k`` distinct raters, the least loaded first (ties: the earlier rater)."""
-    load = dict.fromkeys(rater_ids, 0)
-    plan: dict[int, list[int]] = {r: [] for r in rater_ids}
-    for item in item_ids:
-        for r in sorted(rater_ids, key=lambda r: (load[r], rater_ids.index(r)))[:k]:
-            load[r] += 1
-            plan[r].append(item)
-    return sum(db.assign(session, study, r, ids) for r, ids in plan.items() if ids)
-
-
 def _rate_setup(args) -> int:
-    db = _rating_db()
-    from sqlalchemy import select
-
+    _rating_db()
     from .longform import read_answers, rating_records
+    from .rating.setup import create_study
 
     records = rating_records(read_answers(args.answers), args.source, args.reference_source)
-    physicians, lay = _names(args.physicians, "--physicians"), _names(args.lay, "--lay")
-    both = sorted(set(physicians) & set(lay))
-    if both:
-        raise DiscernError(f"{', '.join(both)}: named both as physician and as lay rater")
-    if args.per_item < 1:
-        raise DiscernError(f"--per-item must be positive, not {args.per_item}")
-    n_pair = sum(len(r["answers"]) == 2 for r in records)
-    n_single = len(records) - n_pair
-    if lay and not n_single:
-        raise DiscernError("--lay: lay raters rate single answers only, and every answer here has a reference "
-                           "(all items are pairwise)")
-    k_phys, k_lay = min(args.per_item, len(physicians)), min(args.per_item, len(lay))
-    sessionmaker = db.connect(args.db)
-    with sessionmaker() as s:
-        same = list(s.scalars(select(db.Study.id).where(db.Study.name == args.study.strip())))
-        if same:
-            raise DiscernError(f"a study named {args.study.strip()!r} already exists (id {same[0]}); choose another "
-                               "name")
-        study = db.create_study(s, args.study)
-        try:
-            items = db.add_items(s, study, records, seed=args.seed)
-            tokens = [(n, "physician", db.invite(s, study, n, "physician")) for n in physicians]
-            tokens += [(n, "lay", db.invite(s, study, n, "lay")) for n in lay]
-            if physicians:
-                db.assign_round_robin(s, study, k_phys, role="physician")
-            if lay:
-                lay_ids = [db.rater_by_token(s, t).id for _, role, t in tokens if role == "lay"]
-                _round_robin(db, s, study, lay_ids, [i.id for i in items if i.kind == "single"], k_lay)
-        except BaseException:
-            s.rollback()
-            s.delete(study)
-            s.commit()
-            raise
-        print(f"study {study.id} {study.name!r}: {len(items)} items ({n_pair} pairwise, {n_single} single), "
-              f"answer order seed {args.seed}")
-        if physicians:
-            note = f" (asked {args.per_item}; {len(physicians)} invited)" if k_phys < args.per_item else ""
-            print(f"each item: {k_phys} physician rater{'s' * (k_phys != 1)}{note}")
-        if lay:
-            note = f" (asked {args.per_item}; {len(lay)} invited)" if k_lay < args.per_item else ""
-            print(f"each single item: {k_lay} lay rater{'s' * (k_lay != 1)}{note}")
-        if tokens:
-            rows = [["rater", "role", "items", "invitation link"]]
-            for name, role, token in tokens:
-                n = len(db.assigned_items(s, db.rater_by_token(s, token)))
-                rows.append([name, role, str(n), f"{args.base_url.rstrip('/')}/rate?token={token}"])
-            print(_table(rows))
-        else:
-            print("no raters invited (add them with --physicians / --lay, or through the admin API)")
+    out = create_study(args.db, args.study, records, _names(args.physicians, "--physicians"),
+                       _names(args.lay, "--lay"), args.per_item, seed=args.seed)
+    st = out["study"]
+    print(f"study {st['id']} {st['name']!r}: {out['n_items']} items ({out['n_pairwise']} pairwise, "
+          f"{out['n_single']} single), answer order seed {args.seed}")
+    for role, what in (("physician", "each item"), ("lay", "each single item")):
+        invited = sum(r["role"] == role for r in out["raters"])
+        if not invited:
+            continue
+        k = out["per_item"][role]
+        note = f" (asked {args.per_item}; {invited} invited)" if k < args.per_item else ""
+        print(f"{what}: {k} {role} rater{'s' * (k != 1)}{note}")
+    if out["raters"]:
+        rows = [["rater", "role", "items", "invitation link"]]
+        for r in out["raters"]:
+            rows.append([r["name"], r["role"], str(r["items"]), f"{args.base_url.rstrip('/')}/rate?token={r['token']}"])
+        print(_table(rows))
+    else:
+        print("no raters invited (add them with --physicians / --lay, or through the admin API)")
     return 0
-
-
-def _find_study(db, session, spec: str):
-    from sqlalchemy import select
-
-    spec = spec.strip()
-    if spec.isdigit():
-        return db.get_study(session, int(spec))
-    found = list(session.scalars(select(db.Study).where(db.Study.name == spec).order_by(db.Study.id)))
-    if len(found) > 1:
-        raise DiscernError(f"{len(found)} studies are named {spec!r} (ids {', '.join(str(x.id) for x in found)}); "
-                           "give the id")
-    if not found:
-        names = [f"{x.id} {x.name!r}" for x in session.scalars(select(db.Study).order_by(db.Study.id))]
-        raise DiscernError(f"no study named {spec!r} (studies: {', '.join(names) or 'none'})")
-    return found[0]
 
 
 def _stats(args) -> int:
     db = _rating_db()
-    from .rating.stats import study_stats
+    from .rating.setup import find_study, open_existing
+    from .rating.stats import SUMMARY_COLUMNS, study_stats, summary_rows
 
     if args.n_boot < 1 or args.n_perm < 1:
         raise DiscernError("--n-boot and --n-perm must be positive")
-    sessionmaker = _existing_db(db, args.db)
+    sessionmaker = open_existing(args.db)
     with sessionmaker() as s:
-        study = _find_study(db, s, args.study)
+        study = find_study(s, args.study)
         res = study_stats(s, study.id, n_boot=args.n_boot, n_perm=args.n_perm, seed=args.seed)
         print(format_stats(res))
         if args.json:
@@ -387,28 +303,3 @@ def format_stats(res: dict) -> str:
             rows.append([axis, e["good_label"], *cells, *diffs])
         out.append(_table(rows))
     return "\n".join(out)
-
-
-def summary_rows(res: dict) -> list[dict]:
-    """The summaries as flat rows (``SUMMARY_COLUMNS``): pairwise fractions per source pair, axis and choice;
-    independent fractions per kind, axis and source; independent differences between sources."""
-    rows = []
-    for pair in res["pairwise"]:
-        comp = " vs ".join(pair["sources"])
-        for axis, e in pair["axes"].items():
-            for k in (*pair["sources"], "tie"):
-                rows.append({"kind": "pairwise", "axis": axis, "comparison": comp, "source": k,
-                             "statistic": "fraction", "value": e["fraction"][k], "ci_low": e["ci"][k][0],
-                             "ci_high": e["ci"][k][1], "n_items": e["n_items"], "n_ratings": e["n_ratings"],
-                             "p_value": e["p_value"]})
-    for kind in ("physician", "lay"):
-        for axis, e in res[kind]["axes"].items():
-            for src, v in e["sources"].items():
-                rows.append({"kind": kind, "axis": axis, "comparison": "", "source": src, "statistic": "fraction",
-                             "value": v["fraction"], "ci_low": v["ci"][0], "ci_high": v["ci"][1],
-                             "n_items": v["n_answers"], "n_ratings": v["n_ratings"], "p_value": ""})
-            for t in e["tests"]:
-                rows.append({"kind": kind, "axis": axis, "comparison": " vs ".join(t["sources"]), "source": "",
-                             "statistic": "difference", "value": t["difference"], "ci_low": "", "ci_high": "",
-                             "n_items": "", "n_ratings": "", "p_value": t["p_value"]})
-    return rows

@@ -1,7 +1,14 @@
-"""Evaluation output for the strategies: accuracy with intervals, per-sample JSONL in the style of
-lm-evaluation-harness, a strategy comparison table, and a contamination check.
+"""Evaluation of the strategies: accuracy with intervals, the ordering test of the strategies,
+per-sample JSONL in the style of lm-evaluation-harness, a strategy comparison table, and a contamination
+check.
 
-- Accuracy intervals: the Wilson score interval and a percentile bootstrap over questions (seeded).
+- Accuracy intervals (:func:`accuracy_ci`): the Wilson score interval and a percentile bootstrap over
+  questions (seeded), both from :mod:`discern.metrics.stats`.  A question whose vote found no parsed
+  answer counts as wrong (section 3.3 reports accuracy over all questions).
+- The ordering of the strategies (:func:`ordering_test`): the paper's Table 5 ranks ensemble refinement
+  above self-consistency, and self-consistency above chain of thought; on paired questions each adjacent
+  pair gets an exact one-sided McNemar test, Holm-adjusted over the pairs, and each strategy an exact
+  binomial test against chance (1 / number of options).
 - ``samples_<dataset>_<strategy>.jsonl``: one line per question: ``doc_id``, ``target``, ``resps``
   (the generations), ``filtered_resps`` (the parsed answers), ``prediction``, ``acc``.
 - Contamination: a question is flagged when it shares a substring of at least 512 characters with
@@ -13,33 +20,102 @@ lm-evaluation-harness, a strategy comparison table, and a contamination check.
 from __future__ import annotations
 
 import json
-import math
+import time
 from pathlib import Path
 
 import numpy as np
 
+from discern.metrics import stats
 
-def wilson(k: int, n: int, z: float = 1.959963984540054) -> tuple[float, float]:
-    if n == 0:
-        return (0.0, 1.0)
-    p = k / n
-    den = 1 + z * z / n
-    mid = (p + z * z / (2 * n)) / den
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / den
-    return (mid - half, mid + half)
+#: the paper's ordering, best first (arXiv Table 5: ER >= CoT + SC; self-consistency over a single chain)
+ORDER = ("ensemble_refinement", "self_consistency", "cot")
 
 
 def accuracy_ci(correct: list[bool], n_boot: int = 2000, seed: int = 0, level: float = 0.95) -> dict:
+    """Accuracy of right/wrong outcomes with its Wilson interval and a percentile bootstrap interval
+    over questions (``n_boot`` resamples of ``numpy.random.default_rng(seed)``)."""
     c = np.asarray(correct, dtype=float)
     n = len(c)
     if n == 0:
         raise ValueError("accuracy of no questions")
-    rng = np.random.default_rng(seed)
-    boots = c[rng.integers(0, n, (n_boot, n))].mean(1)
-    a = (1 - level) / 2
-    lo, hi = np.quantile(boots, [a, 1 - a])
-    w = wilson(int(c.sum()), n)
-    return {"acc": float(c.mean()), "n": n, "bootstrap_ci": [float(lo), float(hi)], "wilson_ci": [w[0], w[1]]}
+    k = int(c.sum())
+    boot = stats.bootstrap_ci(c, np.mean, n_resamples=n_boot, level=level, seed=seed, method="percentile")
+    return {"acc": k / n, "k": k, "n": n, "bootstrap_ci": boot["ci"],
+            "wilson_ci": stats.proportion_ci(k, n, level=level)["ci"]}
+
+
+def chance_rate(questions) -> float:
+    """The accuracy of guessing: the mean of 1 / number of options over the questions (PubMedQA: 1/3)."""
+    if not questions:
+        raise ValueError("chance rate of no questions")
+    return float(np.mean([1.0 / len(q.options) for q in questions]))
+
+
+def ordering_test(correct: dict[str, list[bool]], chance: float, order=ORDER, alpha: float = 0.05) -> dict:
+    """Test "``order[0]`` >= ``order[1]`` >= ..." on the same questions (lists of right/wrong in the same
+    question order; an unparsed answer is wrong).
+
+    - Each adjacent pair (A, B): the exact McNemar test of A > B and of B > A (one-sided, on the
+      discordant questions), each direction Holm-adjusted over the pairs.
+    - Each strategy: the exact binomial test of its accuracy > ``chance``.  With a mix of option counts
+      ``chance`` is the mean guessing rate, for which the binomial test is conservative.
+
+    ``verdict``: ``held`` when every pair is significant in the paper's direction (Holm-adjusted p <
+    ``alpha``) and every strategy is significantly above chance; ``not held`` when some pair is
+    significant in the opposite direction; ``inconclusive`` otherwise (ties, chance-level accuracies, too
+    few discordant questions).  ``p_value``: for ``not held`` the smallest adjusted p of an opposite
+    pair; otherwise the largest p among the conditions (the intersection-union p of "held")."""
+    order = list(order)
+    missing = [s for s in order if s not in correct]
+    if missing:
+        raise ValueError(f"ordering_test: no outcomes for {missing}")
+    n = {len(correct[s]) for s in order}
+    if len(n) != 1 or 0 in n:
+        raise ValueError(f"ordering_test: the strategies must be scored on the same questions, got sizes {sorted(n)}")
+    pairs = []
+    for a, b in zip(order, order[1:]):
+        up = stats.mcnemar(correct[a], correct[b], alternative="greater")
+        down = stats.mcnemar(correct[a], correct[b], alternative="less")
+        pairs.append({"pair": [a, b], "a_only": up["a_only"], "b_only": up["b_only"], "diff": up["diff"],
+                      "p_greater": up["p_value"], "p_less": down["p_value"]})
+    for key in ("p_greater", "p_less"):
+        for pair, adj in zip(pairs, stats.holm([p[key] for p in pairs])):
+            pair[f"{key}_holm"] = adj
+    above = {}
+    for s in order:
+        k, m = int(np.sum(correct[s])), len(correct[s])
+        above[s] = {"k": k, "n": m, "p_value": stats.binomial_test(k, m, chance, "greater")["p_value"]}
+    held_p = max([p["p_greater_holm"] for p in pairs] + [a["p_value"] for a in above.values()])
+    opposite = min(p["p_less_holm"] for p in pairs) if pairs else 1.0
+    if opposite < alpha:
+        verdict, p_value = "not held", opposite
+    elif held_p < alpha:
+        verdict, p_value = "held", held_p
+    else:
+        verdict, p_value = "inconclusive", held_p
+    names = ", ".join(f"{a} > {b}" for a, b in zip(order, order[1:]))
+    return {"order": order, "pairs": pairs, "above_chance": above, "chance": chance, "alpha": alpha,
+            "verdict": verdict, "p_value": p_value, "n": n.pop(),
+            "test": f"exact one-sided McNemar tests of each adjacent pair ({names}), "
+                    f"Holm-adjusted over the pairs, and exact binomial tests of each accuracy > chance "
+                    f"({chance:.3g}); held only if all are below {alpha}; not held if a pair is significant the "
+                    "other way"}
+
+
+def score_strategy(backend, strategy: str, questions, exemplars, cfg, pubmedqa: bool, samples_path) -> dict:
+    """Run one strategy on the questions, write its samples file, and return ``correct`` (per question),
+    ``unparsed`` (questions without any parsed answer, counted wrong), ``parse_failure_rate`` (over all
+    generations) and ``seconds``."""
+    from .strategies import run_strategy
+
+    t0 = time.perf_counter()
+    recs = run_strategy(backend, strategy, questions, exemplars, cfg, pubmedqa=pubmedqa)
+    seconds = time.perf_counter() - t0
+    write_samples(samples_path, recs)
+    answers = [a for r in recs for a in r.get("answers", [r["prediction"]])]
+    return {"correct": [bool(r["correct"]) for r in recs], "seconds": seconds,
+            "unparsed": sum(r["prediction"] is None for r in recs),
+            "parse_failure_rate": sum(a is None for a in answers) / max(len(answers), 1)}
 
 
 def write_samples(path, records: list[dict]) -> Path:
@@ -130,23 +206,29 @@ def load_dataset(name: str, limit: int | None = None, seed: int = 0):
 def evaluate(backend, datasets: list[str], strategies: list[str], out_dir, cfg=None, limit: int | None = None,
              seed: int = 0) -> dict:
     """Run every strategy on every dataset; writes ``results.json``, the samples files and
-    ``comparison.md`` to ``out_dir``; returns the results."""
-    from .strategies import StrategyConfig, run_strategy
+    ``comparison.md`` to ``out_dir``; returns the results (per dataset and strategy: accuracy with its
+    intervals, ``unparsed`` and ``parse_failure_rate``; per dataset ``ordering`` when the three ordered
+    strategies ran)."""
+    from .strategies import StrategyConfig
 
     cfg = cfg or StrategyConfig(seed=seed)
     out_dir = Path(out_dir)
     results: dict[str, dict] = {}
+    orderings: dict[str, dict] = {}
     for ds in datasets:
         qs, ex, pub = load_dataset(ds, limit, seed)
+        scored = {}
         for st in strategies:
-            recs = run_strategy(backend, st, qs, ex, cfg, pubmedqa=pub)
-            write_samples(out_dir / f"samples_{ds.replace(':', '_')}_{st}.jsonl", recs)
-            r = accuracy_ci([x["correct"] for x in recs], seed=seed)
-            r["parse_failure_rate"] = float(np.mean([x.get("parse_failures", 0) / max(len(x.get("answers", [1])), 1)
-                                                     for x in recs]))
+            scored[st] = score_strategy(backend, st, qs, ex, cfg, pub,
+                                        out_dir / f"samples_{ds.replace(':', '_')}_{st}.jsonl")
+            r = accuracy_ci(scored[st]["correct"], seed=seed)
+            r.update(unparsed=scored[st]["unparsed"], parse_failure_rate=scored[st]["parse_failure_rate"])
             results.setdefault(ds, {})[st] = r
+        if all(s in scored for s in ORDER):
+            orderings[ds] = ordering_test({s: scored[s]["correct"] for s in ORDER}, chance_rate(qs))
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "results.json").write_text(json.dumps({"model": backend.name, "results": results,
+                                                      "ordering": orderings,
                                                       "config": {"strategies": strategies, "limit": limit,
                                                                  "seed": seed, **vars(cfg)}}, indent=2))
     (out_dir / "comparison.md").write_text(comparison_table(results) + "\n")

@@ -209,6 +209,9 @@ def sign_flip_test(d, n_resamples: int = 10_000, seed: int = 0) -> dict:
     if m == 0:
         return {"p_value": 1.0, "statistic": 0.0, "exact": True, "n": int(d.size),
                 "test": "sign-flip permutation test (no non-zero differences)"}
+    if m == 1:  # both flips give the same |sum| (scipy needs two observations)
+        return {"p_value": 1.0, "statistic": float(abs(nz[0])), "exact": True, "n": int(d.size),
+                "test": f"two-sided sign-flip permutation test (all 2 flips, 1 non-zero of {d.size} clusters)"}
     res = sps.permutation_test((nz,), lambda x, axis: np.abs(np.sum(x, axis=axis)), permutation_type="samples",
                                vectorized=True, n_resamples=n_resamples, alternative="greater",
                                rng=np.random.default_rng(seed))
@@ -234,12 +237,25 @@ def cluster_permutation_ratio_test(num_x, den_x, num_y, den_y, n_resamples: int 
     def stat(a, b, axis):  # a: (..., 2, n_x), b: (..., 2, n_y)
         return np.abs(a[..., 0, :].sum(-1) / a[..., 1, :].sum(-1) - b[..., 0, :].sum(-1) / b[..., 1, :].sum(-1))
 
-    res = sps.permutation_test((x, y), stat, permutation_type="independent", vectorized=True, axis=-1,
-                               n_resamples=n_resamples, alternative="greater", rng=np.random.default_rng(seed))
     nx, ny = x.shape[1], y.shape[1]
-    exact = math.comb(nx + ny, nx) <= n_resamples
+    exact = math.comb(nx + ny, nx) <= n_resamples or min(nx, ny) == 1
+    if min(nx, ny) == 1:  # scipy needs two clusters per group: enumerate the n relabellings here
+        both = np.concatenate([x, y], axis=1)  # (2, n)
+        lone = 0 if nx == 1 else 1  # which group holds the single cluster
+        t = stat(x, y, -1)
+        null = []
+        for i in range(nx + ny):
+            rest = np.delete(both, i, axis=1)
+            one = both[:, i:i + 1]
+            null.append(stat(one, rest, -1) if lone == 0 else stat(rest, one, -1))
+        null = np.asarray(null)
+        p = float(np.mean(null >= t - 1e-14 * max(1.0, abs(t))))
+    else:
+        p = float(sps.permutation_test((x, y), stat, permutation_type="independent", vectorized=True, axis=-1,
+                                       n_resamples=n_resamples, alternative="greater",
+                                       rng=np.random.default_rng(seed)).pvalue)
     how = "all relabellings" if exact else f"{n_resamples} random relabellings"
-    return {"p_value": float(res.pvalue), "difference": float(x[0].sum() / x[1].sum() - y[0].sum() / y[1].sum()),
+    return {"p_value": p, "difference": float(x[0].sum() / x[1].sum() - y[0].sum() / y[1].sum()),
             "exact": exact, "n": [nx, ny],
             "test": f"two-sided cluster permutation test of a difference of ratios ({how}, {nx} vs {ny} clusters)"}
 

@@ -160,3 +160,32 @@ def study_stats(session, study_id: int, n_boot: int = 10000, n_perm: int = 10000
             "pairwise": pairwise_summary(recs["pairwise"], **kw),
             "physician": independent_summary(recs["physician"], "physician", **kw),
             "lay": independent_summary(recs["lay"], "lay", **kw)}
+
+
+SUMMARY_COLUMNS = ("kind", "axis", "comparison", "source", "statistic", "value", "ci_low", "ci_high", "n_items",
+                   "n_ratings", "p_value")
+
+
+def summary_rows(res: dict) -> list[dict]:
+    """The summaries as flat rows (``SUMMARY_COLUMNS``): pairwise fractions per source pair, axis and choice;
+    independent fractions per kind, axis and source; independent differences between sources."""
+    rows = []
+    for pair in res["pairwise"]:
+        comp = " vs ".join(pair["sources"])
+        for axis, e in pair["axes"].items():
+            for k in (*pair["sources"], "tie"):
+                rows.append({"kind": "pairwise", "axis": axis, "comparison": comp, "source": k,
+                             "statistic": "fraction", "value": e["fraction"][k], "ci_low": e["ci"][k][0],
+                             "ci_high": e["ci"][k][1], "n_items": e["n_items"], "n_ratings": e["n_ratings"],
+                             "p_value": e["p_value"]})
+    for kind in ("physician", "lay"):
+        for axis, e in res[kind]["axes"].items():
+            for src, v in e["sources"].items():
+                rows.append({"kind": kind, "axis": axis, "comparison": "", "source": src, "statistic": "fraction",
+                             "value": v["fraction"], "ci_low": v["ci"][0], "ci_high": v["ci"][1],
+                             "n_items": v["n_answers"], "n_ratings": v["n_ratings"], "p_value": ""})
+            for t in e["tests"]:
+                rows.append({"kind": kind, "axis": axis, "comparison": " vs ".join(t["sources"]), "source": "",
+                             "statistic": "difference", "value": t["difference"], "ci_low": "", "ci_high": "",
+                             "n_items": "", "n_ratings": "", "p_value": t["p_value"]})
+    return rows
