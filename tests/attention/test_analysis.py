@@ -117,21 +117,47 @@ def test_cli_analyze_writes_a_self_contained_page(tmp_path, capsys):
     assert list((out / "cache").glob("attn-*.npz"))
 
 
-def test_reproduce_tiny_checks_all_four_claims(tmp_path, monkeypatch):
+def test_reproduce_tiny_decides_every_claim_by_its_named_test(tiny_result):
     import json
 
-    from discern.cli import main
+    from discern.core.results import Result
+    from discern.metrics.stats import holm
 
-    monkeypatch.setenv("DISCERN_RUNS", str(tmp_path / "runs"))
-    monkeypatch.setenv("DISCERN_QUIET", "1")
-    assert main(["reproduce", "--only", "attention", "--preset", "tiny"]) == 0
-    (run,) = list((tmp_path / "runs" / "attention").iterdir())
-    res = json.loads((run / "results.json").read_text())
-    assert [c["claim"].split()[0] for c in res["claims"]] == ["some", "specific", "a", "probe"]
-    assert all(isinstance(c["held"], bool) for c in res["claims"])
-    assert set(res["probe"]) == {"attn+emb", "attn_only", "random_init"}
+    res = json.loads((tiny_result / "results.json").read_text())
+    result = Result.from_dict(res)  # the results file follows the contract
+    assert result.paper == "attention" and len(result.claims) == 5
+    sep, syntax, coref, probe1, probe2 = result.claims
     assert res["layers"] == 6 and res["heads"] == 12
-    assert (run / "plots" / "token_types.png").is_file()
+    assert res["middle_layers"]["layers"] == [3, 5]  # the paper's 6-10 of 12, scaled to MiniLM's 6
+    # [SEP]: the estimate is the mean over sentences of the middle layers' layer-mean attention to [SEP]
+    by_layer = res["middle_layers"]["sep_by_layer"]
+    assert res["middle_layers"]["sep"]["estimate"] == pytest.approx(np.mean(by_layer[2:5]), abs=1e-9)
+    lo, hi = sep.ci
+    assert lo <= res["middle_layers"]["sep"]["estimate"] <= hi
+    assert sep.verdict == ("held" if lo > 0.5 else "not held" if hi < 0.5 else "inconclusive")
+    assert "[CLS]" in sep.ours and "bootstrap" in sep.test and "0.5" in sep.test
+    # syntax: Holm over the relations' McNemar p-values; held iff the 3rd smallest adjusted p < 0.05
+    rows = res["syntax"]
+    assert [r["p_holm"] for r in rows] == pytest.approx(holm([r["p_value"] for r in rows]))
+    adj = sorted(r["p_holm"] for r in rows)
+    if len(adj) >= 3:
+        assert syntax.p_value == pytest.approx(adj[2])
+        assert syntax.verdict == ("held" if adj[2] < 0.05 else "inconclusive")
+    else:
+        assert syntax.p_value is None and syntax.verdict == "inconclusive"
+    assert "McNemar" in syntax.test and "Holm" in syntax.test
+    for r in rows:  # accuracies and discordant counts agree with each other
+        n = r["count"]
+        assert r["accuracy"] - r["baseline"] == pytest.approx(100 * (r["head_only"] - r["offset_only"]) / n)
+    assert "McNemar" in coref.test and coref.p_value is not None
+    assert coref.verdict in ("held", "not held", "inconclusive")
+    for c in (probe1, probe2):
+        assert "paired bootstrap" in c.test and c.ci[0] <= c.ci[1]
+        assert c.verdict == ("held" if c.ci[0] > 0 else "not held" if c.ci[1] < 0 else "inconclusive")
+    pr = res["probe"]
+    assert pr["attn+emb - attn_only"]["mean"] == pytest.approx(pr["attn+emb"] - pr["attn_only"])
+    assert pr["attn_only - random_init"]["mean"] == pytest.approx(pr["attn_only"] - pr["random_init"])
+    assert (tiny_result / "plots" / "token_types.png").is_file()
 
 
 def test_bench_naive_and_batched_analyses_agree():

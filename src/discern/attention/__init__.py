@@ -4,14 +4,15 @@ Public names load lazily, so ``import discern.attention`` stays light."""
 
 from discern.core.paper import Paper
 
-PAPER = Paper("attention", title="What Does BERT Look At? An Analysis of BERT's Attention (Clark et al., BlackboxNLP 2019)", package=__name__, number=4, presets="experiment:PRESETS")
+PAPER = Paper("attention", title="What Does BERT Look At? An Analysis of BERT's Attention (Clark et al., BlackboxNLP 2019)", package=__name__, number=4)
 
 from importlib import import_module
 
 _NAMES = {
     "Example": "extract", "load_encoder": "extract", "ensure_attentions": "extract", "extract": "extract",
     "extract_cached": "extract", "word_level": "extract", "word_units": "extract",
-    "token_type_attention": "surface", "entropies": "surface",
+    "token_type_attention": "surface", "token_type_per_example": "surface", "entropies": "surface",
+    "Config": "config", "PRESETS": "config",
 }
 
 __all__ = sorted(_NAMES)

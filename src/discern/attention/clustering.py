@@ -1,4 +1,4 @@
-"""Distances between heads (paper section 6, reference 2.4).
+"""Distances between heads (paper section 6).
 
 Each attention row is smoothed as 0.999 a + 0.001 / T; the distance between heads i and j is
 the Jensen-Shannon divergence of their rows, summed over every query token of the corpus:

@@ -1,4 +1,4 @@
-"""Coreference heads on GAP (paper section 4.3, reference 2.6; GAP replaces CoNLL-2012 here).
+"""Coreference heads on GAP (paper section 4.3; GAP replaces CoNLL-2012 here).
 
 A GAP example is a Wikipedia passage, a pronoun and two candidate names A and B, each marked
 coreferent or not.  On examples where exactly one candidate is coreferent, a head "chooses" the
@@ -90,14 +90,32 @@ def head_accuracy(examples: Sequence[GapExample], word_maps: Sequence[np.ndarray
     return hits / len(examples)
 
 
-def baselines(examples: Sequence[GapExample]) -> dict[str, float]:
-    nearest = string = 0
+def head_correct(examples: Sequence[GapExample], word_maps: Sequence[np.ndarray], layer: int, head: int) -> np.ndarray:
+    """(N,) whether head ``(layer, head)`` chooses the coreferent candidate of each example (the
+    per-example outcomes behind :func:`head_accuracy`, for paired tests against a baseline)."""
+    out = []
+    for ex, m in zip(examples, word_maps):
+        row = m[layer, head, ex.pronoun + 1]  # (W+2,): attention from the pronoun
+        choice = int(row[ex.candidates[1] + 1] > row[ex.candidates[0] + 1])  # ties go to A
+        out.append(choice == ex.answer)
+    return np.array(out, dtype=bool)
+
+
+def baseline_correct(examples: Sequence[GapExample]) -> dict[str, np.ndarray]:
+    """(N,) per example: whether the nearest candidate, and string match, choose the coreferent one."""
+    nearest, string = [], []
     for ex in examples:
         dist = [abs(c - ex.pronoun) for c in ex.candidates]
         near = int(dist[1] < dist[0])
-        nearest += near == ex.answer
+        nearest.append(near == ex.answer)
         counts = [sum(1 for w in ex.words if w == ex.words[c]) for c in ex.candidates]
         pick = near if counts[0] == counts[1] else int(counts[1] > counts[0])
-        string += pick == ex.answer
-    n = len(examples)
-    return {"nearest": nearest / n, "string_match": string / n}
+        string.append(pick == ex.answer)
+    return {"nearest": np.array(nearest, dtype=bool), "string_match": np.array(string, dtype=bool)}
+
+
+def baselines(examples: Sequence[GapExample]) -> dict[str, float]:
+    """Accuracy of the nearest-candidate and string-match baselines."""
+    if not examples:
+        raise ValueError("baselines: no examples")
+    return {k: float(v.mean()) for k, v in baseline_correct(examples).items()}

