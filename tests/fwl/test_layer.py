@@ -115,3 +115,53 @@ def test_outer_gradient_reaches_slow_weights_and_step_sizes():
     for name, p in block.steps.items():
         assert p.grad is not None and p.grad.abs() > 0, name
     assert block.dense1.weight.grad.abs().sum() > 0 and block.unembed.weight.grad.abs().sum() > 0
+
+
+def _plain_block(block):
+    """The same block as ordinary torch modules, with no fast-weight machinery at all."""
+    def f(x):
+        h = block.norm(block.dense2(F.relu(block.dense1(x)) ** 2))
+        return block.unembed(x + h if block.residual else h)
+    return f
+
+
+@pytest.mark.parametrize("residual", [False, True])
+def test_frozen_step_sizes_give_exactly_the_block_without_fast_weights(residual):
+    """The control: step sizes fixed at 0 make the fast pass add exactly nothing, in the forward
+    pass and in every gradient, and no gradient reaches the frozen step sizes."""
+    D = 4 if residual else 6
+    block = _block(D=D, residual=residual, chunks=2).freeze_steps()
+    assert not block.fast and all(float(p) == 0.0 and not p.requires_grad for p in block.steps.values())
+    slow = copy.deepcopy(block)
+    x, labels, w = _inputs(D=D)
+    x1, x2 = x.clone().requires_grad_(True), x.clone().requires_grad_(True)
+    out = block(x1, labels, w)
+    ref = slow.slow(x2)[0]
+    assert torch.equal(out, ref)  # bit for bit
+    assert torch.allclose(out, _plain_block(slow)(x), atol=1e-12, rtol=0)
+    F.cross_entropy(out.flatten(0, 1), labels.flatten()).backward()
+    F.cross_entropy(ref.flatten(0, 1), labels.flatten()).backward()
+    assert all(p.grad is None for p in block.steps.values())
+    for (name, p), q in zip(block.named_parameters(), slow.parameters()):
+        if not name.startswith("steps."):
+            assert p.grad is not None and torch.equal(p.grad, q.grad), name
+    assert torch.equal(x1.grad, x2.grad)  # the body below receives the same gradient too
+    # with the same weights but live step sizes the output differs: the update is what is switched off
+    live = copy.deepcopy(slow)
+    for p in live.steps.values():
+        p.requires_grad_(True)
+        with torch.no_grad():
+            p.fill_(0.01)
+    assert not torch.allclose(live(x, labels, w)[:, 1:], ref[:, 1:], atol=1e-6)
+
+
+def test_an_optimiser_step_leaves_frozen_step_sizes_at_zero():
+    block = _block().freeze_steps()
+    opt = torch.optim.AdamW([p for p in block.parameters() if p.requires_grad], lr=0.1)
+    assert {id(p) for g in opt.param_groups for p in g["params"]}.isdisjoint(id(p) for p in block.steps.values())
+    x, labels, w = _inputs()
+    F.cross_entropy(block(x, labels, w).flatten(0, 1), labels.flatten()).backward()
+    before = block.dense1.weight.detach().clone()
+    opt.step()
+    assert all(float(p) == 0.0 for p in block.steps.values())
+    assert not torch.equal(block.dense1.weight, before)

@@ -1,3 +1,5 @@
+import json
+
 import pytest
 import torch
 
@@ -85,3 +87,50 @@ def test_wraps_the_real_smollm2():
     assert out.shape == (1, ids.shape[1], base.config.vocab_size) and torch.isfinite(out).all()
     k = ids.shape[1] - 3
     assert torch.allclose(changed[:, :k], out[:, :k], atol=1e-4)
+
+
+@pytest.mark.parametrize("residual", [False, True])
+def test_the_control_is_the_lm_with_the_block_and_no_fast_weight_update(residual, tmp_path):
+    """fast_weights=False: the LM's hidden states through the slow block, bit for bit, forward and
+    backward; the step sizes get no gradient; it saves and loads as a control."""
+    import copy
+
+    base = _base("gpt2")
+    control = FWLCausalLM(base, residual=residual, fast_weights=False, seed=5).eval()  # eval: no dropout
+    with torch.no_grad():  # a trained-looking block, so the residual block is not the identity
+        control.block.norm.weight.normal_(1.0, 0.3, generator=torch.Generator().manual_seed(6))
+    ref = copy.deepcopy(control)
+    ids = torch.randint(0, 50, (2, 12), generator=torch.Generator().manual_seed(4))
+    out = control(ids)
+    hidden = ref.base.transformer(input_ids=ids).last_hidden_state
+    expected = ref.block.slow(hidden)[0]
+    assert torch.equal(out, expected)
+    assert not control.fast_weights and all(float(p) == 0 for p in control.block.steps.values())
+    labels = ids[:, 1:].flatten()
+    torch.nn.functional.cross_entropy(out[:, :-1].flatten(0, 1), labels).backward()
+    torch.nn.functional.cross_entropy(expected[:, :-1].flatten(0, 1), labels).backward()
+    assert all(p.grad is None for p in control.block.steps.values())
+    for (name, p), q in zip(control.named_parameters(), ref.parameters()):
+        if p.requires_grad:
+            assert torch.equal(p.grad, q.grad), name
+    control.save_pretrained(tmp_path)
+    again = FWLCausalLM.from_pretrained(tmp_path)
+    assert not again.fast_weights and json.loads((tmp_path / "fwl.json").read_text())["fast_weights"] is False
+    with torch.no_grad():
+        assert torch.allclose(again(ids), out, atol=1e-6)
+
+
+def test_one_seed_gives_the_fwl_and_its_control_the_same_block():
+    base = _base("gpt2")
+    fwl = FWLCausalLM(base, residual=False, seed=11, size=8)  # size 8 != 16: a new unembedding, also seeded
+    control = FWLCausalLM(base, residual=False, seed=11, size=8, fast_weights=False)
+    other = FWLCausalLM(base, residual=False, seed=12, size=8)
+    a, b, c = fwl.block.state_dict(), control.block.state_dict(), other.block.state_dict()
+    for k in a:
+        if k.startswith("steps."):
+            assert torch.equal(a[k], torch.tensor(0.01)) and float(b[k]) == 0.0, k
+        else:
+            assert torch.equal(a[k], b[k]), k
+    assert not torch.equal(a["dense1.weight"], c["dense1.weight"])
+    assert not torch.equal(a["unembed.weight"], c["unembed.weight"])
+    assert fwl.fast_weights and all(p.requires_grad for p in fwl.block.steps.values())

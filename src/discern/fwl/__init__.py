@@ -2,11 +2,12 @@
 
 Public names load lazily, so ``import discern.fwl`` stays light."""
 
+from importlib import import_module
+
 from discern.core.paper import Paper
 
-PAPER = Paper("fwl", title="Meta-Learning Fast Weight Language Models (Clark et al., EMNLP 2022)", package=__name__, number=5, presets="experiment:PRESETS")
-
-from importlib import import_module
+PAPER = Paper("fwl", title="Meta-Learning Fast Weight Language Models (Clark et al., EMNLP 2022)", package=__name__,
+              number=5)
 
 _NAMES = {"FastWeightBlock": "layer", "causal_linear_attention": "layer", "FWLCausalLM": "model", "evaluate": "dynamic"}
 

@@ -18,8 +18,9 @@ import time
 def bench(quick: bool = False) -> dict:
     import torch
 
-    from .dynamic import segment_nll
-    from .experiment import Config, corpora, flops_per_token
+    from .config import Config
+    from .data import corpora
+    from .dynamic import flops_per_token, segment_nll
     from .model import FWLCausalLM
     from discern.llm import load_causal_lm
 

@@ -1,4 +1,5 @@
-"""``discern fwl train | evaluate``."""
+"""``discern fwl train | evaluate``: argument parsing and printing; the work is in ``train``,
+``data`` and ``dynamic``."""
 
 from __future__ import annotations
 
@@ -15,6 +16,8 @@ def add_commands(sub) -> None:
     add_config_args(tr, "tiny, quick, scratch, paper")
     tr.add_argument("--text", default=None,
                     help="UTF-8 training text (default: the training articles of WikiText-2)")
+    tr.add_argument("--control", action="store_true",
+                    help="train the control instead: the same block with its fast-weight step sizes fixed at 0")
     tr.add_argument("--resume", default=None, metavar="RUN_DIR", help="continue this run folder")
     tr.add_argument("--name", default="train")
     ev = fs.add_parser("evaluate", help="perplexity of an FWL folder or any causal LM, optionally with dynamic evaluation")
@@ -45,23 +48,18 @@ def load_any(model: str):
 
 
 def _text_ids(text: str, tok, cfg):
-    import torch
-
-    from .experiment import corpora
+    from .data import corpora, text_file_ids
 
     if text in ("wikitext", "moby-dick"):
         return corpora(cfg, tok)["wikitext" if text == "wikitext" else "moby_dick"]
-    p = _check_text(text)
-    return torch.tensor(tok(p.read_text(encoding="utf-8"))["input_ids"], dtype=torch.long)
+    return text_file_ids(text, tok)
 
 
-def _check_text(text: str) -> Path:
-    p = Path(text)
-    if text not in ("wikitext", "moby-dick") and not p.is_file():
+def _check_text(text: str) -> None:
+    if text not in ("wikitext", "moby-dick") and not Path(text).is_file():
         from discern.core import DiscernError
 
         raise DiscernError(f"--text {text}: not 'wikitext', 'moby-dick' or a file")
-    return p
 
 
 def run_command(args) -> int:
@@ -71,29 +69,28 @@ def run_command(args) -> int:
 
 
 def _train(args) -> int:
-    import copy
-
-    import torch
-
     from discern.core.runs import run_training_command
 
-    from .experiment import PRESETS, corpora, finetune, load_model
-    from .model import FWLCausalLM
+    from .config import PRESETS
+    from .data import corpora, text_file_ids
+    from .train import build, finetune, load_model
 
     def fn(cfg, run, resume):
-        base, tok = load_model(cfg)
+        marker = run.path / "variant.txt"  # a resumed run keeps the variant it started as
+        variant = marker.read_text().strip() if resume and marker.is_file() else ("control" if args.control else "fwl")
+        if run.main:
+            marker.write_text(variant + "\n")
         if args.text:
             _check_text(args.text)
-            ids = torch.tensor(tok(Path(args.text).read_text(encoding="utf-8"))["input_ids"], dtype=torch.long)
-        else:
-            ids = corpora(cfg, tok)["train"]
+        base, tok = load_model(cfg)
+        ids = text_file_ids(args.text, tok) if args.text else corpora(cfg, tok)["train"]
         if len(ids) <= cfg.seq_len:
             from discern.core import DiscernError
 
             raise DiscernError(f"the training text has {len(ids)} tokens; it needs more than seq_len={cfg.seq_len}")
-        model = FWLCausalLM(copy.deepcopy(base), attn_chunks=cfg.attn_chunks, residual=cfg.residual)
-        _, info = finetune(model, cfg, ids, run, True, tok)
-        return info
+        _, info = finetune(build(base, cfg, variant), cfg, ids, run, tok,
+                           desc=f"train {variant}")
+        return {"variant": variant, **info}
 
     run, info = run_training_command("fwl", PRESETS, args, fn)
     print(json.dumps({"run": str(run.path), "model": str(run.path / "model"), **info}, indent=2, default=float))
@@ -101,8 +98,8 @@ def _train(args) -> int:
 
 
 def _evaluate(args) -> int:
+    from .config import Config
     from .dynamic import evaluate
-    from .experiment import Config
 
     _check_text(args.text)
     model, tok, is_fwl = load_any(args.model)
@@ -110,7 +107,10 @@ def _evaluate(args) -> int:
     if args.max_tokens > 0:
         ids = ids[: args.max_tokens + 1]
     res = evaluate(model, ids.unsqueeze(0), args.seq_len, dynamic=args.dynamic, lr=args.lr, steps=args.dynamic_steps)
-    res.update({"model": args.model, "fwl": is_fwl, "dynamic": args.dynamic, "text": args.text,
+    for k in ("segment_nll", "segment_tokens"):
+        res.pop(k)
+    res.update({"model": args.model, "fwl": is_fwl, "fast_weights": bool(is_fwl and model.fast_weights),
+                "dynamic": args.dynamic, "text": args.text,
                 "seconds_per_token": res["seconds"] / max(1, res["tokens"])})
     print(json.dumps(res, indent=2, default=float))
     return 0

@@ -4,7 +4,8 @@ The text is cut into segments; each segment is scored with the current weights, 
 takes ``steps`` SGD steps on that segment's loss before the next one is scored, so a segment
 never benefits from its own tokens.  Works on a copy: the model passed in is unchanged.
 Context does not cross segment boundaries (each segment is scored on its own), as for the
-static baseline it is compared with.
+static baseline it is compared with.  :func:`evaluate` also returns each segment's summed loss
+and token count, so methods can be compared segment by segment (paired over the same text).
 """
 
 from __future__ import annotations
@@ -28,13 +29,17 @@ def segment_nll(model, ids: torch.Tensor) -> tuple[torch.Tensor, int]:
 
 def evaluate(model, ids: torch.Tensor, segment_len: int, dynamic: bool = False, lr: float = 1e-4,
              steps: int = 1) -> dict:
-    """Perplexity of ``ids`` (1, N) scored in segments; ``dynamic=True`` adapts after each segment."""
+    """Perplexity of ``ids`` (1, N) scored in segments; ``dynamic=True`` adapts after each segment.
+
+    Returns ``nll`` (summed over all tokens), ``tokens``, ``ppl``, ``seconds`` and, per segment in
+    order, ``segment_nll`` and ``segment_tokens``."""
     if ids.dim() != 2 or ids.shape[0] != 1:
         raise ValueError("evaluate: ids must have shape (1, N)")
     m = copy.deepcopy(model) if dynamic else model
     m.eval()  # no dropout, also while adapting
     opt = torch.optim.SGD(m.parameters(), lr=lr) if dynamic else None
-    total, count = 0.0, 0
+    seg_nll: list[float] = []
+    seg_tokens: list[int] = []
     t0 = time.perf_counter()
     for s in range(0, ids.shape[1] - 1, segment_len):
         seg = ids[:, s:s + segment_len + 1]
@@ -42,13 +47,33 @@ def evaluate(model, ids: torch.Tensor, segment_len: int, dynamic: bool = False, 
             break
         with torch.no_grad():
             nll, n = segment_nll(m, seg)
-        total += float(nll)
-        count += n
+        seg_nll.append(float(nll))
+        seg_tokens.append(int(n))
         if dynamic:
             for _ in range(steps):
                 loss, k = segment_nll(m, seg)
                 opt.zero_grad()
                 (loss / k).backward()
                 opt.step()
-    return {"nll": total, "tokens": count, "ppl": math.exp(total / max(1, count)),
-            "seconds": time.perf_counter() - t0}
+    seconds = time.perf_counter() - t0
+    total, count = math.fsum(seg_nll), sum(seg_tokens)
+    return {"nll": total, "tokens": count, "ppl": math.exp(total / max(1, count)), "seconds": seconds,
+            "segment_nll": seg_nll, "segment_tokens": seg_tokens}
+
+
+def flops_per_token(model, ids: torch.Tensor, kind: str) -> float:
+    """FLOPs per scored token of one segment ``ids`` (1, T), counted by ``torch.utils.flop_counter``:
+    a forward pass (``static``) or, for ``dynamic``, the scoring pass plus the adaptation step's
+    forward and backward (on a copy; ``model`` is unchanged)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    if kind not in ("static", "dynamic"):
+        raise ValueError(f"flops_per_token: kind must be 'static' or 'dynamic', got {kind!r}")
+    m = copy.deepcopy(model) if kind == "dynamic" else model
+    with FlopCounterMode(display=False) as counter:
+        with torch.no_grad():
+            _, n = segment_nll(m, ids)
+        if kind == "dynamic":
+            loss, n = segment_nll(m, ids)
+            (loss / n).backward()
+    return counter.get_total_flops() / n

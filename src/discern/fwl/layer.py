@@ -1,24 +1,27 @@
-"""The Fast Weight Layer block (Clark et al., EMNLP 2022; reference notes ``fwl.md``).
+"""The Fast Weight Layer block (Clark et al., EMNLP 2022, section 3).
 
-Block (reference 1.1): Dense(4s) -> SquaredReLU -> Dense(s) -> LayerNorm -> Unembed(V), between a
+Block: Dense(4s) -> SquaredReLU -> Dense(s) -> LayerNorm -> Unembed(V), between a
 language model's last hidden states and its softmax; the unembedding is not fast-weighted.
 
 1. Slow pass: run the block with its slow weights and take the gradient of the weighted
    next-token loss, sum_t w_t CE_t / sum(w) over the **whole batch** (w = 0 for padding and the
    last token), with respect to every layer's output at every token (autograd with
    ``create_graph=True``: no stop-gradient, so the outer loss trains through the update).
-2. Fast pass (reference 1.3): each parameter used at token t has taken one SGD step on the
-   losses of the tokens strictly before t in the same sequence:
+2. Fast pass (section 3: gradient updates as linear attention): each parameter used at token t
+   has taken one SGD step on the losses of the tokens strictly before t in the same sequence:
    dense  y_t = x_t W + b - eta_W sum_{s<t} (x_t . x_s) g_s - eta_b sum_{s<t} g_s  (causal linear
           attention: queries = current inputs, keys = slow-pass inputs, values = gradients);
    LayerNorm  alpha_t = alpha - eta_a sum_{s<t} g_s * xhat_s,  beta_t = beta - eta_b sum_{s<t} g_s.
    Step sizes are learned scalars initialised to 0.01, one per parameter tensor.
+   :meth:`FastWeightBlock.freeze_steps` fixes them at 0 and stops their training: the control,
+   the same block trained as a plain slow-weight block, with no fast-weight update.
    ``residual=True`` (not in the paper; used to attach the block to a *pretrained* LM) adds the
    block's output to its input before the unembedding and starts the LayerNorm gain at 0, so the
    slow block is the identity and a freshly wrapped LM predicts exactly as before; the fast-weight
    algebra is unchanged (the gradient at the block's output is the gradient at the sum).
-3. Mixed-chunk attention (reference 1.6): strictly lower-triangular quadratic attention inside
-   chunks, linear attention across chunks through an exclusive cumulative sum of K^T V.
+3. Mixed-chunk attention (Hua et al. 2022, which the paper uses): strictly lower-triangular
+   quadratic attention inside chunks, linear attention across chunks through an exclusive
+   cumulative sum of K^T V.
 
 Dimension legend: B batch, T tokens, D input width, S block size, V vocabulary.
 """
@@ -59,7 +62,7 @@ class FastWeightBlock(nn.Module):
     """Dense(4S) -> SquaredReLU -> Dense(S) -> LayerNorm -> unembedding, with fast weights."""
 
     def __init__(self, d_in: int, size: int, unembed: nn.Module, attn_chunks: int = 1, eps: float = 1e-6,
-                 init_step: float = 0.01, residual: bool = False):
+                 init_step: float = 0.01, residual: bool = False, generator: torch.Generator | None = None):
         super().__init__()
         if residual and size != d_in:
             raise ValueError(f"a residual block needs size == d_in (got size={size}, d_in={d_in})")
@@ -69,14 +72,29 @@ class FastWeightBlock(nn.Module):
         self.unembed = unembed  # (S -> V); not fast-weighted
         self.attn_chunks = attn_chunks
         self.residual = residual
-        with torch.no_grad():  # reference 1.1: kernels 0.05 N(0, 1), biases 0
+        with torch.no_grad():  # kernels 0.05 N(0, 1), biases 0 (the authors' released layer)
             for lin in (self.dense1, self.dense2):
-                lin.weight.normal_(0.0, 0.05)
+                lin.weight.normal_(0.0, 0.05, generator=generator)
                 lin.bias.zero_()
             if residual:  # the slow block starts as the identity: a fresh wrap is the base model itself
                 self.norm.weight.zero_()
         names = ("w1", "b1", "w2", "b2", "alpha", "beta")
         self.steps = nn.ParameterDict({n: nn.Parameter(torch.tensor(float(init_step))) for n in names})
+
+    @property
+    def fast(self) -> bool:
+        """False for the control: every step size frozen (not trained), so no fast-weight update."""
+        return any(p.requires_grad for p in self.steps.values())
+
+    def freeze_steps(self) -> "FastWeightBlock":
+        """The control: every step size fixed at 0 and excluded from training.  The fast pass then
+        adds exactly nothing to the slow pass, so the block is a plain Dense -> SquaredReLU ->
+        Dense -> LayerNorm block trained like the FWL (same parameters, same computation)."""
+        with torch.no_grad():
+            for p in self.steps.values():
+                p.zero_()
+                p.requires_grad_(False)
+        return self
 
     def slow(self, x: torch.Tensor):
         """Slow-weight forward; returns logits and the intermediates the fast pass needs."""

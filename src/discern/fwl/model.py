@@ -8,11 +8,14 @@ vocabulary projection is reused; it is not fast-weighted.
 ``residual=True`` (the default, for pretrained LMs) adds the block to the hidden state with the
 LayerNorm gain starting at 0, so the wrapped model starts as exactly the base model and the
 fine-tuning learns how much fast weights to add; ``residual=False`` is the paper's placement,
-for a model trained together with its FWL from scratch.  Labels for the fast-weight update are
+for a model trained together with its FWL from scratch.  ``fast_weights=False`` is the control:
+the same block with every step size fixed at 0 and not trained, so it adds a trained slow block
+and nothing else.  ``seed`` draws the block's initial weights (same seed, same block: the FWL and
+its control start identical).  Labels for the fast-weight update are
 the next tokens (the input shifted by one), weighted 0 at padding and at the last position.
 
 Saves as ``<dir>/base`` (``save_pretrained`` of the causal LM) plus ``<dir>/fwl.pt`` and
-``<dir>/fwl.json`` (the block).
+``<dir>/fwl.json`` (the block's shape, placement and whether its fast weights act).
 """
 
 from __future__ import annotations
@@ -29,15 +32,29 @@ from .layer import FastWeightBlock
 
 
 class FWLCausalLM(nn.Module):
-    def __init__(self, base, size: int | None = None, attn_chunks: int = 1, residual: bool = True):
+    def __init__(self, base, size: int | None = None, attn_chunks: int = 1, residual: bool = True,
+                 fast_weights: bool = True, seed: int | None = None):
         super().__init__()
         self.base = base
         d = int(base.config.hidden_size)
         size = size or d
+        gen = torch.Generator().manual_seed(seed) if seed is not None else None
         head = base.get_output_embeddings()
-        unembed = head if size == d else nn.Linear(size, int(base.config.vocab_size), bias=False)
-        self.block = FastWeightBlock(d, size, unembed, attn_chunks=attn_chunks, residual=residual)
+        if size == d:
+            unembed = head
+        else:
+            unembed = nn.Linear(size, int(base.config.vocab_size), bias=False)
+            with torch.no_grad():  # nn.Linear's own default init, drawn from the block's generator
+                bound = 1.0 / size ** 0.5
+                unembed.weight.uniform_(-bound, bound, generator=gen)
+        self.block = FastWeightBlock(d, size, unembed, attn_chunks=attn_chunks, residual=residual, generator=gen)
+        if not fast_weights:
+            self.block.freeze_steps()
         self.size = size
+
+    @property
+    def fast_weights(self) -> bool:
+        return self.block.fast
 
     @staticmethod
     def next_token_targets(input_ids: torch.Tensor, attention_mask: torch.Tensor | None):
@@ -70,7 +87,8 @@ class FWLCausalLM(nn.Module):
                  or self.size != int(self.base.config.hidden_size)}
         torch.save(block, path / "fwl.pt")
         (path / "fwl.json").write_text(json.dumps({"size": self.size, "attn_chunks": self.block.attn_chunks,
-                                                    "residual": self.block.residual}))
+                                                    "residual": self.block.residual,
+                                                    "fast_weights": self.fast_weights}))
 
     @classmethod
     def from_pretrained(cls, path: str | Path) -> "FWLCausalLM":
@@ -81,7 +99,7 @@ class FWLCausalLM(nn.Module):
             raise CheckpointError(f"{path}: not an FWL model folder (no fwl.json)")
         meta = json.loads((path / "fwl.json").read_text())
         model = cls(AutoModelForCausalLM.from_pretrained(str(path / "base")), meta["size"], meta["attn_chunks"],
-                    meta["residual"])
+                    meta["residual"], fast_weights=meta.get("fast_weights", True))
         res = model.block.load_state_dict(torch.load(path / "fwl.pt", weights_only=True), strict=False)
         missing = [k for k in res.missing_keys if not k.startswith("unembed.")]
         if missing or res.unexpected_keys:
