@@ -2,7 +2,7 @@
 measured three ways in one run on the same questions, model and token budget:
 
 - ``one_call_per_sample``: every stage-1 and stage-2 sample is its own generate call (n = 1, seed
-  + i): what a loop over a server that ignores ``n`` does (llama-cpp-python, section 7.4 of our notes);
+  + i): what a loop over a server that ignores ``n`` does (llama-cpp-python, for one);
 - ``batched_recompute``: all samples of a prompt in one call with ``num_return_sequences`` (the
   prompt's forward pass is recomputed for every sample);
 - ``batched_shared_prefix``: discern's default: the prompt is prefilled once and the samples share

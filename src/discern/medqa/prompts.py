@@ -1,5 +1,5 @@
 """Prompt assembly for the Med-PaLM 2 strategies (Singhal et al. 2023, section 3.3; the formats of
-the arXiv appendix, Tables A.10-A.17, as our reference notes describe them; the wording is ours).
+the arXiv appendix, Tables A.10-A.17, in structure; the wording is ours).
 
 - Few-shot: the instruction-free exemplar blocks "Question: ... (A) ... Answer: (X)".
 - Chain of thought: an instruction (multiple-choice medical questions, solve step by step starting
