@@ -81,6 +81,9 @@ def test_scenario_parameters_follow_their_stated_reasoning():
     hn = lib["hard_nose_dive"]
     assert (hn.braking.profile, hn.braking.pitch_deg) == ("hard", 3.0)
     assert dist(hn) == pytest.approx(round(stopping_distance(11.2, 4.0), 1), abs=1e-12) and dist(hn) < dist(base)
+    # braking earlier and harder than the baseline (the source's words): a constant 4 m/s^2 from the same
+    # speed covers less ground, so the vehicle that starts earlier stops farther from the crosswalk
+    assert hn.stop_distance_m == pytest.approx(hn.braking.onset_distance_m - 15.7, abs=1e-12)
     sf = lib["stop_farther"]
     assert sf.stop_distance_m == base.stop_distance_m + base.vehicle.length_m == 6.6
     assert dist(sf) == pytest.approx(dist(base), abs=1e-12)
@@ -196,3 +199,20 @@ def test_broken_files_are_named(tmp_path):
     with pytest.raises(DataError) as e:
         scenarios.get_scenario("nope")
     assert str(e.value).startswith("unknown scenario 'nope' (expected one of: baseline, human_driver,")
+
+
+def test_hard_nose_dive_brakes_earlier_and_harder_than_the_baseline():
+    from discern.nureality.kinematics import braking_times, peak_deceleration
+
+    base, hard = scenarios.get_scenario("baseline"), scenarios.get_scenario("hard_nose_dive")
+    # earlier: farther from the crosswalk, and sooner after the vehicle's onset
+    assert hard.braking.onset_distance_m > base.braking.onset_distance_m
+    assert braking_times(hard)[0] < braking_times(base)[0]
+    # harder: a higher peak deceleration (4 m/s^2 against the baseline's 2.5 m/s^2, to the rounding of D)
+    assert peak_deceleration(hard) > peak_deceleration(base)
+    assert peak_deceleration(hard) == pytest.approx(11.2 / (2 * 15.7 / 11.2), abs=1e-12)
+    assert peak_deceleration(base) == pytest.approx(11.2 / (2 * 25.1 / 11.2), abs=1e-12)
+    prov = hard.provenance
+    assert "earlier and harder than the baseline" in prov["braking.profile"]
+    assert prov["braking.onset_distance_m"].startswith("assumption: the source says")
+    assert prov["stop_distance_m"].startswith("assumption: the source says")
