@@ -144,3 +144,83 @@ def test_simulated_study_reproduces_the_published_direction(tmp_path):
     for sid in ("early_eased", "stop_farther", "combined"):
         assert comps[sid]["mean_diff"] < 0 and comps[sid]["p_t_holm"] < 0.05 and comps[sid]["d_z"] < 0, sid
     assert A.plot(result["summary"], tmp_path / "sim.png").stat().st_size > 0
+
+
+# --- the claims: real verdicts from trials of people, self-tests from simulated pedestrians -------------
+
+def _claim_records(eased, farther, base):
+    rows = []
+    for sid, times in (("baseline", base), ("early_eased", eased), ("stop_farther", farther)):
+        for j, t in enumerate(times):
+            rows.append({"participant": f"P{j}", "scenario": sid, "decision_time_s": t, "cross": True})
+    return rows
+
+
+def test_claims_from_people_get_the_verdict_of_the_paired_test_with_holm():
+    base = [5.2, 4.8, 6.0, 5.5, 5.1]
+    eased = [4.1, 4.0, 5.0, 4.3, 4.6]  # quicker for everyone
+    farther = [5.9, 4.6, 6.35, 5.6, 5.6]  # mixed, slower on average
+    res = A.analyze(_claim_records(eased, farther, base), resamples=200)
+    claims = {c.statement.split(" leads")[0]: c for c in A.decision_claims(res, simulated=False)}
+    p_e = stats.ttest_rel(eased, base, alternative="less").pvalue
+    p_f = stats.ttest_rel(farther, base, alternative="less").pvalue
+    holm = [min(1.0, 2 * p_e), max(min(1.0, 2 * p_e), p_f)]  # p_e < p_f
+    e, f = claims["easing into a stop"], claims["stopping farther away"]
+    assert (e.p_value, f.p_value) == pytest.approx(holm, abs=1e-12)
+    assert e.verdict == "held" and e.p_value < 0.05
+    d = np.array(farther) - np.array(base)
+    half = stats.t.ppf(0.975, 4) * d.std(ddof=1) / math.sqrt(5)
+    assert f.ci == pytest.approx((d.mean() - half, d.mean() + half), abs=1e-12)
+    assert f.ci[0] < 0 < f.ci[1] and f.verdict == "inconclusive"  # slower on average, but the interval spans 0
+    assert "one-sided paired t-test" in e.test and "Holm" in e.test and e.paper == A.PAPER_FINDING
+    # everyone clearly slower when stopping farther away: the interval lies above 0, so not held
+    slow = A.analyze(_claim_records(eased, [6.1, 5.9, 7.0, 6.4, 6.3], base), resamples=200)
+    (_, f2) = A.decision_claims(slow, simulated=False)
+    assert f2.ci[0] > 0 and f2.verdict == "not held"
+
+
+def test_claims_from_simulated_pedestrians_are_self_tests():
+    res = A.analyze(P.simulate_study(scenarios.library(), n_participants=12, seed=0), resamples=200)
+    claims = A.decision_claims(res, simulated=True, n_participants=12)
+    assert [c.verdict for c in claims] == ["self-test", "self-test"]
+    for c in claims:
+        assert "simulated pedestrians" in c.ours and "parameters set by hand" in c.ours
+        assert "not evidence about people" in c.ours and c.p_value is not None
+    # too few participants to test: no p-value, and still a self-test
+    few = A.analyze(P.simulate_study(scenarios.library()[:5], n_participants=1, seed=0), resamples=50)
+    (e, f) = A.decision_claims(few, simulated=True)
+    assert (e.verdict, e.p_value, e.ci) == ("self-test", None, None) and "not testable" in e.ours
+    assert A.decision_claims(few, simulated=False)[0].verdict == "inconclusive"
+
+
+def test_is_simulated_needs_every_record_from_a_simulated_study():
+    assert A.is_simulated([{"study": "simulated-0"}, {"study": "simulated-3"}])
+    assert not A.is_simulated([{"study": "simulated-0"}, {"study": "pilot"}])
+    assert not A.is_simulated([{"participant": "P1"}]) and not A.is_simulated([])
+
+
+def test_read_trials_names_the_file_and_line(tmp_path):
+    good = tmp_path / "t.csv"
+    good.write_text("study,participant,scenario,decision_time_s,cross,likert_0,complete\n"
+                    "pilot,P1,baseline,5.0,true,4,true\npilot,P1,no_yield,,false,,true\n")
+    assert A.read_trials(good) == [
+        {"participant": "P1", "scenario": "baseline", "decision_time_s": 5.0, "cross": True, "likert": {"0": 4.0},
+         "complete": True, "study": "pilot"},
+        {"participant": "P1", "scenario": "no_yield", "decision_time_s": None, "cross": False, "likert": {},
+         "complete": True, "study": "pilot"}]
+    cases = [
+        ("a.csv", "participant,scenario\nP1,baseline\n",
+         "a.csv: a trials CSV needs the columns ['decision_time_s', 'participant', 'scenario'] (the study export)"),
+        ("b.csv", "participant,scenario,decision_time_s\nP1,baseline,5,extra\n", "b.csv:2: expected 3 columns"),
+        ("c.csv", "participant,scenario,decision_time_s,likert_0\nP1,baseline,5,lots\n",
+         "c.csv:2: likert_0 must be a number or empty, got 'lots'"),
+        ("d.json", "[{", "d.json: invalid JSON at line 1, column 3"),
+        ("e.json", '{"a": 1}', "e.json: expected a JSON list of trial records"),
+    ]
+    for name, text, msg in cases:
+        (tmp_path / name).write_text(text)
+        with pytest.raises(DataError) as e:
+            A.read_trials(tmp_path / name)
+        assert str(e.value).startswith(f"{tmp_path / name}{msg[len(name):]}"), str(e.value)
+    with pytest.raises(DataError, match="no such file"):
+        A.read_trials(tmp_path / "none.csv")

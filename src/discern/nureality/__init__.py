@@ -8,15 +8,18 @@ cross, with repeated subjective surveys; easing into a stop or stopping farther 
 Our reconstruction (assumption): every scenario number, the kinematic profiles, the simulated pedestrian and
 the statistics; each module says which is which.
 
-Modules: ``scenarios`` (the ten scenarios as validated JSON), ``kinematics`` (position, speed, acceleration,
-pitch; the same formulas as ``web/kinematics.js``), ``pedestrian`` (a simulated pedestrian decision model),
-``analysis`` (summaries, paired comparisons with baseline, plot), ``design`` (trial plans), ``store`` and
-``server`` (the study server), ``webassets`` (the browser scene's vendored files).  Nothing heavy is
+Modules: ``config`` (the reproduction's Config and presets), ``scenarios`` (the ten scenarios as validated
+JSON), ``kinematics`` (position, speed, acceleration, pitch; the same formulas as ``web/kinematics.js``),
+``pedestrian`` (a simulated pedestrian decision model), ``study`` (simulated pedestrians through the study
+server over HTTP), ``analysis`` (reading trials, summaries, paired comparisons with baseline, the claims,
+plot), ``design`` (trial plans), ``store`` and ``server`` (the study server), ``webassets`` (the browser
+scene's vendored files).  Nothing heavy is
 imported here, and nothing in this package imports torch.
 """
 
 from discern.core.paper import Paper
 
-PAPER = Paper("nureality", title="nuReality: A VR environment for research of pedestrian and autonomous vehicle interactions (2022)", package=__name__, number=10, presets="experiment:PRESETS")
+PAPER = Paper("nureality", title="nuReality: A VR environment for research of pedestrian and autonomous vehicle interactions (2022)", package=__name__, number=10)
 
-__all__ = ["scenarios", "kinematics", "pedestrian", "analysis", "design", "store", "server", "webassets"]
+__all__ = ["config", "scenarios", "kinematics", "pedestrian", "study", "analysis", "design", "store", "server",
+           "webassets"]

@@ -17,13 +17,26 @@ for a within-subject design:
   (``scipy.stats.wilcoxon``, two-sided, zero differences dropped), Cohen's ``d_z = mean(diff) / sd(diff)``,
   and **Holm**-corrected p-values over the family of comparisons (separately for t and Wilcoxon).
 
+Every interval and test is :mod:`discern.metrics.stats`'s (``mean_interval``, ``bootstrap_ci``,
+``paired_t``, ``wilcoxon_signed_rank``, ``holm``).
+
+**Claims** (:func:`decision_claims`): "easing into a stop" and "stopping farther away" lead to quicker
+decisions than the baseline stop.  Each is a one-sided paired t-test (scenario < baseline) on participant
+means, Holm-adjusted over the two claims: ``held`` when the adjusted p is below 0.05, ``not held`` when
+the 95% t-interval of the paired difference lies wholly above 0 (slower decisions), ``inconclusive``
+otherwise.  Trials of simulated pedestrians (our decision model) test our own platform, so their claims
+get the verdict ``self-test`` whatever the numbers.
+
 A trial record is a dict with ``participant``, ``scenario``, ``decision_time_s`` (seconds or None),
-``cross`` (bool or None) and optionally ``likert`` (``{item: value}`` or a list of values, 1..7) and
-``complete`` (records with ``complete: false`` are left out and counted in ``n_incomplete``).
+``cross`` (bool or None) and optionally ``likert`` (``{item: value}`` or a list of values, 1..7),
+``complete`` (records with ``complete: false`` are left out and counted in ``n_incomplete``) and
+``study`` (the study's name).  :func:`read_trials` reads them from the study's CSV export or a JSON list.
 """
 
 from __future__ import annotations
 
+import csv
+import json
 import math
 import os
 from collections import defaultdict
@@ -33,6 +46,7 @@ from typing import Any, Iterable
 import numpy as np
 
 from discern.core.errors import DataError
+from discern.metrics import stats
 
 BOOTSTRAP_RESAMPLES = 2000
 
@@ -93,29 +107,26 @@ def participant_means(records: Iterable[dict]) -> dict[str, dict[str, float]]:
 
 
 def t_interval(values, confidence: float = 0.95) -> tuple[float, float] | None:
-    """``mean +- t((1 + confidence) / 2, n - 1) * sd / sqrt(n)``; None for fewer than 2 values."""
-    from scipy import stats
-
+    """``mean +- t((1 + confidence) / 2, n - 1) * sd / sqrt(n)`` (``stats.mean_interval``); None for fewer
+    than 2 values."""
     x = np.asarray(values, dtype=np.float64)
     if x.size < 2:
         return None
-    half = float(stats.t.ppf((1.0 + confidence) / 2.0, x.size - 1)) * float(np.std(x, ddof=1)) / math.sqrt(x.size)
-    m = float(np.mean(x))
-    return m - half, m + half
+    lo, hi = stats.mean_interval(x, level=confidence)["ci"]
+    return lo, hi
 
 
 def bootstrap_interval(values, seed: int = 0, resamples: int = BOOTSTRAP_RESAMPLES,
                        confidence: float = 0.95) -> tuple[float, float] | None:
-    """Percentile bootstrap interval of the mean: ``resamples`` resamples with replacement drawn by
-    ``np.random.default_rng(seed).integers(0, n, (resamples, n))``; None for fewer than 2 values."""
+    """Percentile bootstrap interval of the mean (``stats.bootstrap_ci``): ``resamples`` resamples with
+    replacement, indices ``np.random.default_rng(seed).integers(0, n, (resamples, n))``; None for fewer
+    than 2 values."""
     x = np.asarray(values, dtype=np.float64)
     if x.size < 2:
         return None
-    idx = np.random.default_rng(seed).integers(0, x.size, size=(resamples, x.size))
-    means = x[idx].mean(axis=1)
-    alpha = (1.0 - confidence) / 2.0
-    lo, hi = np.percentile(means, [100.0 * alpha, 100.0 * (1.0 - alpha)])
-    return float(lo), float(hi)
+    lo, hi = stats.bootstrap_ci(x, np.mean, n_resamples=resamples, level=confidence, seed=seed,
+                                method="percentile")["ci"]
+    return lo, hi
 
 
 def summarize(records: Iterable[dict], baseline: str = "baseline", order: Iterable[str] | None = None,
@@ -149,26 +160,16 @@ def summarize(records: Iterable[dict], baseline: str = "baseline", order: Iterab
 
 
 def holm(pvalues: Iterable[float | None]) -> list[float | None]:
-    """Holm-Bonferroni adjusted p-values (None entries stay None and do not count in the family).
-
-    Sorted ascending ``p_(1) <= ... <= p_(m)``: ``adj_(i) = min(1, max_{j <= i} (m - j + 1) p_(j))``.
-    """
-    ps = list(pvalues)
-    valid = [(p, i) for i, p in enumerate(ps) if p is not None]
-    m = len(valid)
-    out: list[float | None] = [None] * len(ps)
-    running = 0.0
-    for rank, (p, i) in enumerate(sorted(valid)):
-        running = max(running, min(1.0, (m - rank) * p))
-        out[i] = running
-    return out
+    """Holm-Bonferroni adjusted p-values (``stats.holm``; None entries stay None and are not in the family)."""
+    return stats.holm(list(pvalues))
 
 
 def compare(records: Iterable[dict], baseline: str = "baseline",
             order: Iterable[str] | None = None) -> list[dict[str, Any]]:
-    """Each scenario against ``baseline`` on participants who have a decision time in both."""
-    from scipy import stats
-
+    """Each scenario against ``baseline`` on participants who have a decision time in both: the paired
+    difference with its 95% t-interval (``ci_diff``), the two-sided paired t-test (``p_t``), the one-sided
+    one of "quicker than the baseline" (``p_t_less``), the Wilcoxon signed-rank test (``p_w``), ``d_z`` and
+    Holm-adjusted ``p_t_holm`` / ``p_w_holm`` over the scenarios."""
     recs = _records(records)
     means = participant_means(recs)
     if baseline not in {r["scenario"] for r in recs}:
@@ -184,19 +185,21 @@ def compare(records: Iterable[dict], baseline: str = "baseline",
         b = np.array([base[p] for p in ids], dtype=np.float64)
         d = a - b
         row = {"scenario": sid, "n_pairs": len(ids), "mean_diff": float(np.mean(d)) if ids else None,
-               "sd_diff": None, "t": None, "df": None, "p_t": None, "d_z": None, "w": None, "p_w": None}
+               "sd_diff": None, "ci_diff": None, "t": None, "df": None, "p_t": None, "p_t_less": None, "d_z": None,
+               "w": None, "p_w": None}
         if len(ids) >= 2:
             sd = float(np.std(d, ddof=1))
             row["sd_diff"] = sd
             if sd > 0:
-                res = stats.ttest_rel(a, b)
-                row.update(t=float(res.statistic), df=len(ids) - 1, p_t=float(res.pvalue), d_z=float(np.mean(d)) / sd)
+                two = stats.paired_t(a, b)
+                row.update(t=two["t"], df=two["df"], p_t=two["p_value"], ci_diff=two["ci"],
+                           p_t_less=stats.paired_t(a, b, alternative="less")["p_value"], d_z=float(np.mean(d)) / sd)
             if np.any(d != 0):
-                w = stats.wilcoxon(d)
-                row.update(w=float(w.statistic), p_w=float(w.pvalue))
+                w = stats.wilcoxon_signed_rank(a, b)
+                row.update(w=w["statistic"], p_w=w["p_value"])
         rows.append(row)
     for key in ("p_t", "p_w"):
-        for row, adj in zip(rows, holm([r[key] for r in rows])):
+        for row, adj in zip(rows, stats.holm([r[key] for r in rows])):
             row[f"{key}_holm"] = adj
     return rows
 
@@ -206,6 +209,119 @@ def analyze(records: Iterable[dict], baseline: str = "baseline", order: Iterable
     """``{"summary": summarize(...), "comparisons": compare(...)}``."""
     recs = _records(records)
     return {"summary": summarize(recs, baseline, order, seed, resamples), "comparisons": compare(recs, baseline, order)}
+
+
+#: the published finding (RA-L 2022 abstract; no numbers published) and the scenarios that test it
+PAPER_FINDING = ("expressive behaviours such as easing into a full stop or stopping farther away can help "
+                 "pedestrians make quicker decisions to cross (RA-L 2022 abstract; no numbers published)")
+CLAIM_SCENARIOS = (("early_eased", "easing into a stop"), ("stop_farther", "stopping farther away"))
+SIMULATED_NOTE = ("simulated pedestrians (our evidence-accumulation decision model, parameters set by hand, not "
+                  "fitted to people) through the study server")
+
+
+def decision_claims(result: dict, simulated: bool, n_participants: int | None = None, baseline: str = "baseline",
+                    alpha: float = 0.05) -> list:
+    """The claims "easing into a stop / stopping farther away leads to quicker decisions to cross than the
+    baseline stop" from :func:`analyze`'s result (see the module docstring for the test).  ``simulated``:
+    the trials come from our simulated pedestrian, so the verdict is ``self-test`` (the numbers still
+    say whether the platform's analysis recovers what the simulation builds in)."""
+    from discern.core import Claim
+
+    summary = {r["scenario"]: r for r in result["summary"]}
+    comp = {r["scenario"]: r for r in result["comparisons"]}
+    present = [(sid, words) for sid, words in CLAIM_SCENARIOS if sid in comp]
+    adj = dict(zip([sid for sid, _ in present], stats.holm([comp[sid]["p_t_less"] for sid, _ in present])))
+    test = (f"one-sided paired t-test of participant mean decision times ({{sid}} < {baseline}), Holm-adjusted over "
+            f"the {len(present)} claims; held if the adjusted p < {alpha}, not held if the 95% t-interval of the "
+            "difference lies above 0")
+    who = SIMULATED_NOTE if simulated else "participants"
+    claims = []
+    for sid, words in present:
+        c, p = comp[sid], adj[sid]
+        statement = f"{words} leads to quicker decisions to cross than the baseline stop"
+        if p is None:
+            ours = (f"{sid}: not testable: {c['n_pairs']} participants with decisions in both scenarios"
+                    + (" and no spread in their differences" if c["n_pairs"] >= 2 else ""))
+            if simulated:
+                ours += f"; {who}"
+            claims.append(Claim(statement=statement, paper=PAPER_FINDING, ours=ours, test=test.format(sid=sid),
+                                verdict="self-test" if simulated else "inconclusive"))
+            continue
+        lo, hi = c["ci_diff"]
+        n = n_participants if n_participants is not None else c["n_pairs"]
+        ours = (f"{sid}: {summary[sid]['mean']:.2f} s vs baseline {summary[baseline]['mean']:.2f} s, paired "
+                f"difference {c['mean_diff']:+.2f} s [{lo:+.2f}, {hi:+.2f}] (d_z {c['d_z']:.2f}, Holm p {p:.2g}, "
+                f"{c['n_pairs']} of {n} {who})")
+        if p < alpha and c["mean_diff"] < 0:
+            verdict = "held"
+        elif lo > 0:
+            verdict = "not held"
+        else:
+            verdict = "inconclusive"
+        if simulated:
+            found = {"held": "recovers the quicker decisions built into the simulation",
+                     "not held": "finds slower decisions", "inconclusive": "finds no clear difference"}[verdict]
+            ours += f"; the platform's analysis {found}: a test of our platform, not evidence about people"
+            verdict = "self-test"
+        claims.append(Claim(statement=statement, paper=PAPER_FINDING, ours=ours, test=test.format(sid=sid),
+                            p_value=p, ci=(lo, hi), verdict=verdict, level=1 - alpha))
+    return claims
+
+
+def is_simulated(records: Iterable[dict]) -> bool:
+    """Whether trial records come from a simulated study: every record names a study, and each name starts
+    with ``simulated-`` (the name the reproduction gives its studies)."""
+    names = [r.get("study") for r in records]
+    return bool(names) and all(isinstance(n, str) and n.startswith("simulated-") for n in names)
+
+
+def read_trials(path: str | Path) -> list[dict]:
+    """Trial records from a study's CSV export (``.csv``) or a JSON list of records (``.json``); a bad
+    file or value is a DataError naming the file and the line."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: no such file")
+    if path.suffix == ".json":
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except json.JSONDecodeError as e:
+            raise DataError(f"{path}: invalid JSON at line {e.lineno}, column {e.colno}: {e.msg}") from None
+        except UnicodeDecodeError:
+            raise DataError(f"{path}: not UTF-8 text") from None
+        if not isinstance(data, list):
+            raise DataError(f"{path}: expected a JSON list of trial records")
+        return data
+    out = []
+    try:
+        with open(path, newline="", encoding="utf-8") as f:
+            rows = csv.DictReader(f)
+            need = {"participant", "scenario", "decision_time_s"}
+            if not need <= set(rows.fieldnames or ()):
+                raise DataError(f"{path}: a trials CSV needs the columns {sorted(need)} (the study export)")
+            for i, r in enumerate(rows, 2):
+                if None in r or any(v is None for v in r.values()):
+                    raise DataError(f"{path}:{i}: expected {len(rows.fieldnames)} columns")
+                try:
+                    t = float(r["decision_time_s"]) if r["decision_time_s"] else None
+                except ValueError:
+                    raise DataError(f"{path}:{i}: decision_time_s must be a number or empty, "
+                                    f"got {r['decision_time_s']!r}") from None
+                likert = {}
+                for k, v in r.items():
+                    if k.startswith("likert_") and v:
+                        try:
+                            likert[k[len("likert_"):]] = float(v)
+                        except ValueError:
+                            raise DataError(f"{path}:{i}: {k} must be a number or empty, got {v!r}") from None
+                rec = {"participant": r["participant"], "scenario": r["scenario"], "decision_time_s": t,
+                       "cross": {"true": True, "false": False}.get(r.get("cross", "")), "likert": likert,
+                       "complete": r.get("complete", "true") != "false"}
+                if r.get("study"):
+                    rec["study"] = r["study"]
+                out.append(rec)
+    except UnicodeDecodeError:
+        raise DataError(f"{path}: not UTF-8 text") from None
+    return out
 
 
 def plot(summary: list[dict[str, Any]], path: str | Path, title: str = "Decision time to 'safe to cross'") -> Path:

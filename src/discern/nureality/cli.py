@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import csv
 import json
 import os
 import secrets
 from pathlib import Path
 
-from discern.core.errors import DataError, DiscernError
+from discern.core.errors import DiscernError
 
 
 def add_commands(sub) -> None:
@@ -27,6 +26,9 @@ def add_commands(sub) -> None:
     an.add_argument("trials", help="a trials CSV (the study export) or JSON list of trial records")
     an.add_argument("--baseline", default="baseline")
     an.add_argument("--out", default=None, help="a folder for analysis.json and decision_times.png")
+    an.add_argument("--simulated", action="store_true",
+                    help="the trials come from simulated pedestrians: claims are self-tests (implied when every "
+                         "row's study is named simulated-...)")
 
 
 def run_command(args) -> int:
@@ -78,42 +80,16 @@ def _scenarios(args) -> int:
     return 0
 
 
-def _read_trials(path: Path) -> list[dict]:
-    if not path.is_file():
-        raise DataError(f"{path}: no such file")
-    if path.suffix == ".json":
-        data = json.loads(path.read_text())
-        if not isinstance(data, list):
-            raise DataError(f"{path}: expected a JSON list of trial records")
-        return data
-    out = []
-    with open(path, newline="", encoding="utf-8") as f:
-        rows = csv.DictReader(f)
-        need = {"participant", "scenario", "decision_time_s"}
-        if not need <= set(rows.fieldnames or ()):
-            raise DataError(f"{path}: a trials CSV needs the columns {sorted(need)} (the study export)")
-        for i, r in enumerate(rows, 2):
-            try:
-                t = float(r["decision_time_s"]) if r["decision_time_s"] else None
-            except ValueError:
-                raise DataError(f"{path}:{i}: decision_time_s must be a number or empty, "
-                                f"got {r['decision_time_s']!r}") from None
-            likert = {k[len("likert_"):]: float(v) for k, v in r.items() if k.startswith("likert_") and v}
-            out.append({"participant": r["participant"], "scenario": r["scenario"], "decision_time_s": t,
-                        "cross": {"true": True, "false": False}.get(r.get("cross", "")), "likert": likert,
-                        "complete": r.get("complete", "true") != "false"})
-    return out
-
-
 def _analyze(args) -> int:
-    from .analysis import analyze, plot
-
+    from .analysis import analyze, decision_claims, is_simulated, plot, read_trials
     from .scenarios import scenario_ids
 
-    trials = _read_trials(Path(args.trials))
+    trials = read_trials(Path(args.trials))
     seen = list(dict.fromkeys(t.get("scenario") for t in trials))
     order = [i for i in scenario_ids() if i in seen] + [i for i in seen if i not in scenario_ids()]
     res = analyze(trials, baseline=args.baseline, order=order)
+    simulated = args.simulated or is_simulated(trials)
+    claims = decision_claims(res, simulated=simulated, baseline=args.baseline)
     comp = {c["scenario"]: c for c in res["comparisons"]}
     print(f"{'scenario':<20} {'n':>3} {'never':>5} {'mean s':>7} {'95% CI':>15} {'diff s':>7} {'d_z':>6} {'Holm p':>8}")
     for r in res["summary"]:
@@ -124,10 +100,12 @@ def _analyze(args) -> int:
         dz = f"{c['d_z']:.2f}" if c.get("d_z") is not None else "-"
         p = f"{c['p_t_holm']:.2g}" if c.get("p_t_holm") is not None else "-"
         print(f"{r['scenario']:<20} {r['n']:>3} {r['n_never']:>5} {mean:>7} {ci:>15} {diff:>7} {dz:>6} {p:>8}")
+    for c in claims:
+        print(f"claim: {c.statement}: {c.verdict} ({c.ours})")
     if args.out:
         out = Path(args.out)
         out.mkdir(parents=True, exist_ok=True)
-        (out / "analysis.json").write_text(json.dumps(res, indent=2))
+        (out / "analysis.json").write_text(json.dumps({**res, "claims": [c.to_dict() for c in claims]}, indent=2))
         plot(res["summary"], out / "decision_times.png")
         print(f"wrote {out / 'analysis.json'} and {out / 'decision_times.png'}")
     return 0

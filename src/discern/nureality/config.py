@@ -1,0 +1,37 @@
+"""Configuration of the nuReality reproduction (Schmitt et al. 2022; companion RA-L 2022 study): how many
+simulated pedestrians go through the study server, how often each sees every scenario, the trial order
+and the post-trial Likert items; presets ``tiny`` (tests), ``quick`` (``discern reproduce``) and
+``paper`` (the companion study's 60 participants)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+LIKERT = ("The vehicle's intention was clear to me.", "I felt safe deciding to cross.")
+
+
+@dataclass
+class Config:
+    participants: int = 40
+    repetitions: int = 1
+    order: str = "latin"
+    seed: int = 0
+    batch: int = 3  # events per POST
+    likert: list[str] = field(default_factory=lambda: list(LIKERT))
+    alpha: float = 0.05  # level of the claims' tests
+
+
+def quick() -> Config:
+    return Config()
+
+
+def paper() -> Config:
+    """60 pedestrians, as in the companion study's talk abstract; two repetitions of each scenario."""
+    return Config(participants=60, repetitions=2)
+
+
+def tiny() -> Config:
+    return Config(participants=4)
+
+
+PRESETS = {"tiny": tiny, "quick": quick, "paper": paper}
