@@ -13,15 +13,13 @@ that shows the former?  Chance is 50%: both captions contain the same words.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from discern.core import Run, derive_seed, progress
-from discern.diffusion.config import ModelConfig
-from discern.train.text_to_image import TextToImageTrainConfig
+
+from .config import BindingConfig  # noqa: F401  (its old home)
 
 
 class ContrastiveModel(nn.Module):
@@ -99,22 +97,6 @@ def diffusion_prefers_true(den, images, true_caps, swapped_caps, samples: int = 
     return out
 
 
-@dataclass
-class BindingConfig:
-    """The binding experiment: both models trained on the same captioned scenes, tested on new ones."""
-    model: ModelConfig = field(default_factory=lambda: ModelConfig(
-        image_size=16, channels=3, block_out_channels=(16, 32), cross_attention_dim=64, max_length=16))
-    train: TextToImageTrainConfig = field(default_factory=lambda: TextToImageTrainConfig(
-        steps=900, batch_size=64, lr=3e-3, warmup_steps=30))
-    train_scenes: int = 6000
-    test_scenes: int = 100
-    samples: int = 48  # shared (t, eps) pairs per test scene for the diffusion model
-    contrastive_steps: int = 300
-    contrastive_batch: int = 64
-    alpha: float = 0.01  # "binds" = preference accuracy above 50% by a one-sided binomial test at this level
-    seed: int = 0
-
-
 def binomial_p(k: int, n: int) -> float:
     """One-sided P(X >= k) for X ~ Binomial(n, 1/2): how surprising k preferences out of n are at chance."""
     from scipy.stats import binom
@@ -125,7 +107,8 @@ def binomial_p(k: int, n: int) -> float:
 def run_binding(cfg: BindingConfig, run: Run) -> dict:
     """Train a small text-to-image model (in ``<run>/binding_t2i``, resumable) and a small CLIP on
     ``cfg.train_scenes`` scenes; score true vs swapped captions on ``cfg.test_scenes`` new scenes
-    (another seed).  Returns each model's preference accuracy, binomial p-value and verdict."""
+    (another seed).  Returns each model's preference accuracy, one-sided binomial p-value and
+    whether it binds at ``cfg.alpha``, and every scene's preferences (paired: the same scenes)."""
     from discern.data.scenes import make_scenes
     from discern.diffusion import Denoiser, clip_tokenizer
     from discern.diffusion.captions import to_tensor
@@ -151,7 +134,8 @@ def run_binding(cfg: BindingConfig, run: Run) -> dict:
         p = binomial_p(k, n)
         return {"accuracy": 100.0 * k / n, "preferred_true": k, "scenes": n, "p_value": p, "binds": p < cfg.alpha}
 
-    return {"diffusion": verdict(diff), "contrastive": verdict(con), "chance": 50.0,
+    return {"diffusion": verdict(diff), "contrastive": verdict(con), "chance": 50.0, "alpha": cfg.alpha,
+            "preferences": {"diffusion": [bool(v) for v in diff], "contrastive": [bool(v) for v in con]},
             "diffusion_evaluations_per_scene": 2 * cfg.samples,
             "examples": [{"caption": t, "swapped": s, "diffusion": d, "contrastive": c}
                          for t, s, d, c in list(zip(true_caps, swapped_caps, diff, con))[:8]]}

@@ -4,7 +4,6 @@ where it stopped and a sharded run (``shard=(i, n)``) can be merged by concatena
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -14,21 +13,7 @@ from discern.diffusion import Denoiser
 from discern.diffusion.captions import class_prompts
 
 from .classify import classify_full, classify_li, classify_pruned, image_noise
-
-
-@dataclass
-class Policy:
-    kind: str = "pruned"  # full | pruned | li
-    samples: int = 64  # (t, eps) pairs per image (full, pruned: the maximum)
-    weighting: str = "uniform"  # uniform | elbo | fitted
-    loss: str = "mse"
-    round_size: int = 8  # pruned
-    alpha: float = 0.01  # pruned: one-sided paired t-test level
-    min_samples: int = 8  # pruned
-    li_samples: list[int] = field(default_factory=lambda: [8, 64])  # li: n_samples per stage
-    li_keep: list[int] = field(default_factory=lambda: [3, 1])  # li: to_keep per stage
-    batch_size: int = 64
-    seed: int = 0
+from .config import Policy
 
 
 def records_by_index(path: Path) -> dict[int, dict]:
