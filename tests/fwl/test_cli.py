@@ -24,3 +24,23 @@ def test_train_then_evaluate_with_and_without_dynamic_evaluation(tmp_path, monke
 def test_bad_text_fails_clearly(tmp_path, capsys):
     assert main(["fwl", "evaluate", "--model", "smollm2", "--text", str(tmp_path / "missing.txt")]) != 0
     assert "not 'wikitext', 'moby-dick' or a file" in capsys.readouterr().err
+
+
+def test_train_the_control_keeps_its_step_sizes_at_zero(tmp_path, monkeypatch, capsys):
+    import torch
+
+    from discern.fwl.model import FWLCausalLM
+
+    monkeypatch.setenv("DISCERN_RUNS", str(tmp_path / "runs"))
+    text = tmp_path / "train.txt"
+    text.write_text("the cat sat on the mat . " * 40, encoding="utf-8")
+    assert main(["fwl", "train", "--preset", "tiny", "--text", str(text), "--set", "steps=2", "--control"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["variant"] == "control" and out["steps"] == 2
+    model = FWLCausalLM.from_pretrained(out["model"])
+    assert not model.fast_weights
+    assert all(torch.equal(p, torch.zeros(())) for p in model.block.steps.values())
+    assert main(["fwl", "evaluate", "--model", out["model"], "--text", str(text), "--seq-len", "16",
+                 "--max-tokens", "32"]) == 0
+    ev = json.loads(capsys.readouterr().out)
+    assert ev["fwl"] is True and ev["fast_weights"] is False and ev["tokens"] == 32

@@ -19,6 +19,11 @@ def test_dynamic_evaluation_adapts_after_scoring_and_leaves_the_model_alone():
     static = evaluate(model, ids, segment_len=16)
     dyn = evaluate(model, ids, segment_len=16, dynamic=True, lr=0.5)
     assert static["tokens"] == dyn["tokens"] == 95
+    # per segment, in order: five of 16 predicted tokens and a last one of 15
+    assert static["segment_tokens"] == dyn["segment_tokens"] == [16, 16, 16, 16, 16, 15]
+    assert math.isclose(sum(static["segment_nll"]), static["nll"], rel_tol=1e-12)
+    assert dyn["segment_nll"][0] == static["segment_nll"][0]  # nothing adapted before the first segment
+    assert sum(dyn["segment_nll"][1:]) < sum(static["segment_nll"][1:])
     assert dyn["ppl"] < static["ppl"]
     assert all(torch.equal(a, b) for a, b in zip(before, model.parameters()))
     # the first segment is scored before any update: identical in both
