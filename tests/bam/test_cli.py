@@ -2,6 +2,8 @@
 
 import json
 
+import pytest
+
 from discern.cli import main
 
 
@@ -39,15 +41,30 @@ def test_distill_with_teachers_of_another_build_names_task_and_id(tmp_path, monk
 
 
 def test_reproduce_tiny_reports_all_variants_and_both_claims(tmp_path, monkeypatch):
+    from discern.core import Result, derive_seed
+    from discern.metrics.stats import paired_bootstrap_grid, verdict_from_interval
+
     monkeypatch.setenv("DISCERN_RUNS", str(tmp_path / "runs"))
     monkeypatch.setenv("DISCERN_QUIET", "1")
     assert main(["reproduce", "--only", "bam", "--preset", "tiny"]) == 0
     (run,) = list((tmp_path / "runs" / "bam").iterdir())
     res = json.loads((run / "results.json").read_text())
+    result = Result.from_dict(res)
+    assert result.paper == "bam" and result.plots == ["plots/bam.png"]
     assert set(res["average"]) == {"single", "multi-task", "bam-no-anneal", "bam"}
     assert [r["task"] for r in res["table"]] == ["spam", "sotu-year"]
     assert all(len(r["bam_seeds"]) == 1 for r in res["table"])
-    assert [c["claim"] for c in res["claims"]] == ["the BAM student >= its single-task teachers on average",
-                                                  "teacher annealing beats no annealing"]
-    assert all(isinstance(c["held"], bool) for c in res["claims"])
+    assert res["seeds"] == [0]
+    first, second = result.claims
+    assert first.statement.startswith("The BAM student (distillation with teacher annealing) surpasses")
+    assert second.statement.startswith("Teacher annealing improves the student")
+    # each claim is the bootstrap of its (tasks, seeds) grid of dev differences, recomputed here
+    for claim, other in ((first, "single"), (second, "bam-no-anneal")):
+        grid = [[a - b for a, b in zip(r["bam_seeds"], r[f"{other}_seeds"])] for r in res["table"]]
+        boot = paired_bootstrap_grid(grid, n_boot=res["preset_config"]["bootstrap"],
+                                     seed=derive_seed(0, "bam-bootstrap"))
+        assert claim.ci == tuple(boot["ci"]) and claim.p_value == boot["p_value"]
+        assert claim.verdict == verdict_from_interval(*boot["ci"])
+        assert boot["mean"] == pytest.approx(res["average"]["bam"] - res["average"][other])
+        assert "bootstrap over the 2 tasks only (one seed" in claim.ours
     assert (run / "teachers" / "seed0" / "spam.json").is_file() and (run / "plots" / "bam.png").is_file()

@@ -14,6 +14,9 @@ _NAMES = {
     "distill_loss": "targets",
     "TeacherOutputs": "teachers", "align_teacher": "teachers", "load_teacher": "teachers",
     "save_teacher": "teachers",
+    "MultiTaskModel": "student", "StudentConfig": "student", "train_student": "student", "evaluate": "student",
+    "save_student": "student", "load_student": "student",
+    "train_teacher": "train", "distill": "train",
 }
 
 __all__ = sorted(_NAMES)

@@ -18,7 +18,7 @@ def bench(quick: bool = False) -> dict:
     from discern.tasks import FinetuneConfig, finetune
 
     from .config import quick as quick_preset
-    from .experiment import encoder_folder, load_tasks
+    from .train import encoder_folder, load_tasks
     from .student import StudentConfig, train_student
 
     cfg = quick_preset()

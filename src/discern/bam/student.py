@@ -1,13 +1,19 @@
-"""The multi-task student (paper section 3, reference 1.4-1.6).
+"""The multi-task student (paper section 3; the official ``bam/run_classifier.py`` and
+``bam/task_specific/classification/classification_tasks.py``).
 
-One shared encoder and one dense head per task on the [CLS] vector (dropout 0.1).  Training
-examples of all tasks are pooled, repeated by their dataset multiples and shuffled into mixed
-batches; every example runs every head and only its own task's loss counts, scaled by its
-task's loss weight.  Targets mix gold labels and teacher outputs with the teacher-annealing
-weight lambda of the current step (``targets.py``); without teachers the student is plain
-multi-task learning on gold labels.  Optimisation: Adam without bias correction, layer-wise
-LR decay, warm-up then linear decay, clipping 1.0 (the shared ``discern.train`` loop, so runs
-resume and scale out under ``torchrun``).
+One shared encoder and one dense head per task.  As in BERT, whose fine-tuning BAM follows, each
+head reads the *pooled* output: ``tanh(W h_[CLS] + b)``, the encoder's own pooler where it has
+BERT's (dense + tanh over the first token, e.g. ``BertModel``), else a fresh one of the same shape
+(e.g. an ELECTRA discriminator, which has none); the official code's ``get_pooled_output()``
+followed by dropout 0.1 and a dense layer.  Training examples of all tasks are pooled, repeated
+by their dataset multiples and shuffled into mixed batches; every example runs every head and
+only its own task's loss counts, scaled by its task's loss weight.  Targets mix gold labels and
+teacher outputs with the teacher-annealing weight lambda of the current step (``targets.py``);
+without teachers the student is plain multi-task learning on gold labels.  Optimisation: Adam
+without bias correction, layer-wise LR decay (official ``bam/bert/optimization.py``: heads at
+depth n_layers + 2, the pooler at n_layers + 1, embeddings at 0), warm-up then linear decay,
+clipping 1.0 (the shared ``discern.train`` loop, so runs resume and scale out under
+``torchrun``).
 
 Dimension legend: B batch, T tokens, H hidden size, C_t classes of task t.
 """
@@ -15,15 +21,17 @@ Dimension legend: B batch, T tokens, H hidden size, C_t classes of task t.
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
 import torch
 from torch import nn
 
-from discern.core import DiscernError, Run, generator
+from discern.core import CheckpointError, DiscernError, Run, atomic_write_json, generator
 from discern.tasks import Task, collate, encode_examples, encoder_layers
 from discern.train import TrainConfig, epoch_batch, fit, layerwise_lr_scales, param_groups
 
@@ -43,6 +51,7 @@ class StudentConfig:
     max_steps: int = 0  # > 0 overrides the epochs
     max_length: int = 128
     dropout: float = 0.1
+    head_input: str = "pooled"  # "pooled": BERT's pooled output (the paper); "cls": the raw [CLS] vector
     task_weight_exponent: float = 0.75
     dataset_multiples: bool = True
     teacher_annealing: bool = True  # lambda 0 -> 1 over training; else fixed at distill_weight
@@ -56,29 +65,124 @@ class StudentConfig:
     eval_batch_size: int = 64
 
 
-class MultiTaskModel(nn.Module):
-    """Shared encoder + ``heads[t] = linear(dropout(h_[CLS]))`` for every task t."""
+HEAD_INPUTS = ("pooled", "cls")
 
-    def __init__(self, encoder: nn.Module, num_outputs: dict[str, int], dropout: float = 0.1, seed: int = 0):
+
+class Pooler(nn.Module):
+    """BERT's pooler: ``tanh(dense(h_[CLS]))``, for encoders that have none of their own."""
+
+    def __init__(self, hidden: int):
         super().__init__()
+        self.dense = nn.Linear(hidden, hidden)
+        self.activation = nn.Tanh()
+
+    def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
+        return self.activation(self.dense(hidden_states[:, 0]))  # (B, T, H) -> (B, H)
+
+
+def bert_pooler(encoder: nn.Module) -> nn.Module | None:
+    """The encoder's own pooler if it is BERT's (a dense layer and tanh over the first token)."""
+    p = getattr(encoder, "pooler", None)
+    if isinstance(p, nn.Module) and isinstance(getattr(p, "dense", None), nn.Linear) \
+            and isinstance(getattr(p, "activation", None), nn.Tanh):
+        return p
+    return None
+
+
+class MultiTaskModel(nn.Module):
+    """Shared encoder + ``heads[t] = linear(dropout(pooled))`` for every task t.
+
+    ``pooled`` is BERT's pooled output, ``tanh(W h_[CLS] + b)``: the encoder's own pooler when it
+    has BERT's (so a saved encoder folder gives the same ``pooler_output`` to any user), else
+    ``self.pooler``, a fresh one.  ``head_input="cls"`` reads the raw [CLS] vector instead
+    (ELECTRA's fine-tuning head, and the layout of students saved before the pooled head)."""
+
+    def __init__(self, encoder: nn.Module, num_outputs: dict[str, int], dropout: float = 0.1, seed: int = 0,
+                 head_input: str = "pooled"):
+        super().__init__()
+        if head_input not in HEAD_INPUTS:
+            raise DiscernError(f"head_input {head_input!r}: expected one of {HEAD_INPUTS}")
         self.encoder = encoder
+        self.head_input = head_input
         hidden = int(encoder.config.hidden_size)
+        std = float(getattr(encoder.config, "initializer_range", 0.02))
+        self.uses_encoder_pooler = head_input == "pooled" and bert_pooler(encoder) is not None
+        self.pooler = Pooler(hidden) if head_input == "pooled" and not self.uses_encoder_pooler else None
         self.dropout = nn.Dropout(dropout)
         self.heads = nn.ModuleDict({t: nn.Linear(hidden, n) for t, n in num_outputs.items()})
-        std = float(getattr(encoder.config, "initializer_range", 0.02))
-        with torch.no_grad():
-            for t, head in self.heads.items():
-                w = torch.empty_like(head.weight)
-                nn.init.trunc_normal_(w, std=std, a=-2 * std, b=2 * std, generator=generator(seed, "head", t))
-                head.weight.copy_(w)
-                head.bias.zero_()
+        with torch.no_grad():  # BERT's initialiser, from explicit generators
+            layers = [(("head", t), h) for t, h in self.heads.items()]
+            if self.pooler is not None:
+                layers.append((("pooler",), self.pooler.dense))
+            for key, layer in layers:
+                w = torch.empty_like(layer.weight)
+                nn.init.trunc_normal_(w, std=std, a=-2 * std, b=2 * std, generator=generator(seed, *key))
+                layer.weight.copy_(w)
+                layer.bias.zero_()
 
-    def forward(self, input_ids, attention_mask, token_type_ids=None) -> dict[str, torch.Tensor]:
+    def pooled(self, input_ids, attention_mask, token_type_ids=None) -> torch.Tensor:
+        """What every head reads: (B, H)."""
         kwargs: dict[str, Any] = {"input_ids": input_ids, "attention_mask": attention_mask}
         if token_type_ids is not None:
             kwargs["token_type_ids"] = token_type_ids
-        h = self.dropout(self.encoder(**kwargs).last_hidden_state[:, 0])  # (B, H)
+        out = self.encoder(**kwargs)
+        if self.head_input == "cls":
+            return out.last_hidden_state[:, 0]
+        if self.uses_encoder_pooler:
+            return out.pooler_output
+        return self.pooler(out.last_hidden_state)
+
+    def forward(self, input_ids, attention_mask, token_type_ids=None) -> dict[str, torch.Tensor]:
+        h = self.dropout(self.pooled(input_ids, attention_mask, token_type_ids))  # (B, H)
         return {t: head(h) for t, head in self.heads.items()}  # each (B, C_t)
+
+    def unused_parameters(self) -> list[str]:
+        """Names of encoder parameters no head reads (an encoder pooler the heads bypass)."""
+        if self.uses_encoder_pooler or getattr(self.encoder, "pooler", None) is None:
+            return []
+        return [f"encoder.pooler.{n}" for n, _ in self.encoder.pooler.named_parameters()]
+
+
+STUDENT_FORMAT = 2  # heads.json: {"format": 2, "head_input": ..., "heads": {task: outputs}}
+
+
+def save_student(model: MultiTaskModel, tokenizer, folder: Path) -> None:
+    """``folder/encoder`` (a Hugging Face folder, with its pooler), ``heads.pt`` (the task heads and
+    any pooler of our own) and ``heads.json`` (the heads' sizes and what they read)."""
+    folder = Path(folder)
+    model.encoder.save_pretrained(folder / "encoder")
+    tokenizer.save_pretrained(str(folder / "encoder"))
+    own = {k: v for k, v in model.state_dict().items() if k.startswith(("heads.", "pooler."))}
+    torch.save(own, folder / "heads.pt")
+    atomic_write_json(folder / "heads.json", {"format": STUDENT_FORMAT, "head_input": model.head_input,
+                                              "heads": {t: h.out_features for t, h in model.heads.items()}})
+
+
+def load_student(folder: Path):
+    """A saved student and its tokenizer (a distill run folder or its ``model/`` folder).
+
+    Students saved before the pooled head (``heads.json`` = ``{task: outputs}``) read the raw
+    [CLS] vector and load as such, so they predict exactly as they did."""
+    from transformers import AutoModel, AutoTokenizer
+
+    folder = Path(folder)
+    folder = folder / "model" if (folder / "model" / "heads.json").is_file() else folder
+    if not (folder / "heads.json").is_file():
+        raise CheckpointError(f"{folder}: not a BAM student (no heads.json); run: discern bam distill")
+    meta = json.loads((folder / "heads.json").read_text())
+    if isinstance(meta.get("heads"), dict):
+        heads, head_input = meta["heads"], meta.get("head_input", "pooled")
+    else:  # the first format: {task: outputs}, heads on the raw [CLS] vector
+        heads, head_input = meta, "cls"
+    model = MultiTaskModel(AutoModel.from_pretrained(str(folder / "encoder")), heads, head_input=head_input)
+    state = torch.load(folder / "heads.pt", weights_only=True)
+    _, unexpected = model.load_state_dict(state, strict=False)
+    own = {k for k in model.state_dict() if k.startswith(("heads.", "pooler."))}
+    missing = sorted(own - set(state))
+    if missing or unexpected:
+        raise CheckpointError(f"{folder / 'heads.pt'}: does not match heads.json (missing {missing[:3]}, "
+                              f"unexpected {list(unexpected)[:3]})")
+    return model, AutoTokenizer.from_pretrained(str(folder / "encoder"))
 
 
 @torch.no_grad()
@@ -115,6 +219,17 @@ def evaluate(model: MultiTaskModel, tokenizer, tasks: Sequence[Task], split: str
     return res
 
 
+def student_lr_scales(names: Sequence[str], n_layers: int, decay: float) -> dict[str, float]:
+    """Layer-wise LR multipliers ``decay ** (n_layers + 2 - depth)`` of the official
+    ``bam/bert/optimization.py``: task heads at depth n_layers + 2, the pooler (the encoder's or
+    ours) at n_layers + 1, transformer layer i at i + 1, embeddings at 0."""
+    scales = layerwise_lr_scales(names, n_layers, decay, bug_compat=True)
+    for n in names:
+        if n.startswith("pooler.") or ".pooler." in n:
+            scales[n] = decay ** 1
+    return scales
+
+
 def train_student(encoder: nn.Module, tokenizer, tasks: Sequence[Task], cfg: StudentConfig | None = None,
                   teachers: dict[str, TeacherOutputs] | None = None, run: Run | None = None,
                   resume: bool = False, stop_after: int | None = None) -> tuple[MultiTaskModel, dict]:
@@ -127,9 +242,11 @@ def train_student(encoder: nn.Module, tokenizer, tasks: Sequence[Task], cfg: Stu
         if missing:
             raise DiscernError(f"no teacher outputs for task {missing[0]!r}")
     dev = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    model = MultiTaskModel(encoder, {t.name: t.num_outputs for t in tasks}, cfg.dropout, cfg.seed).to(dev)
+    model = MultiTaskModel(encoder, {t.name: t.num_outputs for t in tasks}, cfg.dropout, cfg.seed,
+                           cfg.head_input).to(dev)
+    unused = set(model.unused_parameters())
     for n, p in model.named_parameters():
-        if ".pooler." in n:
+        if n in unused:  # a pooler the heads bypass gets no gradient (and would stall DDP)
             p.requires_grad_(False)
 
     encoded, labels, teach = {}, {}, {}
@@ -193,8 +310,8 @@ def train_student(encoder: nn.Module, tokenizer, tasks: Sequence[Task], cfg: Stu
                      log_every=cfg.log_every, seed=cfg.seed)
     pnames = [n for n, p in model.named_parameters() if p.requires_grad]
     scales = None
-    if cfg.layerwise_lr_decay < 1.0:  # heads at the top (n_layers + 2), embeddings at 0 (reference 1.6)
-        scales = layerwise_lr_scales(pnames, encoder_layers(model.encoder), cfg.layerwise_lr_decay, bug_compat=True)
+    if cfg.layerwise_lr_decay < 1.0:
+        scales = student_lr_scales(pnames, encoder_layers(model.encoder), cfg.layerwise_lr_decay)
     groups = param_groups(model, cfg.weight_decay, scales)
     state = fit(model, step_fn, batch_fn, tc, run, groups=groups, resume=resume, desc="bam student",
                 stop_after=stop_after)

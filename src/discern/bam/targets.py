@@ -1,4 +1,5 @@
-"""Distillation targets with teacher annealing (paper section 3, reference 1.2-1.3).
+"""Distillation targets with teacher annealing (paper section 3; the official code's
+``get_prediction_module`` in ``bam/task_specific/classification/classification_tasks.py``).
 
 lambda = step / total_steps rises linearly from 0 (pure distillation) to 1 (pure gold labels);
 without annealing it stays at 0.5.  Classification target: lambda * onehot(y) + (1 - lambda) *

@@ -1,4 +1,5 @@
-"""Teacher outputs on the training set, saved and aligned by example id (reference 1.1, 2).
+"""Teacher outputs on the training set, saved and aligned by example id (the official code's
+``write_distill_outputs``, keyed by ``eid``).
 
 A teacher's file holds, for one task, the train-set outputs keyed by example id: logits for
 classification, the predicted value for regression.  The student looks up every one of its

@@ -1,4 +1,4 @@
-"""Task sampling for the multi-task student (reference 1.4, official ``task_weighting.py``).
+"""Task sampling for the multi-task student (the official ``bam/data/task_weighting.py``).
 
 Each task's share of the mixed training stream should be proportional to |D|^0.75.  As in the
 official code this is done with integer *dataset multiples* (a small dataset is repeated) plus
