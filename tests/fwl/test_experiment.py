@@ -66,7 +66,8 @@ def test_tiny_reproduction_end_to_end_and_resume(tmp_path):
     assert abs(rows["wikitext", "dynamic eval"]["compute_vs_base"] - 4.0) < 1e-9
     assert rows["wikitext", "+FWL"]["compute_vs_base"] > 1.0
     # the control runs the FWL's computation with the update multiplied by 0: the same FLOPs
-    assert rows["wikitext", "control (block, steps 0)"]["compute_vs_base"] == rows["wikitext", "+FWL"]["compute_vs_base"]
+    control_row = rows["wikitext", "control (block, steps 0)"]
+    assert control_row["compute_vs_base"] == rows["wikitext", "+FWL"]["compute_vs_base"]
 
     d = saved.details
     assert d["control_step_sizes"] == {k: 0.0 for k in ("w1", "b1", "w2", "b2", "alpha", "beta")}
