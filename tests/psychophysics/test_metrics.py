@@ -235,3 +235,50 @@ def test_evaluate_a_model_on_the_human_images_gives_the_benchmark_row(cue, tmp_p
     for k, v in row.items():
         assert vs[k] == pytest.approx(v, abs=1e-12), k
     assert vs["error consistency"] < 0.1  # a texture-only observer errs where humans do not
+
+
+def test_all_pairs_at_once_equal_the_pair_at_a_time_metrics(cue):
+    from itertools import combinations
+
+    contrast = M.load_dataset(RAW, "contrast")
+    for df, ds in ((cue, "cue-conflict"), (contrast, "contrast")):
+        hs = M.humans(df)
+        fast = M.pairwise_metrics(df, ds, hs)
+        assert list(fast) == list(combinations(hs, 2))
+        for (a, b), row in fast.items():
+            assert row == M.pair_metrics(df, ds, a, b)  # the same floats, not just close
+    moved = cue[cue.subj.isin(["subject-01", "subject-02"])].copy()
+    moved.loc[moved.subj == "subject-02", "image_id"] = "x" + moved.loc[moved.subj == "subject-02", "image_id"]
+    with pytest.raises(ValueError, match="did not see the same images"):
+        M.pairwise_metrics(moved, "cue-conflict", ["subject-01", "subject-02"])
+
+
+def _cue_trials(subj, responses):
+    """Cue-conflict trials of one observer on three conflict images and one shape = texture image."""
+    names = ["circle1-square1.png", "square1-star1.png", "star1-circle1.png", "circle2-circle1.png"]
+    cats = ["circle", "square", "star", "circle"]
+    return pd.DataFrame({"subj": subj, "object_response": responses, "category": cats, "imagename": names,
+                         "image_id": names, "condition": "NaN"})
+
+
+def test_shape_bias_difference_bootstrap_over_stimuli():
+    from discern.psychophysics.analysis import shape_bias_difference
+
+    shape = _cue_trials("a", ["circle", "square", "star", "circle"])
+    texture = _cue_trials("b", ["square", "star", "circle", "square"])
+    d = shape_bias_difference(shape, texture, n_resamples=500, seed=0)
+    assert (d["n"], d["shape"], d["texture"]) == (3, [3, 0], [0, 3])  # the shape = texture image is dropped
+    assert d["difference"] == 1.0 and d["ci"] == [1.0, 1.0] and d["p_value"] == 0.0
+    same = shape_bias_difference(shape, shape.assign(subj="c"), n_resamples=500, seed=0)
+    assert same["difference"] == 0.0 and same["ci"] == [0.0, 0.0] and same["p_value"] == 1.0
+    # a shuffled row order is realigned by image
+    assert shape_bias_difference(shape.iloc[::-1], texture, n_resamples=500, seed=0) == d
+    # one shape, one texture, one neither: 1/2 vs 0; resamples drawing only the 'neither' image are undefined
+    mixed = _cue_trials("m", ["circle", "star", "oven", "circle"])
+    m = shape_bias_difference(mixed, texture, n_resamples=2000, seed=1)
+    assert m["difference"] == pytest.approx(0.5) and m["ci"][0] <= 0.5 <= m["ci"][1]
+    assert 0 < m["undefined_resamples"] < 2000 * 0.1  # (1/3)^3 of the draws, about 74
+    nothing = _cue_trials("z", ["oven", "oven", "oven", "oven"])
+    assert shape_bias_difference(nothing, texture)["ci"] is None
+    with pytest.raises(ValueError, match="same cue-conflict stimuli"):
+        shape_bias_difference(shape.iloc[1:], texture)  # one conflict image missing

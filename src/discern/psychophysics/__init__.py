@@ -3,6 +3,6 @@ shape bias, OOD accuracy and error consistency for any classifier, and a shape x
 
 from discern.core.paper import Paper
 
-PAPER = Paper("psychophysics", title="Intriguing Properties of Generative Classifiers (Jaini, Clark & Geirhos, ICLR 2024)", package=__name__, number=7, presets="experiment:PRESETS", run="discern.reproduce.psychophysics:run", bench=None)
+PAPER = Paper("psychophysics", title="Intriguing Properties of Generative Classifiers (Jaini, Clark & Geirhos, ICLR 2024)", package=__name__, number=7, run="discern.reproduce.psychophysics:run")
 
-__all__ = ["metrics", "decisions", "stimuli", "imagenet16"]
+__all__ = ["analysis", "classifiers", "config", "decisions", "evaluate", "imagenet16", "metrics", "stimuli"]

@@ -95,6 +95,12 @@ def texture_category(name: str) -> str:
     return "".join(ch for ch in last if not ch.isdigit())
 
 
+def texture_categories(names) -> np.ndarray:
+    """:func:`texture_category` of every name (an object array; faster than pandas' string methods,
+    which loop in Python too)."""
+    return np.array([texture_category(n) for n in names], dtype=object)
+
+
 def _parse_like_pandas(values: list) -> list[str]:
     """Condition strings as the toolbox sees them: pandas infers the column's type from the CSV text
     and the toolbox casts it back to ``str`` ("3" -> "3.0" in a float column, "true" -> "True")."""
@@ -194,10 +200,10 @@ def error_consistency(df1, df2) -> dict:
 
 def shape_bias(df) -> dict:
     """Shape bias of cue-conflict trials (responses matching neither cue are ignored)."""
-    texture = np.array([texture_category(n) for n in df["imagename"]])
-    shape = df["category"].to_numpy()
+    texture = texture_categories(df["imagename"])
+    shape = df["category"].to_numpy(dtype=object)
     conflict = shape != texture
-    resp = df["object_response"].to_numpy()
+    resp = df["object_response"].to_numpy(dtype=object)
     n_shape = int((resp[conflict] == shape[conflict]).sum())
     n_texture = int((resp[conflict] == texture[conflict]).sum())
     total = n_shape + n_texture
@@ -233,6 +239,61 @@ def pair_metrics(df, dataset: str, a: str, b: str) -> dict:
     return {k: float(np.mean([r[k] for r in rows])) for k in rows[0]}
 
 
+def pairwise_metrics(df, dataset: str, subjects: list[str]) -> dict[tuple[str, str], dict]:
+    """:func:`pair_metrics` of every pair of ``subjects`` (each pair once, in ``combinations``
+    order), from one correctness matrix per included condition instead of one pair at a time.
+
+    Per condition, every subject's trials are sorted by image (as :func:`error_consistency`
+    aligns them) into a (S, n) 0/1 matrix C; then for all pairs at once: accuracies p = C.mean(1),
+    observed consistency (C C^T + (1 - C)(1 - C)^T) / n, expected p_i p_j + (1 - p_i)(1 - p_j),
+    kappa (1 where observed is 1) and the squared accuracy difference.  The numbers equal the
+    pair-at-a-time ones; a pair that did not see the same images raises as there."""
+    from itertools import combinations
+
+    subjects = list(subjects)
+    d = df[df["subj"].isin(subjects)]
+    correct = (d["object_response"] == d["category"]).to_numpy()
+    conds = included_conditions(dataset)
+    frame = d.assign(_correct=correct, _cond=d["condition"] if conds is not None else "")
+    frame = frame.sort_values(["_cond", "subj", "image_id"], kind="mergesort")
+    rows: dict[tuple[str, str], list[dict]] = {pair: [] for pair in combinations(subjects, 2)}
+    for cond in (conds if conds is not None else [""]):
+        sub = frame[frame["_cond"] == cond]
+        if len(sub) == 0:
+            continue
+        groups = {s: g for s, g in sub.groupby("subj", sort=False)}
+        present = [s for s in subjects if s in groups]
+        ids = {s: groups[s]["image_id"].to_numpy() for s in present}
+        for a, b in combinations(present, 2):
+            if len(ids[a]) != len(ids[b]):
+                raise ValueError(f"error consistency needs two non-empty sets of the same trials "
+                                 f"({len(ids[a])} vs {len(ids[b])})")
+            if not np.array_equal(ids[a], ids[b]):
+                raise ValueError("the two observers did not see the same images")
+        if len(present) < 2:
+            continue
+        C = np.stack([groups[s]["_correct"].to_numpy(dtype=np.float64) for s in present])  # (S, n)
+        n = C.shape[1]
+        p = C.sum(1) / n
+        observed = (C @ C.T + (1 - C) @ (1 - C).T) / n
+        expected = p[:, None] * p[None, :] + (1 - p[:, None]) * (1 - p[None, :])
+        with np.errstate(invalid="ignore", divide="ignore"):
+            kappa = np.where(observed == 1.0, 1.0, (observed - expected) / (1 - expected))
+        index = {s: i for i, s in enumerate(present)}
+        for a, b in combinations(present, 2):
+            i, j = index[a], index[b]
+            key = (a, b) if (a, b) in rows else (b, a)
+            rows[key].append({"accuracy difference": float(np.square(p[i] - p[j])),
+                              "observed consistency": float(observed[i, j]),
+                              "error consistency": float(kappa[i, j])})
+    out = {}
+    for pair, rs in rows.items():
+        if not rs:
+            raise ValueError(f"{pair[0]} and {pair[1]} share no included condition of {dataset}")
+        out[pair] = {k: float(np.mean([r[k] for r in rs])) for k in rs[0]}
+    return out
+
+
 def versus_humans(df, dataset: str, subject: str) -> dict:
     """One decision maker (a model, or a human subject's own file) against every human of ``df``
     other than itself: the pair metrics averaged over those humans, as the benchmark table does
@@ -262,8 +323,6 @@ def benchmark(frames: dict) -> dict:
     Returns {decision maker: {metric: value}} for every model and for "humans"; model metrics are
     averaged over conditions, then humans, then datasets; the human row over conditions, then all
     human pairs (each once), then datasets."""
-    from itertools import combinations
-
     per_model: dict[str, dict[str, list]] = {}
     per_human_ds: dict[str, list[dict]] = {}
     for dataset, df in frames.items():
@@ -274,7 +333,7 @@ def benchmark(frames: dict) -> dict:
             acc["OOD accuracy"] = ood_accuracy(df, dataset, [m])
             for k, v in acc.items():
                 per_model.setdefault(m, {}).setdefault(k, []).append(v)
-        pairs = [pair_metrics(df, dataset, a, b) for a, b in combinations(hs, 2)]
+        pairs = list(pairwise_metrics(df, dataset, hs).values()) if len(hs) > 1 else []
         if pairs:
             row = {k: float(np.mean([r[k] for r in pairs])) for k in pairs[0]}
             row["OOD accuracy"] = ood_accuracy(df, dataset, hs)
@@ -289,10 +348,8 @@ def benchmark(frames: dict) -> dict:
 def human_consistency(df, dataset: str) -> dict:
     """Human-human agreement on one dataset: mean over all pairs (each once) of the pair's metrics
     averaged over the included conditions, and the pooled human accuracy."""
-    from itertools import combinations
-
     hs = humans(df)
-    pairs = [pair_metrics(df, dataset, a, b) for a, b in combinations(hs, 2)]
+    pairs = list(pairwise_metrics(df, dataset, hs).values()) if len(hs) > 1 else []
     out = {k: float(np.mean([p[k] for p in pairs])) for k in pairs[0]} if pairs else {}
     out.update({"subjects": len(hs), "pairs": len(pairs), "OOD accuracy": ood_accuracy(df, dataset, hs)})
     return out

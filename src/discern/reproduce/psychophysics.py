@@ -6,14 +6,17 @@ import numpy as np
 import torch
 
 from discern.core import Run
+from discern.core.results import Result
+from discern.psychophysics.config import PAPER_PROMPT
 
 
 class DiffusionClassifier:
     """A text-to-image pipeline as a :class:`discern.psychophysics.decisions.Classifier`: Clark &
-    Jaini's denoising-error rule with shared noise and paired-test pruning.  ``predict_proba``
+    Jaini's denoising-error rule with shared noise and paired-test pruning, prompted with the
+    generative-classifiers paper's "A bad photo of a {}" by default.  ``predict_proba``
     returns a softmax over the negated weighted mean errors, with the pruned winner on top."""
 
-    def __init__(self, pipe, classes, template: str = "a photo of a {}", samples: int = 64, round_size: int = 4,
+    def __init__(self, pipe, classes, template: str = PAPER_PROMPT, samples: int = 64, round_size: int = 4,
                  min_samples: int = 8, alpha: float = 0.01, seed: int = 0, batch_size: int = 256):
         from discern.diffusion import Denoiser
 
@@ -48,7 +51,7 @@ def make_generative(pipe, classes, cfg) -> DiffusionClassifier:
                                cfg.seed)
 
 
-def run(cfg, run: Run) -> dict:
+def run(cfg, run: Run) -> Result:
     from discern.psychophysics.experiment import run as psychophysics_run
 
     return psychophysics_run(cfg, run, generative=make_generative)
