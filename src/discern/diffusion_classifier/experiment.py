@@ -151,6 +151,9 @@ def run(cfg: Config, run: Run) -> Result:
     from .binding import run_binding
 
     binding = run.stage("binding", lambda: run_binding(cfg.binding, run))
+    if "preferences" not in binding:  # a run resumed from before the per-scene preferences were kept
+        (run.path / "binding.json").unlink()
+        binding = run.stage("binding", lambda: run_binding(cfg.binding, run))
     claims = [_zero_shot_claim(correct["uniform"], K, cnn["accuracy"], cfg),
               _pruning_claim(correct["uniform"], pruned_correct, full_evals, pruned["evaluations_per_image"], cfg),
               _binding_claim(binding, cfg)]
