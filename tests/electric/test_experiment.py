@@ -30,7 +30,16 @@ def test_reproduction_writes_the_wer_table_and_claim(tiny_run):
     assert rows["electric"]["passes_per_sentence"] == 1.0
     assert rows["mlm-pll"]["passes_per_sentence"] > 3  # one pass per token
     assert res["lists"]["librivox"] == 5 and res["lists"]["espeak"] == 4
+    from discern.core import Result
+
+    result = Result.from_dict(res)
+    assert result.paper == "electric" and result.plots == ["plots/rerank_wer.png"]
+    assert {r["re-ranker"]: (r["test_wer"], [r["ci_low"], r["ci_high"]]) for r in result.table} == \
+        {n: (row["wer"], row["ci95"]) for n, row in rows.items()}
     nce_claim, rerank_claim = res["claims"]
+    assert rerank_claim["ci"] == rows["electric"]["ci95"]
+    assert rerank_claim["p_value"] == pytest.approx(1.0 - rows["electric"]["p_better_than_none"])
+    assert nce_claim["statement"].startswith("Electric's NCE training learns the data beyond its noise")
     plateau = res["pretraining"]["electric"]["plateau"]["nce"]
     lo, hi = plateau["nats_below_ci"]
     assert lo <= plateau["nats_below"] <= hi
@@ -48,7 +57,7 @@ def test_test_sentences_are_never_trained_on(tiny_run):
     """The quick preset's test sentences come from a novel left out of the training documents, and
     the experiment drops any remaining exact match (the tiny preset's Brown sentences need it)."""
     from discern.electric.config import quick, tiny
-    from discern.electric.experiment import held_out_sentences
+    from discern.electric.evaluate import held_out_sentences
     from discern.electric.pretrain import drop_sentences, training_documents
 
     def key(s):

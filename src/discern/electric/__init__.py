@@ -17,6 +17,7 @@ _NAMES = {
     "Hypothesis": "nbest", "Utterance": "nbest", "read_nbest": "nbest", "write_nbest": "nbest",
     "read_mlm_scoring": "nbest", "generate_nbest": "nbest",
     "rerank_report": "rerank",
+    "held_out_sentences": "evaluate", "build_nbest": "evaluate", "score_all": "evaluate",
 }
 
 __all__ = sorted(_NAMES)

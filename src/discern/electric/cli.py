@@ -100,7 +100,7 @@ def run_command(args) -> int:
             print(json.dumps({"sentence": s, "score": v, "passes": scorer.passes(s)}))
         return 0
     if cmd == "nbest":
-        from .experiment import build_nbest, held_out_sentences
+        from .evaluate import build_nbest, held_out_sentences
         from .nbest import nbest_wer
 
         cfg = build_config(PRESETS, args.preset, args.config, args.sets)
@@ -112,8 +112,8 @@ def run_command(args) -> int:
     if cmd == "rerank":
         from .nbest import read_mlm_scoring, read_nbest
         from .rerank import rerank_report
+        from .evaluate import score_all
         from .scoring import sentence_case
-        from .experiment import score_all
 
         path = Path(args.nbest)
         utts = read_mlm_scoring(path) if path.name.endswith(".json") else read_nbest(path)

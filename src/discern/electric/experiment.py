@@ -12,19 +12,15 @@ result, so ``--resume`` skips what is done.
 
 from __future__ import annotations
 
-import hashlib
-import json
-import time
 from pathlib import Path
 from typing import Callable
 
-from discern.core import Run, config_to_dict, progress, runs_root
-from discern.data.pretraining import austen_documents
+from discern.core import Claim, Result, Run, config_to_dict
 from discern.metrics.stats import verdict_from_interval
 
 from .config import Config
-from .nbest import Recognizer, Utterance, generate_nbest, librivox_utterances, read_nbest, select_sentences, \
-    write_nbest
+from .evaluate import build_nbest, held_out_sentences, score_all
+from .nbest import read_nbest
 from .pretrain import drop_sentences, model_dir, pretrain, training_documents
 from .rerank import rerank_report
 
@@ -35,49 +31,6 @@ PAPER = {  # LibriSpeech test WER (clean / other), Table 3
 
 # (cfg, documents, tokenizer folder, output folder) -> folder of a Hugging Face masked LM
 MLMTrainer = Callable[[Config, list, Path, Path], Path]
-
-
-def held_out_sentences(cfg: Config) -> list[tuple[str, str]]:
-    """(id, text) of the test sentences: from the held-out novels, in pocketsphinx's dictionary."""
-    from discern.data import corpora
-
-    keep = set(cfg.data.held_out_novels)
-    if keep:
-        others = tuple(n.id for n in corpora.austen() if n.id not in keep)
-        sentences = [s for d in austen_documents(exclude=others) for s in d]
-        prefix = "-".join(sorted(keep))[:24]
-    else:  # tiny preset: a few Brown sentences (not a held-out set; tests only)
-        from discern.data.pretraining import corpus_documents
-        sentences = [s for d in corpus_documents(["brown"])[-20:] for s in d]
-        prefix = "brown"
-    n = cfg.nbest
-    chosen = select_sentences(sentences, n.utterances, seed=cfg.seed, min_words=n.min_words, max_words=n.max_words)
-    return [(f"{prefix}-{i:04d}", s) for i, s in enumerate(chosen)]
-
-
-def _nbest_cache(cfg: Config, items: list[tuple[str, str]]) -> Path:
-    n = cfg.nbest
-    key = json.dumps({"items": items, "voices": n.voices, "rates": n.rates, "snrs": n.snrs, "n": n.n,
-                      "seed": cfg.seed}, sort_keys=True)
-    digest = hashlib.sha256(key.encode()).hexdigest()[:16]
-    return runs_root() / "electric" / "nbest-cache" / f"espeak-{digest}.jsonl"
-
-
-def build_nbest(cfg: Config, items: list[tuple[str, str]], out: Path) -> list[Utterance]:
-    """Decode the held-out sentences (cached across runs by content hash) and the LibriVox set."""
-    n = cfg.nbest
-    cache = _nbest_cache(cfg, items)
-    cache.parent.mkdir(parents=True, exist_ok=True)
-    snrs = [None if not s else float(s) for s in n.snrs]
-    utts = generate_nbest(items, n.voices, n.rates, snrs, n=n.n, seed=cfg.seed, out_path=cache,
-                          workers=n.workers)
-    if n.librivox:
-        rec = Recognizer()
-        for uid, ref, audio in progress(librivox_utterances(), desc="n-best librivox"):
-            hyps = rec.decode(audio, n=n.n)
-            utts.append(Utterance(uid, ref, hyps, {"source": "librivox", "audio_seconds": len(audio) / 16000}))
-    write_nbest(out, utts)
-    return utts
 
 
 def _pretrain_stage(run: Run, cfg: Config, documents) -> dict:
@@ -91,24 +44,7 @@ def _pretrain_stage(run: Run, cfg: Config, documents) -> dict:
     return res
 
 
-def score_all(scorer, utterances: list[Utterance]) -> dict:
-    """Score every distinct hypothesis once; returns per-utterance score lists and throughput."""
-    texts = sorted({h.text for u in utterances for h in u.hypotheses})
-    chunk = 256
-    values: list[float] = []
-    t0 = time.perf_counter()
-    for s in progress(range(0, len(texts), chunk), desc=f"score {getattr(scorer, 'name', '')}"):
-        values += scorer.score(texts[s:s + chunk])
-    seconds = time.perf_counter() - t0
-    table = dict(zip(texts, values))
-    return {
-        "scores": [[table[h.text] for h in u.hypotheses] for u in utterances],
-        "sentences": len(texts), "seconds": seconds, "sentences_per_second": len(texts) / max(seconds, 1e-9),
-        "passes": int(sum(scorer.passes(t) for t in texts)),
-    }
-
-
-def run(cfg: Config, run: Run, mlm_trainer: MLMTrainer | None = None) -> dict:
+def run(cfg: Config, run: Run, mlm_trainer: MLMTrainer | None = None) -> Result:
     """Build n-best lists, pre-train Electric (and the masked LM), score, re-rank, test the claim."""
     from .pll import ElectricScorer, TwoTowerScorer
     from .model import load_pretrainer
@@ -196,40 +132,44 @@ def run(cfg: Config, run: Run, mlm_trainer: MLMTrainer | None = None) -> dict:
     note = ""
     if nce_verdict != "held":
         rerank_verdict, note = "inconclusive", "; pre-training failed: the energy model is not below the noise-rate prior"
-    result = {
-        "paper": "electric",
-        "title": "Electric: n-best re-ranking with one pass instead of n",
-        "preset_config": config_to_dict(cfg),
-        "lists": lists,
-        "pretraining": {"electric": {k: electric.get(k) for k in ("steps", "train_seconds", "params_energy",
-                                                                   "params_noise_towers", "eval", "plateau")}},
-        "rerank": report,
-        "paper_table": PAPER,
-        "claims": [{
-            "claim": "Electric's NCE training learns the data beyond its noise: held-out NCE loss below the "
-                     "prior entropy of the noise rate",
-            "paper": "an energy model that only matches its noise distribution sits at the noise-rate prior "
-                     "(0.42 nats at 15% noise); the paper's Electric-Base re-ranks and fine-tunes well",
-            "ours": f"NCE {nce.get('loss', float('nan')):.4f} vs prior {nce.get('reference', float('nan')):.4f}: "
-                    f"{nce.get('nats_below', float('nan')):+.4f} nats below [{lo:+.4f}, {hi:+.4f}]",
-            "test": "Student-t 95% interval of (prior - NCE loss) over held-out batches",
-            "ci": [lo, hi],
-            "verdict": nce_verdict,
-            "held": nce_verdict == "held",
-        }, {
-            "claim": "Electric re-ranking lowers WER like masked-LM PLL does, with one transformer pass instead of n",
-            "paper": f"LibriSpeech test-clean WER: none {PAPER['none'][0]}, BERT-Base PLL {PAPER['bert_base_pll'][0]} "
-                     f"(n passes), Electric {PAPER['electric_wikibooks'][0]} (1 pass)",
-            "ours": ours + note,
-            "test": f"paired bootstrap of test WER ({r.bootstrap} resamples): Electric better than no re-ranking "
-                    "with P >= 0.95 and within the masked-LM PLL's 95% interval",
-            "ci": e["ci95"],
-            "verdict": rerank_verdict,
-            "held": rerank_verdict == "held",
-        }],
-        "plots": plots,
-    }
-    run.save_results(result)
+    claims = [
+        Claim(
+            statement="Electric's NCE training learns the data beyond its noise: held-out NCE loss below the "
+                      "prior entropy of the noise rate",
+            paper="an energy model that only matches its noise distribution sits at the noise-rate prior "
+                  "(0.42 nats at 15% noise); the paper's Electric-Base re-ranks and fine-tunes well",
+            ours=f"NCE {nce.get('loss', float('nan')):.4f} vs prior {nce.get('reference', float('nan')):.4f}: "
+                 f"{nce.get('nats_below', float('nan')):+.4f} nats below [{lo:+.4f}, {hi:+.4f}]",
+            test="Student-t 95% interval of (prior - NCE loss) over held-out batches: held if wholly above 0, "
+                 "not held if wholly below, else inconclusive",
+            ci=(lo, hi), verdict=nce_verdict),
+        Claim(
+            statement="Electric re-ranking lowers WER like masked-LM PLL does, with one transformer pass instead "
+                      "of n",
+            paper=f"LibriSpeech test-clean WER: none {PAPER['none'][0]}, BERT-Base PLL {PAPER['bert_base_pll'][0]} "
+                  f"(n passes), Electric {PAPER['electric_wikibooks'][0]} (1 pass)",
+            ours=ours + note,
+            test=f"paired bootstrap of test WER over utterances ({r.bootstrap} resamples): held if Electric beats "
+                 "no re-ranking (one-sided bootstrap p = 1 - P(better) <= 0.05) and its WER lies within the "
+                 "masked-LM PLL's 95% interval; not held if P(better) <= 0.05 or Electric's interval lies wholly "
+                 "above the masked LM's; ci = Electric's 95% WER interval; inconclusive whenever the energy "
+                 "model is not below its noise-rate prior",
+            ci=tuple(e["ci95"]), p_value=1.0 - e["p_better_than_none"], verdict=rerank_verdict),
+    ]
+    result = Result(
+        paper="electric", title="Electric: n-best re-ranking with one pass instead of n",
+        claims=claims, plots=plots,
+        table=[{"re-ranker": name, "test_wer": row["wer"], "ci_low": row["ci95"][0], "ci_high": row["ci95"][1],
+                "lambda": row.get("lambda", ""), "passes": row.get("passes", "")} for name, row in rows.items()],
+        details={
+            "preset_config": config_to_dict(cfg),
+            "lists": lists,
+            "pretraining": {"electric": {k: electric.get(k) for k in ("steps", "train_seconds", "params_energy",
+                                                                       "params_noise_towers", "eval", "plateau")}},
+            "rerank": report,
+            "paper_table": PAPER,
+        })
+    run.save_results(result.to_dict())
     return result
 
 

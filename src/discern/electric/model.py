@@ -1,7 +1,8 @@
 """Electric: an energy-based cloze model trained with noise-contrastive estimation.
 
 Paper: Clark, Luong, Le, Manning, "Pre-Training Transformers as Energy-Based Cloze Models",
-EMNLP 2020 (reference notes ``electric.md``).
+EMNLP 2020, arXiv 2012.08561; the official TF code is ``run_pretraining.py`` of
+google-research/electra with ``electric_objective``.
 
 * Energy model (section 2): a bidirectional transformer on the *unmasked* input with a scalar
   head, E(x)_t = head(h(x)_t); the unnormalised cloze probability is p̂(x_t | x_\\t) = exp(-E(x)_t).
@@ -73,7 +74,8 @@ def reverse_within_length(x: torch.Tensor, lengths: torch.Tensor) -> torch.Tenso
 
 
 class TwoTowerCloze(nn.Module):
-    """Noise model q(x_t | x_\\t) of Baevski et al. (2019) as Electric uses it (reference 1.5)."""
+    """Noise model q(x_t | x_\\t) of Baevski et al. (2019) as Electric uses it (paper section 3; the
+    official ``run_pretraining.py``, ``two_tower_generator``)."""
 
     def __init__(self, cfg: ModelConfig | None, vocab_size: int, pad_id: int, embeddings: nn.Module | None = None,
                  tower_config=None):
@@ -141,7 +143,8 @@ def choose_noise_positions(candidates: torch.Tensor, mask_prob: float,
 
 
 def nce_logits(energy: torch.Tensor, log_q: torch.Tensor, mask_prob: float) -> torch.Tensor:
-    """Logit of "this token is noise" (reference 1.4): E + stop_grad(log q) + log(k / (n - k))."""
+    """Logit of "this token is noise" (paper section 2, NCE; the official
+    ``_get_discriminator_output`` with ``electric_objective``): E + stop_grad(log q) + log(k / (n - k))."""
     return energy + log_q.detach() + math.log(mask_prob / (1.0 - mask_prob))
 
 
@@ -188,7 +191,8 @@ class ElectricPretrainer(nn.Module):
         real = attn.bool()
         candidates = real & ~torch.isin(ids, self.special_ids)  # (B, L)
 
-        # noise model on the unmasked input; MLE on every candidate position (reference 1.5).
+        # noise model on the unmasked input; MLE on every candidate position (the official
+        # two-tower generator loss).
         # Output logits only where they are used: (C, V) for the C candidate positions.
         targets = ids[candidates]  # (C,)
         if self.noise is not None:

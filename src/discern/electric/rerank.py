@@ -1,4 +1,4 @@
-"""N-best re-ranking with a language-model score (paper section 5.2, reference 2.2).
+"""N-best re-ranking with a language-model score (paper section 5.2, Table 3).
 
 x* = argmax_{x in n-best} f(x | s) + lambda * LM(x), with f the first-pass (acoustic + first-pass
 LM) log score and LM(x) the re-ranker's score: Electric's PLL = -sum_t E(x)_t, a masked LM's

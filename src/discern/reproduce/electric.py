@@ -6,7 +6,7 @@ import copy
 from dataclasses import replace
 from pathlib import Path
 
-from discern.core import Run
+from discern.core import Result, Run
 
 
 def train_mlm(cfg, documents: list, tokenizer_dir: Path, out: Path) -> Path:
@@ -31,7 +31,8 @@ def train_mlm(cfg, documents: list, tokenizer_dir: Path, out: Path) -> Path:
     return encoder_dir(sub.path, "mlm")
 
 
-def run(cfg, run: Run) -> dict:
+def run(cfg, run: Run) -> Result:
+    """Electric's reproduction with ELECTRA's masked LM as the n-pass PLL baseline."""
     from discern.electric.experiment import run as electric_run
 
     return electric_run(cfg, run, mlm_trainer=train_mlm)
