@@ -32,8 +32,9 @@ def bench(quick: bool = False) -> dict:
     from discern.diffusion import Denoiser, ModelConfig, build_pipeline
     from discern.diffusion.sampling import initial_noise
 
+    from .config import SamplerConfig
     from .lora import add_lora
-    from .methods import SamplerConfig, draft_loss
+    from .methods import draft_loss
     from .rewards import ImageStatReward
 
     steps = 5 if quick else 20

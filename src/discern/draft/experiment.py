@@ -1,35 +1,35 @@
 """Reproduction at small scale: DRaFT reaches high reward with far fewer samples than RL.
 
 1. The base model: the diffusion-classifier issue's small text-to-image model, trained on
-   Fashion-MNIST (at 16 x 16 here, to leave the 20 minutes to the fine-tuning).
-2. The reward: log p(the class the prompt names | image) under a small CNN trained on Fashion-MNIST
-   (differentiable; for DDPO it is just a number).
-3. Fine-tune LoRA adapters with full DRaFT, DRaFT-1, DRaFT-LV (n = 2), ReFL and DDPO, the same
-   updates and batch for each, several seeds; evaluation reward on fixed prompts and noises
-   against the number of sampled images.
+   Fashion-MNIST (at 16 x 16 here, to leave the minutes to the fine-tuning).
+2. The reward: log p(the class the prompt names | image) under a small CNN trained on one half of
+   Fashion-MNIST (differentiable; for DDPO it is just a number).  A second CNN, trained on the other
+   half from another seed, is never fine-tuned against: reward hacking shows as a gain on the first
+   reward that the second does not confirm.
+3. Fine-tune LoRA adapters with full DRaFT, DRaFT-1, DRaFT-LV (n = 2), ReFL and DDPO, several seeds
+   (a seed fixes every batch of prompts and noises, so methods are paired by seed).  Evaluation on
+   fixed prompts and noises after updates 1, 2, 4, ... and then every ``eval_every``, at sampler
+   eta = 0 and eta = 1, on the training prompts and on held-out prompts (classes never fine-tuned
+   on), with both rewards.
 4. The LoRA scaling curve (W + a dW) of the DRaFT-LV adapter, and sample grids before and after.
 
-Claims: "DRaFT-LV / DRaFT-1 reach DDPO's final reward with >= 10x fewer samples" (measured against
-the best evaluation reward DDPO reached in its whole budget, so a DDPO run that ends below its best
-is not held against it; DDPO's whole budget over the samples DRaFT needs to reach that reward) and
-"small K is more stable than full back-propagation" (DRaFT-1's final reward at least full DRaFT's,
-with smaller gradients before clipping).
+Each method is judged with the sampler it trains: eta = 0 for the gradient methods, eta = 1 for
+DDPO (its policy); gains are over the base model at the same eta, image by image.
 """
 
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass, field
+import json
 
 import numpy as np
 import torch
 
-from discern.core import Run, config_to_dict
-from discern.diffusion.config import ModelConfig
-from discern.train.text_to_image import TextToImageTrainConfig
+from discern.core import Run, config_to_dict, derive_seed
+from discern.core.results import Claim, Result
 
-from .methods import SamplerConfig
-from .train import DraftConfig
+from .config import Config
+from .train import eval_key, trained_eta
 
 PAPER = {
     "efficiency": "DRaFT-LV is far more sample-efficient than RL: about 200x fewer samples than DDPO on aesthetics "
@@ -37,81 +37,20 @@ PAPER = {
     "stability": "small K (even K = 1) beats full back-propagation, which suffers exploding gradients (section 3.1)",
 }
 METHODS = {"full": "DRaFT (full)", "k": "DRaFT-1", "lv": "DRaFT-LV", "refl": "ReFL", "ddpo": "DDPO"}
+STATEMENTS = {"efficiency": "DRaFT-LV / DRaFT-1 reach DDPO's final reward with >= 10x fewer samples",
+              "stability": "small K is more stable than full back-propagation"}
 
 
-@dataclass
-class Config:
-    model: ModelConfig = field(default_factory=lambda: ModelConfig(image_size=16, block_out_channels=(16, 32)))
-    base_train: TextToImageTrainConfig = field(default_factory=lambda: TextToImageTrainConfig(
-        steps=500, batch_size=64, lr=2e-3, warmup_steps=50))
-    train_images: int = 60000
-    draft: DraftConfig = field(default_factory=lambda: DraftConfig(
-        updates=60, batch_size=4, lr=1e-3, weight_decay=0.1, rank=4, lora_alpha=4.0, eval_every=10, eval_prompts=8,
-        sampler=SamplerConfig(steps=10, guidance_scale=2.0), checkpoint_every=20))
-    methods: list[str] = field(default_factory=lambda: ["full", "k", "lv", "refl", "ddpo"])
-    ddpo_updates: int = 300  # RL gets 5x the samples of the gradient methods, as in the paper's comparison
-    seeds: list[int] = field(default_factory=lambda: [0, 1])
-    classes: list[str] = field(default_factory=lambda: ["bag", "sneaker", "trouser", "dress"])
-    alphas: list[float] = field(default_factory=lambda: [0.0, 0.5, 1.0, 1.5, 2.0])
-    cnn_epochs: int = 1
-    seed: int = 0
-
-
-def quick() -> Config:
-    return Config()
-
-
-def paper() -> Config:
-    return Config(model=ModelConfig(image_size=32, block_out_channels=(32, 64, 64)),
-                  base_train=TextToImageTrainConfig(steps=20000, batch_size=128, lr=1e-3),
-                  draft=DraftConfig(updates=2000, batch_size=4, lr=4e-4, rank=8, lora_alpha=8.0, eval_every=50,
-                                    sampler=SamplerConfig(steps=50, guidance_scale=7.5)),
-                  seeds=[0, 1, 2], cnn_epochs=5)
-
-
-def tiny() -> Config:
-    return Config(model=ModelConfig(image_size=16, block_out_channels=(8, 16), cross_attention_dim=16,
-                                    text_intermediate=32, attention_head_dim=4, max_length=8, text_layers=1),
-                  base_train=TextToImageTrainConfig(steps=3, batch_size=8, lr=1e-3, warmup_steps=0),
-                  train_images=256,
-                  draft=DraftConfig(updates=2, batch_size=2, rank=2, lora_alpha=2.0, eval_every=1, eval_prompts=2,
-                                    sampler=SamplerConfig(steps=2, guidance_scale=2.0), checkpoint_every=1),
-                  seeds=[0], alphas=[0.0, 1.0], ddpo_updates=4)
-
-
-PRESETS = {"tiny": tiny, "quick": quick, "paper": paper}
-
-
-def first_reaching(history: list[dict], target: float) -> int | None:
-    """Samples at the first evaluation whose reward is >= target (None if never)."""
-    for h in history:
-        if h["eval_reward"] >= target:
-            return h["samples"]
-    return None
-
-
-def fashion_tensor(images, size: int) -> torch.Tensor:
-    """Fashion-MNIST uint8 (N, 28, 28) -> (N, 1, size, size) in [-1, 1]: padded when size >= 28,
-    area-downsampled otherwise."""
-    import torch.nn.functional as F
-
-    from discern.diffusion.captions import to_tensor
-
-    if size >= 28:
-        return to_tensor(images, size)
-    return F.interpolate(to_tensor(images, 28), size=(size, size), mode="area")
-
-
-def run(cfg: Config, run: Run) -> dict:
+def run(cfg: Config, run: Run) -> Result:
     from discern.core.checkpoint import atomic_write_json
     from discern.data.corpora import fashion_mnist
-    from discern.diffusion import Denoiser
+    from discern.diffusion import Denoiser, load_pipeline
     from discern.diffusion.captions import FASHION_NAMES
-    from discern.nn.cnn import accuracy, train_cnn
+    from discern.nn.cnn import accuracy
     from discern.train.text_to_image import train_or_load
 
     from .lora import load_adapters
-    from .rewards import PromptClassReward
+    from .rewards import PromptClassReward, fashion_tensor, train_classifier
     from .train import eval_set, evaluate, train_draft
 
     size = cfg.model.image_size
@@ -119,45 +58,38 @@ def run(cfg: Config, run: Run) -> dict:
     n = min(cfg.train_images, len(labels))
     x = fashion_tensor(imgs[:n], size)
     y = np.asarray(labels[:n])
-    cnn_path = run.path / "reward_cnn.pt"
-    if cnn_path.is_file():
-        from discern.nn.cnn import SmallCNN
-
-        cnn = SmallCNN(10, 1, size)
-        cnn.load_state_dict(torch.load(cnn_path, map_location="cpu", weights_only=True))
-    else:
-        cnn = train_cnn(x, y, 10, epochs=cfg.cnn_epochs, seed=cfg.seed, desc="reward CNN")
-        torch.save(cnn.state_dict(), cnn_path)
+    half = n // 2
+    cnn = train_classifier(x[:half], y[:half], run.path / "reward_cnn.pt", cfg.cnn_epochs, cfg.seed, "reward CNN")
+    cnn2 = train_classifier(x[half:], y[half:], run.path / "heldout_cnn.pt", cfg.cnn_epochs,
+                            derive_seed(cfg.seed, "heldout-cnn") % 2 ** 31, "held-out reward CNN")
     te_imgs, te_labels = fashion_mnist("test")
-    cnn_acc = run.stage("reward_cnn", lambda: {"test_accuracy": accuracy(cnn, fashion_tensor(te_imgs[:2000], size),
-                                                                           te_labels[:2000])})
-    reward = PromptClassReward(cnn.eval(), list(FASHION_NAMES))
+    te = fashion_tensor(te_imgs[:2000], size)
+    cnn_acc = run.stage("reward_cnns", lambda: {"reward": accuracy(cnn, te, te_labels[:2000]),
+                                                "heldout_reward": accuracy(cnn2, te, te_labels[:2000]),
+                                                "chance": 10.0, "test_images": int(len(te))})
+    reward = PromptClassReward(cnn, list(FASHION_NAMES))
+    heldout_reward = PromptClassReward(cnn2, list(FASHION_NAMES))
     prompts = [f"a photo of a {c}" for c in cfg.classes]
+    heldout_prompts = [f"a photo of a {c}" for c in cfg.heldout_classes]
     base_dir = run.path / "base"
     train_or_load(base_dir, cfg.model, cfg.base_train, x, y, FASHION_NAMES, cfg.seed, "text-to-image (base)")
-
-    from discern.diffusion import load_pipeline
 
     curves = {}
     for method in cfg.methods:
         for seed in cfg.seeds:
             sub = Run(run.path / "runs" / f"{method}-seed{seed}")
             if (sub.path / "history.json").is_file():
-                import json
-
                 curves[(method, seed)] = json.loads((sub.path / "history.json").read_text())
                 continue
             sub.checkpoints.mkdir(parents=True, exist_ok=True)
-            dc = copy.deepcopy(cfg.draft)
-            dc.method, dc.seed, dc.eval_seed = method, seed, cfg.seed
-            if method == "ddpo":
-                dc.updates = cfg.ddpo_updates
+            dc = method_config(cfg, method, seed)
             pipe = load_pipeline(base_dir / "pipeline")
             curves[(method, seed)] = train_draft(pipe, reward, prompts, dc, sub,
                                                  resume=(sub.checkpoints / "draft.pt").is_file(),
-                                                 desc=f"{METHODS[method]} seed {seed}")
-    # the LoRA scaling curve and the sample grids, on the first seed's DRaFT-LV adapter
-    alpha_curve, plots = [], []
+                                                 desc=f"{METHODS[method]} seed {seed}", heldout_prompts=heldout_prompts,
+                                                 heldout_reward=heldout_reward)
+    # the LoRA scaling curve and the sample grids, on the first seed's DRaFT-LV adapter (eta = 0)
+    alpha_curve = []
     lv = "lv" if "lv" in cfg.methods else cfg.methods[0]
     pipe = load_pipeline(base_dir / "pipeline")
     den = Denoiser(pipe)
@@ -166,102 +98,239 @@ def run(cfg: Config, run: Run) -> dict:
     for a in cfg.alphas:
         pipe.set_adapters(["lv"], adapter_weights=[a])
         alpha_curve.append({"alpha": a, "eval_reward": evaluate(den, reward, eval_prompts, noise, cfg.draft.sampler)})
-    table, summary = summarise(curves, cfg)
-    claims = _claims(summary, cfg)
-    plots = _plots(run, curves, alpha_curve, pipe, eval_prompts, noise, cfg)
-    result = {"paper": "draft", "title": "DRaFT: reward fine-tuning through the sampler (Fashion-MNIST model)",
-              "preset_config": config_to_dict(cfg), "reward_cnn": cnn_acc, "table": table, "summary": summary,
-              "alpha_curve": alpha_curve, "claims": claims, "plots": plots, "paper_numbers": PAPER,
-              "curves": {f"{m}-seed{s}": h for (m, s), h in curves.items()}}
-    atomic_write_json(run.path / "curves.json", result["curves"])
-    run.save_results(result)
+    arrays = curve_arrays(curves, cfg)
+    table, summary = summarise(arrays, cfg)
+    claims = [efficiency_claim(arrays, cfg), stability_claim(arrays, cfg)]
+    plots = _plots(run, arrays, alpha_curve, pipe, eval_prompts, noise, cfg)
+    curves_json = {f"{m}-seed{s}": h for (m, s), h in curves.items()}
+    atomic_write_json(run.path / "curves.json", curves_json)
+    result = Result(paper="draft", title="DRaFT: reward fine-tuning through the sampler (Fashion-MNIST model)",
+                    claims=claims, plots=plots, table=table,
+                    details={"preset_config": config_to_dict(cfg), "reward_cnns": cnn_acc, "summary": summary,
+                             "alpha_curve": alpha_curve, "paper_numbers": PAPER, "curves": curves_json})
+    run.save_results(result.to_dict())
     return result
 
 
-def summarise(curves: dict, cfg: Config):
-    summary = {}
+def method_config(cfg: Config, method: str, seed: int):
+    """The fine-tuning config of one method and seed: the shared one, with DDPO's own budget,
+    learning rate and weight decay."""
+    dc = copy.deepcopy(cfg.draft)
+    dc.method, dc.seed, dc.eval_seed = method, seed, cfg.seed
+    if method == "ddpo":
+        dc.updates, dc.lr, dc.weight_decay = cfg.ddpo_updates, cfg.ddpo_lr, cfg.ddpo_weight_decay
+    return dc
+
+
+# --- analysis ---------------------------------------------------------------------------------
+
+
+def curve_arrays(curves: dict, cfg: Config) -> dict:
+    """Per method: ``samples`` and ``updates`` (E,), ``grad_norm`` (S, E) and, per evaluation key,
+    the rewards as an (S seeds, E evaluations, N images) array; ``eta`` is the eta it trains."""
+    out = {}
     for m in cfg.methods:
         hs = [curves[(m, s)] for s in cfg.seeds]
-        finals = [h[-1]["eval_reward"] for h in hs]
-        norms = [r["grad_norm"] for h in hs for r in h if r.get("grad_norm") is not None]
-        summary[m] = {"initial": float(np.mean([h[0]["eval_reward"] for h in hs])), "final": float(np.mean(finals)),
-                      "final_seeds": finals, "samples": hs[0][-1]["samples"],
-                      "median_grad_norm": float(np.median(norms)) if norms else None,
-                      "max_grad_norm": float(np.max(norms)) if norms else None}
-    if "ddpo" in summary:
-        # the best evaluation reward DDPO reached in its whole budget (mean over seeds of each seed's best)
-        target = float(np.mean([max(h["eval_reward"] for h in curves[("ddpo", s)]) for s in cfg.seeds]))
-        summary["ddpo"]["best"] = target
-        for m in cfg.methods:
-            reach = [first_reaching(curves[(m, s)], target) for s in cfg.seeds]
-            summary[m]["samples_to_ddpo_best"] = None if any(r is None for r in reach) else float(np.mean(reach))
-    table = [{"method": METHODS[m], **{k: v for k, v in summary[m].items() if k != "final_seeds"}}
-             for m in cfg.methods]
+        keys = list(hs[0][0]["per_image"])
+        out[m] = {"samples": np.array([h["samples"] for h in hs[0]]), "updates": np.array([h["update"] for h in hs[0]]),
+                  "grad_norm": np.array([[np.nan if h["grad_norm"] is None else h["grad_norm"] for h in hh]
+                                         for hh in hs]),
+                  "eta": trained_eta(method_config(cfg, m, cfg.seeds[0])),
+                  "rewards": {k: np.array([[h["per_image"][k] for h in hh] for hh in hs]) for k in keys}}
+    return out
+
+
+def gain_stats(r: np.ndarray) -> dict:
+    """Final minus initial reward of an (S, E, N) array: mean, and its standard error over the N
+    evaluation images (each image's gain averaged over seeds first)."""
+    per_image = (r[:, -1, :] - r[:, 0, :]).mean(0)
+    n = per_image.size
+    se = float(per_image.std(ddof=1) / np.sqrt(n)) if n > 1 else float("nan")
+    return {"gain": float(per_image.mean()), "se": se, "n_images": int(n)}
+
+
+def summarise(arrays: dict, cfg: Config):
+    summary = {}
+    for m, a in arrays.items():
+        main = a["rewards"][eval_key(a["eta"])]
+        curve = main.mean(axis=(0, 2))
+        norms = a["grad_norm"][np.isfinite(a["grad_norm"])]
+        s = {"trained_eta": a["eta"], "samples": int(a["samples"][-1]), "initial": float(curve[0]),
+             "final": float(curve[-1]), "best": float(curve.max()), **gain_stats(main),
+             "final_seeds": [float(v) for v in main[:, -1, :].mean(1)],
+             "median_grad_norm": float(np.median(norms)) if norms.size else None,
+             "max_grad_norm": float(np.max(norms)) if norms.size else None,
+             "gains": {k: gain_stats(v) for k, v in a["rewards"].items()}}
+        hack = [k for k in (eval_key(a["eta"], "train", "heldout_reward"),) if k in a["rewards"]]
+        if hack:
+            s["reward_gap"] = s["gain"] - s["gains"][hack[0]]["gain"]  # gain the held-out reward does not confirm
+        summary[m] = s
+    table = []
+    for m in cfg.methods:
+        s, g = summary[m], summary[m]["gains"]
+        other = 0.0 if s["trained_eta"] else 1.0
+        row = {"method": METHODS[m], "samples": s["samples"], "trained eta": s["trained_eta"],
+               "reward before": s["initial"], "reward after": s["final"], "gain": s["gain"], "gain se": s["se"],
+               f"gain at eta {other:g}": g.get(eval_key(other), {}).get("gain")}
+        for label, key in (("held-out reward gain", eval_key(s["trained_eta"], "train", "heldout_reward")),
+                           ("held-out prompts gain", eval_key(s["trained_eta"], "heldout", "reward"))):
+            row[label] = g[key]["gain"] if key in g else None
+        row["median grad norm"] = s["median_grad_norm"]
+        table.append(row)
     return table, summary
 
 
-def _claims(summary: dict, cfg: Config) -> list[dict]:
-    claims = []
-    if "ddpo" in summary:
-        d = summary["ddpo"]
-        parts, held = [], True
-        if d["best"] <= d["initial"] + 1e-9:
-            held = False
-            parts.append(f"DDPO never improved on the base model's reward {d['initial']:.3f} in {d['samples']} samples: "
-                         "no sample count to compare")
-        for m in ("lv", "k"):
-            if m not in summary or d["best"] <= d["initial"] + 1e-9:
-                continue
-            s = summary[m].get("samples_to_ddpo_best")
-            ratio = d["samples"] / s if s else 0.0
-            held = held and s is not None and ratio >= 10
-            parts.append(f"{METHODS[m]} reaches DDPO's best reward {d['best']:.3f} after "
-                         + (f"{s:.0f} samples ({ratio:.0f}x fewer than DDPO's {d['samples']})" if s else "never"))
-        claims.append({"claim": "DRaFT-LV / DRaFT-1 reach DDPO's final reward with >= 10x fewer samples",
-                       "paper": PAPER["efficiency"],
-                       "ours": "; ".join(parts) + f" (DDPO's final reward {d['final']:.3f}, initial {d['initial']:.3f})",
-                       "held": bool(held)})
-    if "k" in summary and "full" in summary:
-        k, f = summary["k"], summary["full"]
-        held = k["final"] >= f["final"] and (k["median_grad_norm"] or 0) <= (f["median_grad_norm"] or 0)
-        claims.append({"claim": "small K is more stable than full back-propagation", "paper": PAPER["stability"],
-                       "ours": f"final reward DRaFT-1 {k['final']:.3f} vs full {f['final']:.3f}; median gradient norm "
-                               f"before clipping {k['median_grad_norm']:.3g} vs {f['median_grad_norm']:.3g}",
-                       "held": bool(held)})
-    return claims
+def samples_to_reach(samples: np.ndarray, gains: np.ndarray, target: float) -> int | None:
+    """Samples at the first evaluation after the start whose gain is >= target (None: never)."""
+    for s, g in zip(samples[1:], gains[1:]):
+        if g >= target:
+            return int(s)
+    return None
 
 
-def _plots(run: Run, curves, alpha_curve, pipe, prompts, noise, cfg) -> list[str]:
+def efficiency_claim(arrays: dict, cfg: Config) -> Claim:
+    """DRaFT-LV and DRaFT-1 against DDPO's final gain (each at the eta it trains).
+
+    First, DDPO must have improved: its final gain over the base model must exceed 2 standard
+    errors (over the evaluation images), else there is no reward level to compare sample counts at
+    and the claim is inconclusive.  Then the statistic is min over {DRaFT-LV, DRaFT-1} of
+    DDPO's samples / the samples that method needed to first match DDPO's final gain; its 95%
+    percentile bootstrap interval resamples the evaluation images (paired: every run saw the same
+    images); a resample in which a method never matches counts as ratio 0.  Held when the whole
+    interval is >= the claimed ratio, not held when it is wholly below."""
+    from discern.metrics.stats import bootstrap_ci
+
+    need = cfg.efficiency_ratio
+    statement, paper = STATEMENTS["efficiency"], PAPER["efficiency"]
+    drafts = [m for m in ("lv", "k") if m in arrays]
+    if "ddpo" not in arrays or not drafts:
+        return Claim(statement, paper, "not measured (the preset runs no DDPO or no DRaFT-LV / DRaFT-1)",
+                     "not run", "inconclusive")
+    d = arrays["ddpo"]
+    dr = d["rewards"][eval_key(d["eta"])]
+    gs = gain_stats(dr)
+    other = eval_key(0.0) if d["eta"] else eval_key(1.0)
+    other_txt = (f"; at eta = {0 if d['eta'] else 1} DDPO's gain is {gain_stats(d['rewards'][other])['gain']:+.3f}"
+                 if other in d["rewards"] else "")
+    ddpo_txt = (f"DDPO (eta = {d['eta']:g}, {int(d['samples'][-1])} samples): reward {dr[:, 0].mean():.3f} -> "
+                f"{dr[:, -1].mean():.3f}, gain {gs['gain']:+.3f} (SE {gs['se']:.3f} over {gs['n_images']} images)"
+                + other_txt)
+    gate = "DDPO's final gain over the base model must exceed 2 standard errors"
+    if not np.isfinite(gs["se"]) or gs["gain"] <= 2 * gs["se"]:
+        return Claim(statement, paper, ddpo_txt + ": DDPO did not measurably improve, so there is no DDPO reward "
+                     "level to compare sample counts at", f"{gate} (not met)", "inconclusive",
+                     ci=(gs["gain"] - 2 * gs["se"], gs["gain"] + 2 * gs["se"]) if np.isfinite(gs["se"]) else None)
+    ddpo_samples = float(d["samples"][-1])
+    per_method = {m: arrays[m]["rewards"][eval_key(arrays[m]["eta"])] for m in drafts}
+
+    def ratio(idx) -> float:
+        idx = np.asarray(idx).astype(int)
+        target = float((dr[:, -1, idx] - dr[:, 0, idx]).mean())
+        out = []
+        for m, r in per_method.items():
+            gains = (r[:, :, idx] - r[:, :1, idx]).mean(axis=(0, 2))
+            s = samples_to_reach(arrays[m]["samples"], gains, target)
+            out.append(ddpo_samples / s if s else 0.0)
+        return min(out)
+
+    n = dr.shape[2]
+    bs = bootstrap_ci(np.arange(n, dtype=float), ratio, n_resamples=cfg.bootstrap, seed=cfg.seed, method="percentile")
+    lo, hi = bs["ci"]
+    verdict = "held" if lo >= need else "not held" if hi < need else "inconclusive"
+    parts = []
+    for m, r in per_method.items():
+        gains = (r - r[:, :1]).mean(axis=(0, 2))
+        s = samples_to_reach(arrays[m]["samples"], gains, gs["gain"])
+        parts.append(f"{METHODS[m]} (eta = {arrays[m]['eta']:g}) matches that gain after "
+                     + (f"{s} samples ({ddpo_samples / s:.0f}x fewer)" if s else
+                        f"none of its {int(arrays[m]['samples'][-1])} samples"))
+    ours = (ddpo_txt + "; " + "; ".join(parts) + f"; min ratio {bs['estimate']:.0f}x, 95% interval [{lo:.0f}, {hi:.0f}]")
+    test = (f"{gate} (met); then the 95% percentile bootstrap interval of min(DDPO samples / DRaFT samples to match "
+            f"DDPO's final gain) over the {n} evaluation images ({cfg.bootstrap} resamples, seeds averaged) "
+            f"against {need:g}x")
+    return Claim(statement, paper, ours, test, verdict, ci=(lo, hi))
+
+
+def _curve_mean(r: np.ndarray, updates: np.ndarray) -> np.ndarray:
+    """The mean reward over training of an (S, E, N) array: the trapezoid area under reward against
+    update number divided by the updates, per seed and image: (S, N)."""
+    x = updates.astype(float)
+    return np.trapezoid(r, x, axis=1) / (x[-1] - x[0])
+
+
+def stability_claim(arrays: dict, cfg: Config) -> Claim:
+    """DRaFT-1 against full DRaFT: the difference of their mean reward over training (area under the
+    evaluation curve, eta = 0, the training prompts and reward), a (images x seeds) grid of paired
+    differences (same evaluation images; the same seed draws the same batches for both), with the
+    two-way paired bootstrap interval of ``discern.metrics.stats``.  Held when the interval is above
+    zero, not held when below.  Gradient norms before clipping are reported beside it."""
+    from discern.metrics.stats import paired_bootstrap_grid, verdict_from_interval
+
+    statement, paper = STATEMENTS["stability"], PAPER["stability"]
+    if "k" not in arrays or "full" not in arrays:
+        return Claim(statement, paper, "not measured (the preset runs no DRaFT-1 or no full DRaFT)", "not run",
+                     "inconclusive")
+    k, f = arrays["k"], arrays["full"]
+    key = eval_key(0.0)
+    if not np.array_equal(k["updates"], f["updates"]):
+        raise ValueError("DRaFT-1 and full DRaFT were evaluated after different updates")
+    diff = _curve_mean(k["rewards"][key], k["updates"]) - _curve_mean(f["rewards"][key], f["updates"])  # (S, N)
+    res = paired_bootstrap_grid(diff.T, n_boot=cfg.bootstrap, seed=cfg.seed)
+    lo, hi = res["ci"]
+    final = float((k["rewards"][key][:, -1] - f["rewards"][key][:, -1]).mean())
+    nk, nf = (np.nanmedian(a["grad_norm"]) for a in (k, f))
+    mk, mf = (np.nanmax(a["grad_norm"]) for a in (k, f))
+    ours = (f"mean reward over training DRaFT-1 - full = {res['mean']:+.3f} [{lo:+.3f}, {hi:+.3f}]; at the last "
+            f"evaluation {final:+.3f}; gradient norm before clipping (mean per evaluation interval) median "
+            f"{nk:.3g} vs {nf:.3g}, max {mk:.3g} vs {mf:.3g}")
+    test = ("difference of the mean evaluation reward over training (trapezoid over updates), " + res["test"])
+    return Claim(statement, paper, ours, test, verdict_from_interval(lo, hi), p_value=res["p_value"], ci=(lo, hi))
+
+
+# --- plots ------------------------------------------------------------------------------------
+
+
+def _plots(run: Run, arrays: dict, alpha_curve, pipe, prompts, noise, cfg) -> list[str]:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from .cli import save_grid
+    from discern.diffusion import Denoiser
+
+    from .samples import save_grid
+    from .train import eval_images
 
     run.plots.mkdir(parents=True, exist_ok=True)
-    fig, axes = plt.subplots(1, 2, figsize=(11, 3.8))
-    for m in cfg.methods:
-        hs = [curves[(m, s)] for s in cfg.seeds]
-        xs = [h["samples"] for h in hs[0]]
-        ys = np.array([[h["eval_reward"] for h in hh] for hh in hs])  # (seeds, evaluations)
-        axes[0].plot(xs, ys.mean(0), marker="o", ms=3, label=METHODS[m])
-        axes[0].fill_between(xs, ys.min(0), ys.max(0), alpha=0.15)
-    axes[0].set_xscale("symlog", linthresh=10)
-    axes[0].set_xlabel("generated images")
-    axes[0].set_ylabel("reward: log p(prompt class)")
-    axes[0].legend(fontsize=7)
-    axes[1].plot([a["alpha"] for a in alpha_curve], [a["eval_reward"] for a in alpha_curve], marker="o")
-    axes[1].set_xlabel("LoRA scale alpha (W + alpha dW), DRaFT-LV adapter")
-    axes[1].set_ylabel("reward")
+    fig, axes = plt.subplots(2, 2, figsize=(11, 7.5))
+    panels = [(axes[0, 0], "train", "reward", "reward (log p of the prompt's class), training prompts"),
+              (axes[0, 1], "train", "heldout_reward", "held-out reward model, training prompts"),
+              (axes[1, 0], "heldout", "reward", "reward, held-out prompts")]
+    for ax, prompts_set, reward_name, title in panels:
+        for i, m in enumerate(cfg.methods):
+            a = arrays[m]
+            for eta, style in ((a["eta"], "-"), (0.0, ":")):
+                if style == ":" and (m != "ddpo" or a["eta"] == 0.0):
+                    continue  # DDPO is also drawn with the deterministic sampler (dotted)
+                key = eval_key(eta, prompts_set, reward_name)
+                if key not in a["rewards"]:
+                    continue
+                ys = a["rewards"][key].mean(2)  # (seeds, evaluations)
+                label = f"{METHODS[m]} (eta {eta:g})"
+                ax.plot(a["samples"], ys.mean(0), style, marker="o", ms=2.5, color=f"C{i}", label=label)
+                if style == "-":
+                    ax.fill_between(a["samples"], ys.min(0), ys.max(0), color=f"C{i}", alpha=0.12)
+        ax.set_xscale("symlog", linthresh=4)
+        ax.set_xlabel("generated images")
+        ax.set_title(title, fontsize=9)
+    axes[0, 0].legend(fontsize=7)
+    axes[1, 1].plot([a["alpha"] for a in alpha_curve], [a["eval_reward"] for a in alpha_curve], marker="o")
+    axes[1, 1].set_xlabel("LoRA scale alpha (W + alpha dW), DRaFT-LV adapter")
+    axes[1, 1].set_ylabel("reward (eta 0)")
     fig.tight_layout()
     fig.savefig(run.plots / "reward_vs_samples.png", dpi=110)
     plt.close(fig)
     out = ["plots/reward_vs_samples.png"]
-    from discern.diffusion import Denoiser
-
-    from .train import eval_images
-
     den = Denoiser(pipe)
     rows = []
     for a in (0.0, 1.0):

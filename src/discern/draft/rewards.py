@@ -14,7 +14,8 @@ uint8 round trip, no ``no_grad``).
   and text embeddings from a preference-tuned CLIP folder.
 
 Missing weights raise a clear error; a randomly initialised scorer exists only when built
-explicitly from a config (tests).
+explicitly from a config (tests).  :func:`build_reward` turns a reward's name into one;
+:func:`train_classifier` trains (or reloads) the small Fashion-MNIST CNN behind the classifier rewards.
 """
 
 from __future__ import annotations
@@ -157,3 +158,69 @@ class PreferenceReward(nn.Module):
         img = F.normalize(_features(self.clip.get_image_features(pixel_values=clip_pixels(images, self.size))), dim=-1)
         txt = F.normalize(_features(self.clip.get_text_features(**tok)), dim=-1)
         return self.clip.logit_scale.exp() * (img * txt).sum(-1)
+
+
+def fashion_tensor(images, size: int) -> torch.Tensor:
+    """Fashion-MNIST uint8 (N, 28, 28) -> (N, 1, size, size) in [-1, 1]: padded when size >= 28,
+    area-downsampled otherwise."""
+    from discern.diffusion.captions import to_tensor
+
+    if size >= 28:
+        return to_tensor(images, size)
+    return F.interpolate(to_tensor(images, 28), size=(size, size), mode="area")
+
+
+def train_classifier(images: torch.Tensor, labels, cache: Path | None = None, epochs: int = 1, seed: int = 0,
+                     desc: str = "Fashion-MNIST CNN (reward)"):
+    """The small CNN on (N, 1, H, W) images in [-1, 1]: loaded from ``cache`` when that file exists,
+    else trained (Adam, cross-entropy) and saved there."""
+    from discern.nn.cnn import SmallCNN, train_cnn
+
+    if cache is not None and Path(cache).is_file():
+        model = SmallCNN(10, images.shape[1], images.shape[-1])
+        model.load_state_dict(torch.load(cache, map_location="cpu", weights_only=True))
+        return model.eval()
+    model = train_cnn(images, labels, 10, epochs=epochs, seed=seed, desc=desc)
+    if cache is not None:
+        Path(cache).parent.mkdir(parents=True, exist_ok=True)
+        torch.save(model.state_dict(), cache)
+    return model.eval()
+
+
+def fashion_classifier(epochs: int = 1, size: int = 28):
+    """The classifier of the ``classifier:<class>`` reward: the small CNN trained on Fashion-MNIST
+    (data registry), cached in the runs folder."""
+    from discern.core.runs import runs_root
+    from discern.data.corpora import fashion_mnist
+
+    path = runs_root() / "draft" / f"fashion-cnn-{size}.pt"
+    if path.is_file():
+        return train_classifier(torch.zeros(1, 1, size, size), [0], path)
+    imgs, labels = fashion_mnist("train")
+    return train_classifier(fashion_tensor(imgs, size), labels, path, epochs)
+
+
+REWARDS = "contrast, brightness, compressibility, classifier:<Fashion-MNIST class>, aesthetic, preference"
+
+
+def build_reward(name: str, aesthetic_weights=None, clip=None) -> nn.Module:
+    """A reward by name: an image statistic, ``classifier:<class>``, ``aesthetic`` (needs the LAION
+    MLP weights and a CLIP folder) or ``preference`` (a PickScore / HPS CLIP folder)."""
+    if name in ImageStatReward.KINDS:
+        return ImageStatReward(name)
+    if name.startswith("classifier:"):
+        from discern.diffusion.captions import FASHION_NAMES
+
+        target = name.split(":", 1)[1]
+        if target not in FASHION_NAMES:
+            raise DiscernError(f"unknown Fashion-MNIST class {target!r} (choose from {', '.join(FASHION_NAMES)})")
+        return ClassifierReward(fashion_classifier(), FASHION_NAMES.index(target))
+    if name == "aesthetic":
+        if not aesthetic_weights or not clip:
+            raise DiscernError("reward 'aesthetic' needs --aesthetic-weights PTH and --clip DIR")
+        return AestheticReward.from_pretrained(aesthetic_weights, clip)
+    if name == "preference":
+        if not clip:
+            raise DiscernError("reward 'preference' needs --clip DIR (a PickScore or HPS CLIP folder)")
+        return PreferenceReward.from_pretrained(clip)
+    raise DiscernError(f"unknown reward {name!r} ({REWARDS})")
