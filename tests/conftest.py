@@ -1,4 +1,18 @@
+import os
+
 import pytest
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _runs_outside_the_checkout(tmp_path_factory):
+    """No test writes into the checkout's runs/ folder: the default runs root is a temporary one."""
+    old = os.environ.get("DISCERN_RUNS")
+    os.environ["DISCERN_RUNS"] = str(tmp_path_factory.mktemp("default-runs"))
+    yield
+    if old is None:
+        os.environ.pop("DISCERN_RUNS", None)
+    else:
+        os.environ["DISCERN_RUNS"] = old
 
 
 @pytest.fixture(scope="session")
@@ -14,6 +28,7 @@ def tiny_reproduction(tmp_path_factory):
             root = tmp_path_factory.mktemp("runs")
             with pytest.MonkeyPatch.context() as mp:
                 mp.setenv("DISCERN_RUNS", str(root))
+                mp.setenv("DISCERN_QUIET", "1")
                 assert main(["reproduce", "--only", name, "--preset", "tiny"]) == 0
             (done[name],) = [p for p in (root / name).iterdir() if p.is_dir() and not p.name.endswith("-cache")]
         return done[name]

@@ -40,14 +40,11 @@ def test_distill_with_teachers_of_another_build_names_task_and_id(tmp_path, monk
     assert not (tmp_path / "runs" / "bam").exists() or not any((tmp_path / "runs" / "bam").iterdir())
 
 
-def test_reproduce_tiny_reports_all_variants_and_both_claims(tmp_path, monkeypatch):
+def test_reproduce_tiny_reports_all_variants_and_both_claims(tiny_reproduction):
     from discern.core import Result, derive_seed
     from discern.metrics.stats import paired_bootstrap_grid, verdict_from_interval
 
-    monkeypatch.setenv("DISCERN_RUNS", str(tmp_path / "runs"))
-    monkeypatch.setenv("DISCERN_QUIET", "1")
-    assert main(["reproduce", "--only", "bam", "--preset", "tiny"]) == 0
-    (run,) = list((tmp_path / "runs" / "bam").iterdir())
+    run = tiny_reproduction("bam")
     res = json.loads((run / "results.json").read_text())
     result = Result.from_dict(res)
     assert result.paper == "bam" and result.plots == ["plots/bam.png"]

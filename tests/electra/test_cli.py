@@ -75,11 +75,10 @@ def test_missing_dataset_names_the_install_command(runs, tmp_path, monkeypatch, 
     assert not (runs / "electra").exists() or not any((runs / "electra").iterdir())
 
 
-def test_reproduce_tiny_writes_report(runs, tmp_path, capsys):
+def test_reproduce_tiny_writes_report(tiny_reproduction):
     from discern.metrics.stats import paired_bootstrap_grid, verdict_from_interval
 
-    report = tmp_path / "report"
-    assert main(["reproduce", "--only", "electra", "--preset", "tiny", "--report", str(report)]) == 0
+    report = tiny_reproduction("electra").parents[1] / "report"
     html = (report / "index.html").read_text()
     assert "ELECTRA beats MLM at equal pre-training compute" in html and "electra_vs_mlm.png" in html
     (res,) = json.loads((report / "results.json").read_text())

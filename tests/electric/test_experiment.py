@@ -8,14 +8,8 @@ from discern.cli import main
 
 
 @pytest.fixture(scope="module")
-def tiny_run(tmp_path_factory):
-    root = tmp_path_factory.mktemp("runs")
-    mp = pytest.MonkeyPatch()
-    mp.setenv("DISCERN_RUNS", str(root))
-    assert main(["reproduce", "--only", "electric", "--preset", "tiny"]) == 0
-    (run_dir,) = [p for p in (root / "electric").iterdir() if p.name != "nbest-cache"]
-    yield run_dir
-    mp.undo()
+def tiny_run(tiny_reproduction):
+    return tiny_reproduction("electric")
 
 
 def test_reproduction_writes_the_wer_table_and_claim(tiny_run):
@@ -85,6 +79,7 @@ def test_resume_skips_finished_stages(tiny_run, monkeypatch):
 
     monkeypatch.setattr(exp, "pretrain", no_training)
     monkeypatch.setattr(exp, "build_nbest", no_training)
+    monkeypatch.setenv("DISCERN_RUNS", str(tiny_run.parent.parent))
     assert main(["reproduce", "--only", "electric", "--preset", "tiny", "--resume", str(tiny_run)]) == 0
     after = json.loads((tiny_run / "results.json").read_text())["rerank"]["rows"]
     assert after == before
