@@ -13,6 +13,7 @@ import math
 import pytest
 import torch
 
+from discern.core.errors import DiscernError
 from discern.diffusion.sampling import ddim_timesteps
 from discern.draft.config import DraftConfig, SamplerConfig
 from discern.draft.ddpo import PromptStats, ddpo_loss, ddpo_rollout, ddpo_update, gaussian_log_prob
@@ -99,14 +100,26 @@ def test_ddpo_gradient_is_the_score_function_estimator_of_the_eta1_policy():
     # by hand: -(1/T) sum_t (1/B) sum_b A_b grad log N(x_{t-1}^b; mu_theta(x_t^b), sigma_t^2), log-density
     # averaged over the D pixels (at ratio 1 the PPO surrogate's gradient is the REINFORCE estimator)
     expect = 0.0
-    for t, t_prev, x, x_prev, old_lp in roll["steps"]:
+    terms = []
+    for t, t_prev, x, x_prev, old_lp, std in roll["steps"]:
         mean, sigma = _ddim_eta1_mean(toy, x, t, t_prev)
+        assert std == pytest.approx(sigma.item(), rel=1e-12)
         lp = torch.distributions.Normal(mean, sigma).log_prob(x_prev).flatten(1).mean(1)
         assert torch.allclose(lp, old_lp, atol=1e-10)  # the stored log-probability is the density of the action taken
-        expect = expect - (adv * lp).mean()
-    (want,) = torch.autograd.grad(expect / len(roll["steps"]), [toy.mu])
+        terms.append(-(adv * lp).mean())
+    (want,) = torch.autograd.grad(sum(terms) / len(terms), [toy.mu], retain_graph=True)
     assert want.abs().sum() > 0
     assert torch.allclose(got, want, rtol=1e-9, atol=1e-12)
+    # min_std leaves out the policy steps with a smaller sigma (here the last one, 200 -> 0): the same
+    # estimator over the others
+    sigmas = [st[5] for st in roll["steps"]]
+    assert sigmas[-1] < 0.05 < min(sigmas[:-1])
+    loss, _ = ddpo_loss(toy, roll, adv, SC, clip_range=1e-4, min_std=0.05)
+    (got,) = torch.autograd.grad(loss, [toy.mu])
+    (want,) = torch.autograd.grad(sum(terms[:-1]) / (len(terms) - 1), [toy.mu])
+    assert torch.allclose(got, want, rtol=1e-9, atol=1e-12)
+    with pytest.raises(DiscernError, match="no policy step has sigma >= 2"):
+        ddpo_loss(toy, roll, adv, SC, min_std=2.0)
 
 
 def test_ddpo_clip_cuts_exactly_the_terms_ppo_cuts():
@@ -118,10 +131,10 @@ def test_ddpo_clip_cuts_exactly_the_terms_ppo_cuts():
     adv = torch.tensor([1.0, 1.0, -1.0, -1.0] * (B // 4), dtype=torch.float64)
     new_lp = []
     with torch.no_grad():
-        for i, (t, t_prev, x, x_prev, _) in enumerate(roll["steps"]):
+        for i, (t, t_prev, x, x_prev, _, std) in enumerate(roll["steps"]):
             mean, sigma = _ddim_eta1_mean(toy, x, t, t_prev)
             lp = gaussian_log_prob(x_prev, mean, float(sigma))
-            roll["steps"][i] = (t, t_prev, x, x_prev, lp - want_ratio.log())
+            roll["steps"][i] = (t, t_prev, x, x_prev, lp - want_ratio.log(), std)
     e = 0.2
     loss, info = ddpo_loss(toy, roll, adv, SC, clip_range=e)
     # max(-A r, -A clip(r, 1 - e, 1 + e)): (A, r) = (+1, 1.5) -> -(1 + e) (cut), (+1, 0.5) -> -0.5,
@@ -132,7 +145,7 @@ def test_ddpo_clip_cuts_exactly_the_terms_ppo_cuts():
     (got,) = torch.autograd.grad(loss, [toy.mu])
     keep = torch.tensor([0.0, 1.0, 1.0, 0.0] * (B // 4), dtype=torch.float64)  # terms that carry gradient
     expect = 0.0
-    for t, t_prev, x, x_prev, old_lp in roll["steps"]:
+    for t, t_prev, x, x_prev, old_lp, _ in roll["steps"]:
         mean, sigma = _ddim_eta1_mean(toy, x, t, t_prev)
         ratio = torch.exp(torch.distributions.Normal(mean, sigma).log_prob(x_prev).flatten(1).mean(1) - old_lp)
         expect = expect + (keep * -adv * ratio).mean()

@@ -122,14 +122,14 @@ def test_ddpo_rollout_on_a_guided_pipeline_stores_the_density_of_each_step_it_to
     roll = ddpo.ddpo_rollout(den, ImageStatReward("contrast"), ["a bag", "a bag"], _x_T(), SC,
                              torch.Generator().manual_seed(0))
     assert len(roll["steps"]) == 3  # the final step to x_0 has sigma = 0 and is no policy step
-    for t, t_prev, xt, x_prev, lp in roll["steps"]:
+    for t, t_prev, xt, x_prev, lp, std in roll["steps"]:
         tt = torch.full((2,), t)
         with torch.no_grad():
             eps = guided_eps(den, xt, tt, roll["cond"], roll["uncond"], SC.guidance_scale)
             s = ddim_step(den, xt, t, t_prev, eps, eta=1.0, noise=torch.zeros_like(xt))
         ab = den.alphas_cumprod
         sigma = math.sqrt((1 - ab[t_prev]) / (1 - ab[t]) * (1 - ab[t] / ab[t_prev]))
-        assert s.std == pytest.approx(sigma, rel=1e-6)
+        assert s.std == pytest.approx(sigma, rel=1e-6) and std == s.std
         assert torch.allclose(lp, torch.distributions.Normal(s.mean, sigma).log_prob(x_prev).flatten(1).mean(1),
                               atol=1e-5)
     adv = torch.tensor([1.0, -1.0])

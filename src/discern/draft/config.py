@@ -44,6 +44,7 @@ class DraftConfig:
     ddpo_adv_clip: float = 5.0
     ddpo_buffer: int = 32
     ddpo_min_count: int = 16
+    ddpo_min_std: float = 0.0  # train only on policy steps whose sigma_t is at least this (0: every step)
     # evaluation: fixed prompts and noises, at every sampler eta in ``eval_etas``, after the updates
     # of ``eval_schedule`` (powers of two below ``eval_every``, then every ``eval_every``)
     eval_every: int = 10
@@ -98,10 +99,14 @@ class Config:
         sampler=SamplerConfig(steps=10, guidance_scale=2.0), checkpoint_every=20))
     methods: list[str] = field(default_factory=lambda: ["full", "k", "lv", "refl", "ddpo"])
     # DDPO's own settings where they differ from the gradient methods' (Black et al. 2023's released
-    # defaults: lr 3e-4, weight decay 1e-4); RL gets 5x the samples of the gradient methods
+    # defaults: lr 3e-4, weight decay 1e-4); RL gets 5x the samples of the gradient methods.
+    # ddpo_min_std: our 10-step schedule's last stochastic step (t = 100 -> 0) has sigma = 0.01; its
+    # score term is ~30x the other steps' and, at batch 4, almost pure noise, so DDPO trains on the
+    # steps with sigma >= 0.05 (Stable Diffusion's 50-step schedule that DDPO used has no such step)
     ddpo_updates: int = 300
     ddpo_lr: float = 3e-4
     ddpo_weight_decay: float = 1e-4
+    ddpo_min_std: float = 0.05
     seeds: list[int] = field(default_factory=lambda: [0, 1])
     classes: list[str] = field(default_factory=lambda: ["bag", "sneaker", "trouser", "dress"])
     # evaluation only: prompts never fine-tuned on, and a second reward model trained on the other
@@ -123,7 +128,7 @@ def paper() -> Config:
                   base_train=TextToImageTrainConfig(steps=20000, batch_size=128, lr=1e-3),
                   draft=DraftConfig(updates=2000, batch_size=4, lr=4e-4, rank=8, lora_alpha=8.0, eval_every=50,
                                     sampler=SamplerConfig(steps=50, guidance_scale=7.5)),
-                  seeds=[0, 1, 2], cnn_epochs=5, bootstrap=10000)
+                  seeds=[0, 1, 2], cnn_epochs=5, bootstrap=10000, ddpo_min_std=0.0)
 
 
 def tiny() -> Config:
@@ -133,7 +138,8 @@ def tiny() -> Config:
                   train_images=256,
                   draft=DraftConfig(updates=2, batch_size=2, rank=2, lora_alpha=2.0, eval_every=1, eval_prompts=2,
                                     sampler=SamplerConfig(steps=2, guidance_scale=2.0), checkpoint_every=1),
-                  seeds=[0], alphas=[0.0, 1.0], ddpo_updates=4, heldout_classes=["coat", "sandal"], bootstrap=200)
+                  seeds=[0], alphas=[0.0, 1.0], ddpo_updates=4, heldout_classes=["coat", "sandal"], bootstrap=200,
+                  ddpo_min_std=0.0)  # two steps: the only policy step has sigma = 0.01
 
 
 PRESETS = {"tiny": tiny, "quick": quick, "paper": paper}

@@ -28,6 +28,7 @@ from collections import deque
 
 import torch
 
+from discern.core.errors import DiscernError
 from discern.diffusion.sampling import ddim_sample, ddim_step, decode, guided_eps
 
 from .config import DraftConfig, SamplerConfig
@@ -42,7 +43,7 @@ def gaussian_log_prob(x_prev: torch.Tensor, mean: torch.Tensor, std: float) -> t
 
 @torch.no_grad()
 def ddpo_rollout(den, reward, prompts, x_T, sc: SamplerConfig, generator=None) -> dict:
-    """Sample with eta = 1 and keep every stochastic transition (t, t', x_t, x_t', log pi_old(x_t' | x_t)).
+    """Sample with eta = 1 and keep every stochastic transition (t, t', x_t, x_t', log pi_old(x_t' | x_t), sigma_t).
 
     The log-probability is that of the very x_t' the sampler drew (mean + sigma z with the
     sampler's own z and sigma).  The last step to x_0 has sigma = 0 on this schedule (abar = 1
@@ -51,7 +52,8 @@ def ddpo_rollout(den, reward, prompts, x_T, sc: SamplerConfig, generator=None) -
     traj = []
     x0 = ddim_sample(den, cond, x_T, sc.steps, sc.guidance_scale, uncond, eta=1.0, generator=generator,
                      trajectory=traj)
-    steps = [(t, tp, x, s.x_prev, gaussian_log_prob(s.x_prev, s.mean, s.std)) for t, tp, x, s in traj if s.std > 0]
+    steps = [(t, tp, x, s.x_prev, gaussian_log_prob(s.x_prev, s.mean, s.std), s.std) for t, tp, x, s in traj
+             if s.std > 0]
     return {"prompts": list(prompts), "cond": cond, "uncond": uncond, "steps": steps,
             "rewards": reward(decode(den, x0), prompts).detach().float()}
 
@@ -87,13 +89,18 @@ class PromptStats:
         self.seen = {p: deque(v, maxlen=self.buffer) for p, v in state["seen"].items()}
 
 
-def ddpo_loss(den, rollout: dict, advantages: torch.Tensor, sc: SamplerConfig, clip_range: float = 1e-4):
+def ddpo_loss(den, rollout: dict, advantages: torch.Tensor, sc: SamplerConfig, clip_range: float = 1e-4,
+              min_std: float = 0.0):
     """The clipped surrogate (DDPO_IS with PPO's clip) averaged over the rollout's
     steps and samples; returns ``(loss, info)``, info = {"ratio_min", "ratio_max", "clipped"}
     (the share of terms where the clipped branch was taken, i.e. carried no gradient)."""
     total, clipped, n, lo, hi = 0.0, 0, 0, math.inf, -math.inf
     adv = advantages.detach()
-    for t, t_prev, x, x_prev, old_lp in rollout["steps"]:
+    steps = [st for st in rollout["steps"] if st[5] >= min_std]
+    if not steps:
+        raise DiscernError(f"DDPO: no policy step has sigma >= {min_std:g} (sigmas "
+                           f"{', '.join(f'{st[5]:.3g}' for st in rollout['steps'])}); lower ddpo_min_std")
+    for t, t_prev, x, x_prev, old_lp, _ in steps:
         tt = torch.full((x.shape[0],), t, device=x.device, dtype=torch.long)
         eps = guided_eps(den, x, tt, rollout["cond"], rollout["uncond"], sc.guidance_scale)
         s = ddim_step(den, x, t, t_prev, eps, eta=1.0, noise=torch.zeros_like(x))
@@ -105,7 +112,7 @@ def ddpo_loss(den, rollout: dict, advantages: torch.Tensor, sc: SamplerConfig, c
             clipped += int((clipped_term > unclipped).sum())
             n += ratio.numel()
             lo, hi = min(lo, float(ratio.min())), max(hi, float(ratio.max()))
-    k = max(len(rollout["steps"]), 1)
+    k = max(len(steps), 1)
     return total / k, {"ratio_min": lo, "ratio_max": hi, "clipped": clipped / max(n, 1)}
 
 
@@ -119,7 +126,7 @@ def ddpo_update(den, reward, prompts, x_T, cfg: DraftConfig, opt, params, stats:
     adv = stats.advantages(roll["rewards"], list(prompts), cfg.ddpo_adv_clip)
     norms, infos = [], []
     for _ in range(cfg.ddpo_inner):
-        loss, info = ddpo_loss(den, roll, adv, cfg.sampler, cfg.ddpo_clip)
+        loss, info = ddpo_loss(den, roll, adv, cfg.sampler, cfg.ddpo_clip, cfg.ddpo_min_std)
         opt.zero_grad()
         loss.backward()
         norms.append(float(torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)))

@@ -114,11 +114,12 @@ def run(cfg: Config, run: Run) -> Result:
 
 def method_config(cfg: Config, method: str, seed: int):
     """The fine-tuning config of one method and seed: the shared one, with DDPO's own budget,
-    learning rate and weight decay."""
+    learning rate, weight decay and smallest trained sigma."""
     dc = copy.deepcopy(cfg.draft)
     dc.method, dc.seed, dc.eval_seed = method, seed, cfg.seed
     if method == "ddpo":
         dc.updates, dc.lr, dc.weight_decay = cfg.ddpo_updates, cfg.ddpo_lr, cfg.ddpo_weight_decay
+        dc.ddpo_min_std = cfg.ddpo_min_std
     return dc
 
 
