@@ -87,3 +87,16 @@ def test_tiny_reproduction_validates(name, tiny_reproduction):
         assert c["verdict"] in VERDICTS
     for p in res.plots:
         assert (run_dir / p).is_file(), f"{name}: plot {p} listed but not written"
+
+
+@pytest.mark.parametrize("name", [p.name for p in registry.papers() if p.bench])
+def test_bench_prints_the_json_convention(name, capsys):
+    """``discern bench NAME --quick --json`` prints one object with the four keys, finite ratios and
+    goals that name ratios (``registry.check_bench`` raises otherwise)."""
+    from discern.cli import main
+
+    assert main(["bench", registry.get(name).cli_command, "--quick", "--json"]) == 0
+    out = capsys.readouterr().out.strip().splitlines()
+    data = json.loads(out[-1])
+    registry.check_bench(data, name)
+    assert data["bench"].replace("-", "_") == name
