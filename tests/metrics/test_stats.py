@@ -244,3 +244,15 @@ def test_permutation_tests_with_a_single_cluster_enumerate_by_hand():
     # the mirror image (three against one) is the same test
     assert S.cluster_permutation_ratio_test(y[1:], n[1:], y[:1], n[:1])["p_value"] == pytest.approx(0.25)
     assert S.sign_flip_test([0.0, 0.5, 0.0])["p_value"] == 1.0  # one non-zero value: both flips tie
+
+
+def test_verdict_from_interval_against_a_threshold():
+    from discern.metrics.stats import verdict_from_interval
+
+    assert verdict_from_interval(0.1, 0.3) == "held"
+    assert verdict_from_interval(-0.3, -0.1) == "not held"
+    assert verdict_from_interval(-0.1, 0.3) == "inconclusive"
+    assert verdict_from_interval(0.0, 0.3) == "inconclusive"  # touching the threshold is a tie
+    assert verdict_from_interval(0.51, 0.6, threshold=0.5) == "held"
+    assert verdict_from_interval(0.02, 0.03, threshold=0.5) == "not held"
+    assert verdict_from_interval(0.4, 0.6, threshold=0.5) == "inconclusive"

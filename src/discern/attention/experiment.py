@@ -24,6 +24,7 @@ import numpy as np
 
 from discern.core import Run, config_to_dict, derive_seed
 from discern.core.results import Claim, Result
+from discern.metrics.stats import verdict_from_interval
 
 from .config import PRESETS, Config, quick, tiny  # noqa: F401  (the old home of the configs)
 
@@ -44,15 +45,6 @@ def _model_dir(name: str) -> Path:
 def _ordinal(k: int) -> str:
     suffix = "th" if k % 100 in (11, 12, 13) else {1: "st", 2: "nd", 3: "rd"}.get(k % 10, "th")
     return f"{k}{suffix}"
-
-
-def _interval_verdict(lo: float, hi: float, threshold: float) -> str:
-    """``held`` when the whole interval is above ``threshold``, ``not held`` when wholly below."""
-    if lo > threshold:
-        return "held"
-    if hi < threshold:
-        return "not held"
-    return "inconclusive"
 
 
 def run(cfg: Config, run: Run) -> Result:
@@ -159,7 +151,7 @@ def run(cfg: Config, run: Run) -> Result:
                    f"attention to [SEP], against the paper's threshold {cfg.sep_threshold}: held if the interval "
                    "lies above it, not held if below",
               ci=tuple(sep_ci["ci"]), level=cfg.level,
-              verdict=_interval_verdict(*sep_ci["ci"], cfg.sep_threshold)),
+              verdict=verdict_from_interval(*sep_ci["ci"], cfg.sep_threshold)),
         Claim(statement="certain attention heads correspond well to linguistic notions of syntax: heads attend to "
                         "the direct objects of verbs, determiners of nouns, objects of prepositions ... with "
                         "remarkably high accuracy",
@@ -194,7 +186,7 @@ def run(cfg: Config, run: Run) -> Result:
                    f"{n_tr} train / {n_eval} eval sentences",
               test=emb_vs_attn["test"] + "; held if the interval lies above 0, not held if below",
               ci=tuple(emb_vs_attn["ci"]), p_value=emb_vs_attn["p_value"], level=cfg.level,
-              verdict=_interval_verdict(*emb_vs_attn["ci"], 0.0)),
+              verdict=verdict_from_interval(*emb_vs_attn["ci"], 0.0)),
         Claim(statement="substantial syntactic information is captured in BERT's attention: the probe on BERT's "
                         "attention beats one on a randomly initialised model's attention",
               paper=f"UAS {PAPER['probe']['attn_only']} (attention only) vs "
@@ -204,7 +196,7 @@ def run(cfg: Config, run: Run) -> Result:
                    f"{attn_vs_rnd['ci'][1]:+.1f}] points",
               test=attn_vs_rnd["test"] + "; held if the interval lies above 0, not held if below",
               ci=tuple(attn_vs_rnd["ci"]), p_value=attn_vs_rnd["p_value"], level=cfg.level,
-              verdict=_interval_verdict(*attn_vs_rnd["ci"], 0.0)),
+              verdict=verdict_from_interval(*attn_vs_rnd["ci"], 0.0)),
     ]
     table = [{"relation": r["relation"], "count": r["count"], "head": r["head"], "direction": r["direction"],
               "accuracy": r["accuracy"], "baseline": r["baseline"], "offset": r["offset"], "p_holm": r["p_holm"]}

@@ -20,14 +20,15 @@ import math
 import numpy as np
 from scipy import stats as sps
 
-from discern.core.results import VERDICTS  # noqa: E402,F401  (one list of verdicts)
+from discern.core.results import VERDICTS  # noqa: F401  (one list of verdicts, re-exported)
 
 
-def verdict_from_interval(lo: float, hi: float) -> str:
-    """``held`` if ``lo > 0``, ``not held`` if ``hi < 0``, else ``inconclusive``."""
-    if lo > 0:
+def verdict_from_interval(lo: float, hi: float, threshold: float = 0.0) -> str:
+    """``held`` if the whole interval lies above ``threshold`` (``lo > threshold``), ``not held`` if
+    wholly below (``hi < threshold``), else ``inconclusive``."""
+    if lo > threshold:
         return "held"
-    if hi < 0:
+    if hi < threshold:
         return "not held"
     return "inconclusive"
 

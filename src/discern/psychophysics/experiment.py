@@ -29,6 +29,7 @@ import torch
 
 from discern.core import Run, config_to_dict, derive_seed
 from discern.core.results import Claim, Result
+from discern.metrics.stats import verdict_from_interval
 
 from .analysis import PARAMETRIC, analyse, evaluation_stimuli, shape_bias_p  # noqa: F401  (their old home)
 from .classifiers import CNNClassifier, noise_augment, to_tensor
@@ -114,12 +115,6 @@ def run(cfg: Config, run: Run, generative: Callable | None = None) -> Result:
     return out
 
 
-def _verdict(ci) -> str:
-    if ci is None:
-        return "inconclusive"
-    return "held" if ci[0] > 0 else "not held" if ci[1] < 0 else "inconclusive"
-
-
 def _shape_claim(statement: str, paper_text: str, pair, labels, sb: dict, test: dict, cfg: Config) -> Claim:
     """A claim "a is more shape-biased than b", decided by the bootstrap interval of the difference."""
     a, b = pair
@@ -135,7 +130,7 @@ def _shape_claim(statement: str, paper_text: str, pair, labels, sb: dict, test: 
              f"decisions), {lb} {sb[b]['shape-bias']:.2f} ({sb[b]['shape']} / {sb[b]['texture']}); {diff_txt}",
         test=f"{test['test']}; held if the interval lies above 0, not held if below",
         ci=tuple(test["ci"]) if test["ci"] is not None else None, p_value=test["p_value"], level=cfg.level,
-        verdict=_verdict(test["ci"]))
+        verdict=verdict_from_interval(*test["ci"]) if test["ci"] is not None else "inconclusive")
 
 
 def _plots(run: Run, result: dict, names: list[str]) -> list[str]:
