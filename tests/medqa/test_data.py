@@ -177,7 +177,7 @@ def test_pubmedqa_invalid_json_and_missing_file(tmp_path):
     path.write_text('{\n "111": {\n  "QUESTION": "Q?",\n  "CONTEXTS": [],\n }\n}\n')
     with pytest.raises(DataError) as e:
         pubmedqa(root=tmp_path)
-    assert str(e.value) == f"{path}:5: invalid JSON (Expecting property name enclosed in double quotes at column 2)"
+    assert str(e.value) == f"{path}: invalid JSON at line 5, column 2: Expecting property name enclosed in double quotes"
     path.write_text("[]")
     with pytest.raises(DataError, match=r"pqal_dev.json: expected a JSON object keyed by PMID, got list$"):
         pubmedqa(root=tmp_path)

@@ -125,7 +125,7 @@ def test_create_study_validation(client, scenarios_dir):
     r = create(scenarios=["../a"])
     assert r.status_code == 422 and r.json()["detail"].startswith("scenarios[0]: no scenario '../a'")
     r = create(scenarios=["broken"])
-    assert r.status_code == 422 and r.json()["detail"].startswith("scenarios[0]: broken.json: not readable as JSON")
+    assert r.status_code == 422 and r.json()["detail"].startswith("scenarios[0]: broken.json: invalid JSON at line 1")
     r = create(scenarios=["a", "a"])
     assert r.status_code == 422 and r.json() == {"detail": "study: scenarios must be distinct, got ['a', 'a']"}
     r = create(order="blocked")

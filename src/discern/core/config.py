@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, Callable, Mapping
 
 from .errors import ConfigError
+from .files import read_json
 
 __all__ = [
     "apply_overrides",
@@ -188,13 +189,7 @@ def load_config_file(path: str | Path) -> dict:
     p = Path(path)
     if not p.is_file():
         raise ConfigError(f"config file {p} does not exist")
-    try:
-        data = json.loads(p.read_text())
-    except json.JSONDecodeError as e:
-        raise ConfigError(f"config file {p}: invalid JSON at line {e.lineno}: {e.msg}") from None
-    if not isinstance(data, dict):
-        raise ConfigError(f"config file {p}: expected a JSON object at the top level")
-    return data
+    return read_json(p, expect=dict, error=ConfigError, label=f"config file {p}")
 
 
 def build_config(

@@ -13,6 +13,7 @@ import json
 from pathlib import Path
 
 from discern.core.errors import DataError
+from discern.core.files import read_json
 
 from .prompts import Question
 
@@ -118,12 +119,7 @@ def pubmedqa(root=None, file: str = "pqal_dev.json") -> list[Question]:
     path = _root("pubmedqa", root) / file
     if not path.is_file():
         raise _missing(path, "pubmedqa")
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as e:
-        raise DataError(f"{path}:{e.lineno}: invalid JSON ({e.msg} at column {e.colno})") from None
-    except UnicodeDecodeError as e:
-        raise DataError(f"{path}: not UTF-8 text (byte {e.start})") from None
+    data = read_json(path)
     if not isinstance(data, dict):
         raise DataError(f"{path}: expected a JSON object keyed by PMID, got {type(data).__name__}")
     out = []

@@ -36,7 +36,6 @@ A trial record is a dict with ``participant``, ``scenario``, ``decision_time_s``
 from __future__ import annotations
 
 import csv
-import json
 import math
 import os
 from collections import defaultdict
@@ -46,6 +45,7 @@ from typing import Any, Iterable
 import numpy as np
 
 from discern.core.errors import DataError
+from discern.core.files import read_json
 from discern.metrics import stats
 
 BOOTSTRAP_RESAMPLES = 2000
@@ -282,12 +282,7 @@ def read_trials(path: str | Path) -> list[dict]:
     if not path.is_file():
         raise DataError(f"{path}: no such file")
     if path.suffix == ".json":
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except json.JSONDecodeError as e:
-            raise DataError(f"{path}: invalid JSON at line {e.lineno}, column {e.colno}: {e.msg}") from None
-        except UnicodeDecodeError:
-            raise DataError(f"{path}: not UTF-8 text") from None
+        data = read_json(path)
         if not isinstance(data, list):
             raise DataError(f"{path}: expected a JSON list of trial records")
         return data

@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from discern.core.errors import DataError
+from discern.core.files import read_json
 
 SCENARIO_DIR = Path(__file__).resolve().parent / "scenarios"
 
@@ -237,13 +238,7 @@ def load_scenario(path_or_dict: str | Path | dict | Scenario) -> Scenario:
     path = Path(path_or_dict)
     if not path.is_file():
         raise DataError(f"{path}: no such scenario file")
-    try:
-        d = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as e:
-        raise DataError(f"{path.name}: invalid JSON at line {e.lineno}, column {e.colno}: {e.msg}") from None
-    except UnicodeDecodeError:
-        raise DataError(f"{path.name}: not UTF-8 text") from None
-    return _parse(d, path.name, path.stem)
+    return _parse(read_json(path, label=path.name), path.name, path.stem)
 
 
 def load_directory(directory: str | Path) -> list[Scenario]:

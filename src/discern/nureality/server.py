@@ -24,7 +24,6 @@ The page is served from ``web/`` at ``/`` and three.js from ``web/vendor/`` at `
 
 from __future__ import annotations
 
-import json
 import re
 import secrets
 import threading
@@ -41,6 +40,7 @@ from pydantic import BaseModel, Field
 from sqlalchemy.orm import Session
 
 from discern.core.errors import DataError, DiscernError
+from discern.core.files import read_json
 from discern.core.serving import bearer_token, json_errors
 
 from . import store
@@ -88,13 +88,7 @@ def scenario_path(scenarios_dir: Path, scenario_id: str) -> Path:
 def read_scenario(scenarios_dir: Path, scenario_id: str) -> dict:
     """The scenario JSON as stored; DataError naming the file when it is not a JSON object."""
     path = scenario_path(scenarios_dir, scenario_id)
-    try:
-        obj = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise DataError(f"{path.name}: not readable as JSON ({e})") from None
-    if not isinstance(obj, dict):
-        raise DataError(f"{path.name}: expected a JSON object, got {type(obj).__name__}")
-    return obj
+    return read_json(path, expect=dict, label=path.name)
 
 
 def _session(request: Request) -> Iterator[Session]:

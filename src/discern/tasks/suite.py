@@ -31,6 +31,7 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 import numpy as np
 
 from discern.core import DataError, DiscernError, atomic_write_json, atomic_write_text
+from discern.core.files import read_json
 from discern.data.text import split_sentences
 from discern.metrics import METRICS
 
@@ -487,12 +488,7 @@ def _read_task_json(path: Path) -> dict:
     if not f.is_file():
         raise DataError(f"{f}: missing (a task folder needs task.json with at least "
                         f"\"kind\" and, for classification, \"labels\")")
-    try:
-        meta = json.loads(f.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as e:
-        raise DataError(f"{f}:{e.lineno}: invalid JSON ({e.msg})") from None
-    if not isinstance(meta, dict):
-        raise DataError(f"{f}: expected a JSON object")
+    meta = read_json(f, expect=dict)
     kind = meta.get("kind")
     if kind not in ("classification", "regression"):
         raise DataError(f"{f}: \"kind\" must be \"classification\" or \"regression\", got {kind!r}")

@@ -1,0 +1,51 @@
+"""Reading user-supplied JSON files with one-line errors.
+
+Every reader of a file a user hands to ``discern`` (a config, a scenario, a study export, a task folder's
+``task.json``, a checkpoint's metadata) goes through :func:`read_json`, so that a missing file, bad bytes,
+broken JSON or the wrong top-level type all end in the same kind of message: the file, the line and column
+where that applies, and what was expected. No traceback reaches the user.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from .errors import DataError
+
+_TYPE_NAMES = {dict: "a JSON object", list: "a JSON list", str: "a JSON string", int: "a JSON integer",
+               float: "a JSON number", bool: "true or false"}
+
+
+def read_json(path: str | Path, *, expect: type | None = None, error: type[Exception] = DataError,
+              label: str | None = None, missing: str | None = None) -> Any:
+    """Parse the JSON file at ``path``.
+
+    ``expect`` (``dict`` or ``list``) checks the top-level type; ``error`` is the exception class raised
+    (a :class:`~discern.core.errors.DiscernError` subclass, DataError by default); ``label`` is how the file
+    is named in messages (the path by default); ``missing`` is appended to the message for a missing file
+    (e.g. the command that creates it).
+    """
+    path = Path(path)
+    name = label if label is not None else str(path)
+    if not path.is_file():
+        hint = f" ({missing})" if missing else ""
+        raise error(f"{name}: no such file{hint}")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        raise error(f"{name}: not UTF-8 text (byte {e.start})") from None
+    except OSError as e:
+        raise error(f"{name}: cannot be read ({e.strerror or e})") from None
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise error(f"{name}: invalid JSON at line {e.lineno}, column {e.colno}: {e.msg}") from None
+    except RecursionError:
+        raise error(f"{name}: JSON nested too deeply") from None
+    if expect is not None and not (isinstance(data, expect) and not (expect is int and isinstance(data, bool))):
+        want = _TYPE_NAMES.get(expect, expect.__name__)
+        got = "null" if data is None else type(data).__name__
+        raise error(f"{name}: expected {want} at the top level, got {got}")
+    return data
