@@ -44,6 +44,10 @@ def build_parser() -> argparse.ArgumentParser:
     sv.add_argument("--host", default="127.0.0.1")
     sv.add_argument("--port", type=int, default=8000)
     sv.add_argument("--batch-size", type=int, default=8)
+    sv.add_argument("--api-key", default=None,
+                    help="require 'Authorization: Bearer KEY' on /v1/* (default: $DISCERN_API_KEY; none = no auth)")
+    sv.add_argument("--max-tokens-limit", type=int, default=2048, help="the largest max_tokens a request may ask")
+    sv.add_argument("--max-n", type=int, default=16, help="the largest n a request may ask")
 
     from discern.data.cli import add_data_commands
     add_data_commands(sub)
@@ -91,8 +95,15 @@ def main(argv: list[str] | None = None) -> int:
             from discern.llm.generation import TransformersBackend
             from discern.llm.server import serve
 
+            if args.max_tokens_limit < 1 or args.max_n < 1:
+                raise DiscernError("--max-tokens-limit and --max-n must be at least 1")
+            api_key = args.api_key or os.environ.get("DISCERN_API_KEY") or None
+            if api_key is None and args.host not in ("127.0.0.1", "localhost", "::1"):
+                print(f"warning: serving on {args.host} without --api-key: anyone who can reach it may use it",
+                      file=sys.stderr)
             model, tok = load_causal_lm(args.model)
-            serve(TransformersBackend(model, tok, str(args.model), args.batch_size), args.host, args.port)
+            serve(TransformersBackend(model, tok, str(args.model), args.batch_size), args.host, args.port,
+                  api_key=api_key, max_tokens_limit=args.max_tokens_limit, max_n=args.max_n)
             return 0
         if args.command == "bench":
             return _bench(args)

@@ -10,6 +10,7 @@ import io
 import json
 import sqlite3
 import subprocess
+import time
 from pathlib import Path
 
 import httpx
@@ -26,6 +27,16 @@ LIKERT = ["I felt safe crossing in front of this vehicle.", "The vehicle's inten
 ANSWERS = [6, 3]
 TYPES = ["trial_start", "onset", "safe", "decision", "likert", "likert", "trial_end"]
 
+
+
+def _wait(page, expression: str, timeout: int = 30000) -> None:
+    """Poll ``expression`` in the page until it is true (page.wait_for_function compiles its predicate with
+    eval, which the page's Content-Security-Policy rightly forbids)."""
+    deadline = time.monotonic() + timeout / 1000
+    while not page.evaluate(expression):
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"waited {timeout} ms for {expression}")
+        page.wait_for_timeout(50)
 
 def _brake_onset_ms(s: dict) -> float:
     return (s["start_distance_m"] - s["braking"]["onset_distance_m"]) / s["v0_mps"] * 1000.0
@@ -81,20 +92,20 @@ def test_participant_runs_a_trial_and_every_event_reaches_the_server_once(study_
 
     page.fill("#participant", "P01")
     page.click("#join-button")
-    page.wait_for_function("__nureality.state === 'running'")
-    page.wait_for_function("__nureality.vehicle !== null && __nureality.vehicle.a < 0", timeout=15000)
+    _wait(page, "__nureality.state === 'running'")
+    _wait(page, "__nureality.vehicle !== null && __nureality.vehicle.a < 0", timeout=15000)
     page.keyboard.press("Space")
-    page.wait_for_function("__nureality.lastSafe !== null")
+    _wait(page, "__nureality.lastSafe !== null")
     safe = page.evaluate("__nureality.lastSafe")
     assert safe["type"] == "safe" and safe["seq"] == 3 and safe["trial"] == 0
     assert _brake_onset_ms(SCENARIO) < safe["t_ms"] < SCENARIO["duration_s"] * 1000.0
     ndc = page.evaluate("__nureality.vehicleNdc")   # the vehicle is in view from the default viewpoint
     assert -1 < ndc["x"] < 1 and -1 < ndc["y"] < 1 and ndc["z"] < 1, ndc
     page.keyboard.press("Space")                     # a second press is not a second response
-    page.wait_for_function("__nureality.acked === 3")
+    _wait(page, "__nureality.acked === 3")
 
     lose["on"] = True   # from now on the responses to /api/events are lost
-    page.wait_for_function("__nureality.state === 'decision'", timeout=20000)
+    _wait(page, "__nureality.state === 'decision'", timeout=20000)
     end = page.evaluate("[__nureality.vehicle, __nureality.vehicleWorld]")
     assert end[0] == {"t": SCENARIO["duration_s"], "x": SCENARIO["stop_distance_m"], "v": 0, "a": 0, "pitch": 0}
     assert end[1] == {"x": -1.75, "y": 0, "z": -SCENARIO["stop_distance_m"]}
@@ -118,8 +129,8 @@ def test_participant_runs_a_trial_and_every_event_reaches_the_server_once(study_
         expect(page.locator("#prompt-text")).to_have_text(LIKERT[k])
         expect(page.locator("#prompt-options button")).to_have_text([str(v) for v in range(1, 8)])
         page.click(f'#prompt-options button[data-value="{value}"]')
-    page.wait_for_function("__nureality.state === 'done'")
-    page.wait_for_function("__nureality.lastError !== null")
+    _wait(page, "__nureality.state === 'done'")
+    _wait(page, "__nureality.lastError !== null")
     sent = page.evaluate("__nureality.events")
     assert [e["type"] for e in sent] == TYPES
     assert [e["seq"] for e in sent] == list(range(1, 8))
@@ -137,7 +148,7 @@ def test_participant_runs_a_trial_and_every_event_reaches_the_server_once(study_
     # the network comes back and the participant reloads: the page re-sends, the server keeps one copy
     lose["on"] = False
     page.reload()
-    page.wait_for_function("__nureality.state === 'done' && __nureality.pending === 0")
+    _wait(page, "__nureality.state === 'done' && __nureality.pending === 0")
     expect(page.locator("#done-text")).to_have_text("All your answers are saved. Thank you for taking part!")
     assert page.evaluate("[__nureality.acked, __nureality.events.length]") == [7, 0]
     # the only console errors are the browser's reports of the requests whose responses were lost (or were cut

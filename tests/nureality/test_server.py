@@ -68,8 +68,8 @@ def _study(c, scenarios=("a", "b"), order="latin", repetitions=1, likert=("Safe?
     return r.json()
 
 
-def _join(c, code, label):
-    r = c.post("/api/join", json={"code": code, "participant": label})
+def _join(c, code, label, headers=None):
+    r = c.post("/api/join", json={"code": code, "participant": label}, headers=headers)
     assert r.status_code == 200, r.text
     j = r.json()
     return j, {"Authorization": f"Bearer {j['token']}"}
@@ -142,9 +142,16 @@ def test_create_study_validation(client, scenarios_dir):
 
 def test_join_is_idempotent_and_plans_follow_the_design(client):
     study = _study(client, scenarios=("a", "b", "c"), order="latin", repetitions=2)
-    j1, _ = _join(client, study["code"], "P01")
-    again, _ = _join(client, study["code"].lower(), "P01")  # codes are case-insensitive
+    j1, h1 = _join(client, study["code"], "P01")
+    again, _ = _join(client, study["code"].lower(), "P01", h1)  # codes are case-insensitive
     assert again == j1
+    # the same label without that participant's token (another browser, or someone who guessed the label) is
+    # refused and learns no token
+    for headers in (None, {"Authorization": "Bearer not-the-token"}):
+        r = client.post("/api/join", json={"code": study["code"], "participant": "P01"}, headers=headers)
+        assert r.status_code == 409 and r.json() == {"detail": "participant 'P01' has already joined this study "
+                                                     "from another browser: continue there, or ask the "
+                                                     "experimenter for a new label"}
     assert j1["trials"] == [{"index": i, "scenario": s} for i, s in enumerate(["a", "b", "c", "b", "c", "a"])]
     assert j1["likert"] == ["Safe?", "Clear?"] and j1["study"] == "pilot"
     j2, _ = _join(client, study["code"], "P02")
@@ -318,7 +325,7 @@ def test_sqlite_connection_settings_and_unique_seq(tmp_path):
     factory = store.connect(tmp_path / "s.sqlite")
     with factory() as s:
         assert s.connection().exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
-        assert s.connection().exec_driver_sql("PRAGMA synchronous").scalar() == 1  # NORMAL
+        assert s.connection().exec_driver_sql("PRAGMA synchronous").scalar() == 2  # FULL: survives power loss
         assert s.connection().exec_driver_sql("PRAGMA busy_timeout").scalar() == 30000
     with store.writing(factory) as s:
         study = store.create_study(s, "x", ["a"], "latin", 1, [], seed=1)
@@ -441,7 +448,7 @@ def test_restart_mid_session_resumes_from_acked(tmp_path, scenarios_dir):
     # a new server (new app, new engine) on the same SQLite file
     with running(make_app(db, ADMIN, scenarios_dir, web_dir=tmp_path / "no-web")) as url:
         with _http(url) as c:
-            again, ph2 = _join(c, study["code"], "P07")
+            again, ph2 = _join(c, study["code"], "P07", ph)
             assert again == j and ph2 == ph
             prog = c.get("/api/progress", headers=ph).json()
             assert prog == before

@@ -64,3 +64,89 @@ def json_errors(app, status: dict[type, int]) -> None:
             return JSONResponse({"detail": str(exc)}, status_code=code)
 
         app.add_exception_handler(cls, handler)
+
+
+class RequestLimits:
+    """ASGI middleware that answers 413 to a request body larger than its limit before any route sees (or
+    parses) a byte of it: at once when ``Content-Length`` says so, otherwise while the body streams in (a
+    body without a length is buffered up to the limit and then replayed to the application).
+
+    ``max_bytes`` is the default limit; ``prefixes`` maps a path prefix to its own limit (the longest match
+    wins), e.g. ``{"/api/admin/": 16 << 20}``.  Every response also gets the ``headers`` given (security
+    headers such as ``X-Content-Type-Options``) unless the route set them itself.
+    """
+
+    def __init__(self, app, max_bytes: int, prefixes: dict[str, int] | None = None,
+                 headers: dict[str, str] | None = None):
+        self.app, self.max_bytes = app, int(max_bytes)
+        self.prefixes = sorted((prefixes or {}).items(), key=lambda kv: -len(kv[0]))
+        self.headers = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in (headers or {}).items()]
+
+    def limit(self, path: str) -> int:
+        for prefix, n in self.prefixes:
+            if path.startswith(prefix):
+                return n
+        return self.max_bytes
+
+    async def _reply(self, send, status: int, detail: str) -> None:
+        import json
+
+        body = json.dumps({"detail": detail}).encode()
+        await send({"type": "http.response.start", "status": status,
+                    "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
+                                (b"connection", b"close"), *self.headers]})
+        await send({"type": "http.response.body", "body": body})
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        limit = self.limit(scope.get("path", ""))
+        length = None
+        for k, v in scope.get("headers", ()):
+            if k == b"content-length":
+                try:
+                    length = int(v)
+                except ValueError:
+                    return await self._reply(send, 400, "Content-Length is not a number")
+                if length < 0:
+                    return await self._reply(send, 400, "Content-Length is negative")
+        too_big = f"request body too large: at most {limit} bytes"
+        if length is not None and length > limit:
+            return await self._reply(send, 413, too_big)
+        if length is None and scope.get("method") in ("POST", "PUT", "PATCH"):
+            chunks, total = [], 0
+            while True:
+                msg = await receive()
+                if msg["type"] == "http.disconnect":
+                    return None
+                chunk = msg.get("body", b"")
+                total += len(chunk)
+                if total > limit:
+                    return await self._reply(send, 413, too_big)
+                chunks.append(chunk)
+                if not msg.get("more_body", False):
+                    break
+            replay = [{"type": "http.request", "body": b"".join(chunks), "more_body": False}]
+
+            async def receive_replayed():
+                return replay.pop() if replay else await receive()
+
+            receive = receive_replayed
+        if not self.headers:
+            return await self.app(scope, receive, send)
+
+        async def send_with_headers(msg):
+            if msg["type"] == "http.response.start":
+                have = {k.lower() for k, _ in msg.get("headers", ())}
+                msg = {**msg, "headers": [*msg.get("headers", ()), *((k, v) for k, v in self.headers if k not in have)]}
+            await send(msg)
+
+        return await self.app(scope, receive, send_with_headers)
+
+
+SECURITY_HEADERS = {
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "no-referrer",
+    "Cross-Origin-Opener-Policy": "same-origin",
+}

@@ -18,6 +18,7 @@ import inspect
 import json
 import re
 import sqlite3
+import threading
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Protocol
@@ -68,6 +69,12 @@ class _StopWhenDone:
         return self.done.clone()
 
 
+# ``generate`` seeds torch's process-wide RNG and switches the tokenizer to left padding for the length of a
+# call: both are shared state, so calls from several threads (e.g. ``discern llm serve``) take this lock and
+# never interleave, and the same request with the same seed samples the same tokens under concurrency.
+_GENERATE_LOCK = threading.RLock()
+
+
 class TransformersBackend:
     """``batch_size`` prompts per call for greedy decoding; for sampling, as many prompts as keep a
     call within ``max_sequences`` sequences (``n`` each).  With ``n > 1`` each prompt is prefilled
@@ -93,22 +100,24 @@ class TransformersBackend:
         if self.chat:
             prompts = [self.tokenizer.apply_chat_template([{"role": "user", "content": p}], tokenize=False,
                                                           add_generation_prompt=True) for p in prompts]
-        side = self.tokenizer.padding_side
-        self.tokenizer.padding_side = "left"
         sample = params.temperature > 0
         per = n if sample else 1
         step = max(1, min(self.batch_size, self.max_sequences // per)) if sample else self.batch_size
-        try:
-            for s in range(0, len(prompts), step):
-                chunk = prompts[s:s + step]
-                enc = self.tokenizer(chunk, return_tensors="pt", padding=True).to(self.model.device)
-                torch.manual_seed(params.seed + s)
-                texts = self._generate(enc, per, params, sample)
-                for i in range(len(chunk)):
-                    got = [truncate_at_stop(t, params.stop, params.stop_pattern) for t in texts[i * per:(i + 1) * per]]
-                    out.append(got if sample else got * n)  # greedy: n identical completions
-        finally:
-            self.tokenizer.padding_side = side
+        with _GENERATE_LOCK:  # the global seed and padding side below are process-wide state
+            side = self.tokenizer.padding_side
+            self.tokenizer.padding_side = "left"
+            try:
+                for s in range(0, len(prompts), step):
+                    chunk = prompts[s:s + step]
+                    enc = self.tokenizer(chunk, return_tensors="pt", padding=True).to(self.model.device)
+                    torch.manual_seed(params.seed + s)
+                    texts = self._generate(enc, per, params, sample)
+                    for i in range(len(chunk)):
+                        got = [truncate_at_stop(t, params.stop, params.stop_pattern)
+                               for t in texts[i * per:(i + 1) * per]]
+                        out.append(got if sample else got * n)  # greedy: n identical completions
+            finally:
+                self.tokenizer.padding_side = side
         return out
 
     def _generate(self, enc, per: int, params: GenParams, sample: bool) -> list[str]:

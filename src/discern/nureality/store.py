@@ -17,7 +17,14 @@ repeated surveys of subjective experience.  Everything about how these are store
   1..7}``, ``i`` 0-based into the study's items) the last answer counts (a corrected answer replaces the
   first).  A trial is complete when its ``trial_end`` event is stored.
 
-SQLite by default (a path or ``sqlite:///...``), in WAL mode with ``synchronous=NORMAL`` and a busy timeout,
+- A participant label joins once.  Joining again with the same label is answered only to the browser that
+  holds that participant's token (it resumes); anyone else gets ``ConflictError``, so knowing a study code
+  and a label is not enough to take over someone's session.
+- Exported CSV cells that hold text and begin with ``=``, ``+``, ``-``, ``@``, a tab or a carriage return get a
+  leading ``'``, so that a spreadsheet shows them as text instead of running them as formulas.
+
+SQLite by default (a path or ``sqlite:///...``), in WAL mode with ``synchronous=FULL`` (an acknowledged event
+survives a power loss, not only a crash of the server) and a busy timeout,
 and with ``BEGIN IMMEDIATE`` for writing sessions (``writing(factory)``) so that concurrent writers queue on
 the lock instead of failing; any other SQLAlchemy URL works, e.g. ``postgresql+psycopg://...``, where
 concurrent inserts are resolved by the unique constraints and a retry.  Functions that change the database
@@ -30,6 +37,7 @@ import csv
 import io
 import json
 import math
+import re
 import secrets
 from datetime import datetime, timezone
 from pathlib import Path
@@ -61,6 +69,10 @@ LIKERT_MIN, LIKERT_MAX = 1, 7
 CODE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I: codes are typed by hand
 CODE_LENGTH = 6
 MAX_EVENTS_PER_CALL = 1000
+MAX_SEQ = 2**31 - 1  # the Integer column is 32-bit on PostgreSQL
+MAX_T_MS = 1e9  # about 11.6 days from the onset: anything beyond is not a trial time
+MAX_DATA_BYTES = 2048  # an event's data as compact JSON
+FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 WRITE_OPTION = "nureality_write"
 BUSY_TIMEOUT_MS = 30000
 
@@ -103,6 +115,8 @@ class Participant(Base):
     index: Mapped[int] = mapped_column(Integer)
     token: Mapped[str] = mapped_column(String(64), unique=True)
     plan: Mapped[list] = mapped_column(JSON)
+    # events 1..acked are all stored: kept up to date by add_events so an ack never rereads all seqs
+    acked: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     created: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
 
     study: Mapped[Study] = relationship(back_populates="participants")
@@ -140,7 +154,7 @@ def connect(url: str | Path, wal: bool = True) -> sessionmaker[Session]:
     """Open (creating the tables if needed) the database at ``url``, an SQLite path or a SQLAlchemy URL, and
     return a session factory; its engine is ``factory.kw["bind"]``.
 
-    SQLite connections get ``journal_mode=WAL``, ``synchronous=NORMAL``, a 30 s ``busy_timeout`` and foreign
+    SQLite connections get ``journal_mode=WAL``, ``synchronous=FULL``, a 30 s ``busy_timeout`` and foreign
     keys; a session from ``writing(factory)`` begins with ``BEGIN IMMEDIATE`` (the write lock is taken at the
     start, so a transaction never has to upgrade a stale read snapshot, which SQLite refuses without waiting).
     ``wal=False`` keeps SQLite's own defaults instead (rollback journal, ``synchronous=FULL``): the
@@ -160,7 +174,7 @@ def connect(url: str | Path, wal: bool = True) -> sessionmaker[Session]:
             dbapi_conn.isolation_level = None  # we emit BEGIN ourselves (below)
             cur = dbapi_conn.cursor()
             cur.execute("PRAGMA journal_mode=WAL" if wal else "PRAGMA journal_mode=DELETE")
-            cur.execute("PRAGMA synchronous=NORMAL" if wal else "PRAGMA synchronous=FULL")
+            cur.execute("PRAGMA synchronous=FULL")
             cur.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
             cur.execute("PRAGMA foreign_keys=ON")
             cur.close()
@@ -171,7 +185,24 @@ def connect(url: str | Path, wal: bool = True) -> sessionmaker[Session]:
     else:
         engine = create_engine(url, pool_pre_ping=True)
     Base.metadata.create_all(engine)
+    _upgrade(engine)
     return sessionmaker(bind=engine, expire_on_commit=False)
+
+
+def _upgrade(engine) -> None:
+    """Bring a database written by an earlier version up to date: add ``nureality_participants.acked`` and
+    compute it once from the stored events."""
+    from sqlalchemy import inspect, text
+
+    if "acked" in {c["name"] for c in inspect(engine).get_columns(Participant.__tablename__)}:
+        return
+    with engine.begin() as conn:
+        conn.execute(text(f"ALTER TABLE {Participant.__tablename__} ADD COLUMN acked INTEGER NOT NULL DEFAULT 0"))
+    with Session(engine) as s:
+        for p in s.scalars(select(Participant)):
+            p.acked = _contiguous(list(s.scalars(select(Event.seq).where(Event.participant_id == p.id)
+                                                 .order_by(Event.seq))))
+        s.commit()
 
 
 def writing(factory: sessionmaker[Session]) -> Session:
@@ -181,6 +212,15 @@ def writing(factory: sessionmaker[Session]) -> Session:
 
 # ---------------------------------------------------------------------------------------------------------
 # studies and participants
+
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def _has_control(text: str) -> bool:
+    """Whether a name or label holds a control character (a tab, a line break, NUL...): such text is refused,
+    so that it cannot break a CSV row or hide in a spreadsheet cell."""
+    return bool(_CONTROL.search(text))
 
 
 def _is_int(v: Any) -> bool:
@@ -199,8 +239,9 @@ def create_study(session: Session, name: str, scenarios: list[str], order: str, 
                  likert: list[str] | None = None, seed: int | None = None) -> Study:
     """Create a study and commit; ``seed`` (drawn at random when None) fixes the random trial orders."""
     likert = [] if likert is None else likert
-    if not isinstance(name, str) or not name.strip() or len(name) > 200:
-        raise DataError(f"study: name must be a non-empty string of at most 200 characters, got {name!r}")
+    if not isinstance(name, str) or not name.strip() or len(name) > 200 or _has_control(name):
+        raise DataError(f"study: name must be a non-empty string of at most 200 characters without control "
+                        f"characters, got {name!r}")
     if not isinstance(scenarios, list) or not scenarios or not all(isinstance(s, str) and s for s in scenarios):
         raise DataError(f"study: scenarios must be a non-empty list of scenario ids, got {scenarios!r}")
     if len(set(scenarios)) != len(scenarios):
@@ -209,8 +250,10 @@ def create_study(session: Session, name: str, scenarios: list[str], order: str, 
         raise DataError(f"study: order must be one of {list(ORDERS)}, got {order!r}")
     if not _is_int(repetitions) or not 1 <= repetitions <= 100:
         raise DataError(f"study: repetitions must be an integer from 1 to 100, got {repetitions!r}")
-    if not isinstance(likert, list) or not all(isinstance(t, str) and t.strip() for t in likert):
-        raise DataError(f"study: likert must be a list of non-empty item texts, got {likert!r}")
+    if not isinstance(likert, list) or not all(isinstance(t, str) and t.strip() and not _has_control(t)
+                                               for t in likert):
+        raise DataError(f"study: likert must be a list of non-empty item texts without control characters, "
+                        f"got {likert!r}")
     if seed is None:
         seed = secrets.randbits(31)
     if not _is_int(seed) or not 0 <= seed < 2**31:
@@ -246,16 +289,21 @@ def participant_by_token(session: Session, token: str) -> Participant | None:
     return None
 
 
-def join(session: Session, study: Study, label: str) -> Participant:
+def join(session: Session, study: Study, label: str, token: str | None = None) -> Participant:
     """The participant ``label`` of ``study``, created (with the next join index, a random token and the
-    trial plan) on the first call and returned unchanged on later calls; commits."""
-    if not isinstance(label, str) or not label.strip() or len(label) > 100:
-        raise DataError(f"join: participant must be a non-empty label of at most 100 characters, got {label!r}")
+    trial plan) on the first call and commits.  A later call returns the participant unchanged only when
+    ``token`` is that participant's token; otherwise the label is taken (ConflictError)."""
+    if not isinstance(label, str) or not label.strip() or len(label) > 100 or _has_control(label):
+        raise DataError(f"join: participant must be a non-empty label of at most 100 characters without control "
+                        f"characters, got {label!r}")
     for _attempt in range(5):
         found = session.scalar(select(Participant).where(Participant.study_id == study.id,
                                                          Participant.label == label))
         if found is not None:
-            return found
+            if token and secrets.compare_digest(found.token.encode(), token.encode()):
+                return found
+            raise ConflictError(f"participant {label!r} has already joined this study from another browser: "
+                                "continue there, or ask the experimenter for a new label")
         index = session.scalar(select(func.count()).select_from(Participant)
                                .where(Participant.study_id == study.id))
         plan = trial_plan(study.scenarios, study.order, study.repetitions, index, study.seed)
@@ -274,7 +322,7 @@ def join(session: Session, study: Study, label: str) -> Participant:
 
 
 def _canonical(data: Any) -> str:
-    return json.dumps(data, sort_keys=True, separators=(",", ":"))
+    return json.dumps(data, sort_keys=True, separators=(",", ":"), allow_nan=False)
 
 
 def validate_event(ev: Any, where: str, n_trials: int, n_likert: int) -> dict:
@@ -285,14 +333,15 @@ def validate_event(ev: Any, where: str, n_trials: int, n_likert: int) -> dict:
     if missing:
         raise DataError(f"{where}: missing field {missing[0]!r}")
     seq, trial, typ, t_ms, data = ev["seq"], ev["trial"], ev["type"], ev["t_ms"], ev.get("data", {})
-    if not _is_int(seq) or seq < 1:
-        raise DataError(f"{where}.seq: must be an integer >= 1, got {seq!r}")
+    if not _is_int(seq) or not 1 <= seq <= MAX_SEQ:
+        raise DataError(f"{where}.seq: must be an integer from 1 to {MAX_SEQ}, got {seq!r}")
     if not _is_int(trial) or not 0 <= trial < n_trials:
         raise DataError(f"{where}.trial: must be a trial index from 0 to {n_trials - 1}, got {trial!r}")
     if typ not in EVENT_TYPES:
         raise DataError(f"{where}.type: must be one of {list(EVENT_TYPES)}, got {typ!r}")
-    if isinstance(t_ms, bool) or not isinstance(t_ms, (int, float)) or not math.isfinite(t_ms):
-        raise DataError(f"{where}.t_ms: must be a finite number of milliseconds, got {t_ms!r}")
+    if (isinstance(t_ms, bool) or not isinstance(t_ms, (int, float)) or not math.isfinite(t_ms)
+            or abs(t_ms) > MAX_T_MS):
+        raise DataError(f"{where}.t_ms: must be a finite number of milliseconds within ±{MAX_T_MS:g}, got {t_ms!r}")
     if data is None:
         data = {}
     if not isinstance(data, dict):
@@ -308,20 +357,17 @@ def validate_event(ev: Any, where: str, n_trials: int, n_likert: int) -> dict:
             raise DataError(f"{where}.data.value: must be an integer from {LIKERT_MIN} to {LIKERT_MAX}, "
                             f"got {value!r}")
     try:
-        _canonical(data)
-    except (TypeError, ValueError) as e:
-        raise DataError(f"{where}.data: not JSON-serialisable ({e})") from None
+        size = len(_canonical(data).encode())
+    except (TypeError, ValueError, RecursionError) as e:
+        raise DataError(f"{where}.data: not JSON-serialisable or not finite ({e})") from None
+    if size > MAX_DATA_BYTES:
+        raise DataError(f"{where}.data: at most {MAX_DATA_BYTES} bytes as JSON, got {size}")
     return {"seq": seq, "trial": trial, "type": typ, "t_ms": float(t_ms), "data": data}
 
 
 def _same(stored: Event, ev: dict) -> bool:
     return (stored.trial == ev["trial"] and stored.type == ev["type"] and float(stored.t_ms) == ev["t_ms"]
             and _canonical(stored.data) == _canonical(ev["data"]))
-
-
-def _seqs(session: Session, participant: Participant) -> list[int]:
-    return list(session.scalars(select(Event.seq).where(Event.participant_id == participant.id)
-                                .order_by(Event.seq)))
 
 
 def _contiguous(seqs: list[int]) -> int:
@@ -335,8 +381,18 @@ def _contiguous(seqs: list[int]) -> int:
 
 
 def acked(session: Session, participant: Participant) -> int:
-    """The highest seq n such that events 1..n of the participant are all stored (0 when event 1 is not)."""
-    return _contiguous(_seqs(session, participant))
+    """The highest seq n such that events 1..n of the participant are all stored (0 when event 1 is not):
+    the stored ``acked`` advanced over the seqs stored above it (only those are read)."""
+    n = participant.acked or 0  # a lower bound: events are never deleted
+    while True:
+        page = list(session.scalars(select(Event.seq).where(Event.participant_id == participant.id, Event.seq > n)
+                                    .order_by(Event.seq).limit(MAX_EVENTS_PER_CALL)))
+        for seq in page:
+            if seq != n + 1:
+                return n
+            n = seq
+        if len(page) < MAX_EVENTS_PER_CALL:
+            return n
 
 
 def add_events(session: Session, participant: Participant, events: list[dict]) -> int:
@@ -373,6 +429,7 @@ def add_events(session: Session, participant: Participant, events: list[dict]) -
         try:
             session.flush()
             result = acked(session, participant)
+            participant.acked = result
             session.commit()
             return result
         except IntegrityError:  # a concurrent call stored some of these seqs first (PostgreSQL); compare again
@@ -436,6 +493,12 @@ def trials(session: Session, study: Study) -> list[dict]:
     return rows
 
 
+def safe_cell(text: str) -> str:
+    """A text cell for a CSV export: a leading ``'`` when it begins like a spreadsheet formula (``=``, ``+``,
+    ``-``, ``@``, tab, carriage return), so that it is shown as text and never evaluated."""
+    return "'" + text if text.startswith(FORMULA_PREFIXES) else text
+
+
 def csv_columns(study: Study) -> list[str]:
     return (["study", "participant", "trial", "block", "scenario", "attempts", "decision_time_s", "cross"]
             + [f"likert_{i}" for i in range(len(study.likert))] + ["complete"])
@@ -449,6 +512,8 @@ def export_csv(session: Session, study: Study) -> str:
             return ""
         if isinstance(v, bool):
             return "true" if v else "false"
+        if isinstance(v, str):
+            return safe_cell(v)
         return str(v)
 
     buf = io.StringIO()

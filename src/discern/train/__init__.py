@@ -1,14 +1,20 @@
-"""L2: one model-agnostic training loop, ELECTRA's optimiser and schedule, layer-wise LR decay."""
+"""L2: one model-agnostic training loop, ELECTRA's optimiser and schedule, layer-wise LR decay.
 
-from .batching import epoch_batch, held_out_batches, held_out_token_counts, token_counts
-from .loop import TrainConfig, TrainState, fit
-from .optim import (ElectraAdam, build_optimizer, layer_depth, layerwise_lr_scales, lr_multiplier,
-                    param_groups)
+Public names load lazily, so that importing the command line (``discern.train.cli``) does not import torch."""
 
-__all__ = [
-    "held_out_batches",
-    "held_out_token_counts",
-    "token_counts",
-    "ElectraAdam", "TrainConfig", "epoch_batch", "TrainState", "build_optimizer", "fit", "layer_depth",
-    "layerwise_lr_scales", "lr_multiplier", "param_groups",
-]
+from importlib import import_module
+
+_NAMES = {
+    "epoch_batch": "batching", "held_out_batches": "batching", "held_out_token_counts": "batching",
+    "token_counts": "batching", "TrainConfig": "loop", "TrainState": "loop", "fit": "loop",
+    "ElectraAdam": "optim", "build_optimizer": "optim", "layer_depth": "optim", "layerwise_lr_scales": "optim",
+    "lr_multiplier": "optim", "param_groups": "optim",
+}
+
+__all__ = sorted(_NAMES)
+
+
+def __getattr__(name):
+    if name not in _NAMES:
+        raise AttributeError(f"module 'discern.train' has no attribute {name!r}")
+    return getattr(import_module(f".{_NAMES[name]}", __name__), name)

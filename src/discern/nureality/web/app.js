@@ -391,7 +391,10 @@ $("join").addEventListener("submit", async (e) => {
   $("join-button").disabled = true;
   try {
     const old = session;
-    session = null;   // join carries no token
+    // joining again as the same participant carries that participant's token (the server answers a taken
+    // label to its owner only); a new label carries none
+    session = old && String(old.code || "").toUpperCase() === code.toUpperCase() && old.participant === participant
+      ? old : null;
     let j;
     try {
       j = await api("POST", "/api/join", { code, participant });
