@@ -6,7 +6,7 @@ from discern.core.paper import Paper
 
 PAPER = Paper("attention", title="What Does BERT Look At? An Analysis of BERT's Attention (Clark et al., BlackboxNLP 2019)", package=__name__, number=4)
 
-from importlib import import_module
+from discern.core.lazy import lazy_names
 
 _NAMES = {
     "Example": "extract", "load_encoder": "extract", "ensure_attentions": "extract", "extract": "extract",
@@ -18,7 +18,4 @@ _NAMES = {
 __all__ = sorted(_NAMES)
 
 
-def __getattr__(name):
-    if name not in _NAMES:
-        raise AttributeError(f"module 'discern.attention' has no attribute {name!r}")
-    return getattr(import_module(f".{_NAMES[name]}", __name__), name)
+__getattr__ = lazy_names(__name__, _NAMES)

@@ -6,7 +6,7 @@ from discern.core.paper import Paper
 
 PAPER = Paper("bam", title="BAM! Born-Again Multi-Task Networks for Natural Language Understanding (Clark et al., ACL 2019)", package=__name__, number=3)
 
-from importlib import import_module
+from discern.core.lazy import lazy_names
 
 _NAMES = {
     "task_multiples": "weighting", "loss_weights": "weighting", "sampling_shares": "weighting",
@@ -22,7 +22,4 @@ _NAMES = {
 __all__ = sorted(_NAMES)
 
 
-def __getattr__(name):
-    if name not in _NAMES:
-        raise AttributeError(f"module 'discern.bam' has no attribute {name!r}")
-    return getattr(import_module(f".{_NAMES[name]}", __name__), name)
+__getattr__ = lazy_names(__name__, _NAMES)

@@ -3,7 +3,7 @@ sampling.  Shared by the diffusion classifier, the psychophysics evaluation and 
 
 Public names load lazily, so ``import discern.diffusion`` does not import ``diffusers``."""
 
-from importlib import import_module
+from discern.core.lazy import lazy_names
 
 _NAMES = {"ModelConfig": "config", "build_pipeline": "models", "load_pipeline": "models",
           "TextToImagePipeline": "models", "Denoiser": "denoise", "denoising_loss": "denoise",
@@ -15,7 +15,4 @@ _NAMES = {"ModelConfig": "config", "build_pipeline": "models", "load_pipeline": 
 __all__ = sorted(_NAMES)
 
 
-def __getattr__(name):
-    if name not in _NAMES:
-        raise AttributeError(f"module 'discern.diffusion' has no attribute {name!r}")
-    return getattr(import_module(f".{_NAMES[name]}", __name__), name)
+__getattr__ = lazy_names(__name__, _NAMES)

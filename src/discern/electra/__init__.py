@@ -2,7 +2,7 @@
 
 Public names load lazily, so ``import discern.electra`` stays light."""
 
-from importlib import import_module
+from discern.core.lazy import lazy_names
 
 from discern.core.paper import Paper
 
@@ -19,7 +19,4 @@ _NAMES = {
 __all__ = sorted(_NAMES) + ["PAPER"]
 
 
-def __getattr__(name):
-    if name not in _NAMES:
-        raise AttributeError(f"module 'discern.electra' has no attribute {name!r}")
-    return getattr(import_module(f".{_NAMES[name]}", __name__), name)
+__getattr__ = lazy_names(__name__, _NAMES)

@@ -6,7 +6,7 @@ from discern.core.paper import Paper
 
 PAPER = Paper("electric", title="Pre-Training Transformers as Energy-Based Cloze Models (Clark et al., EMNLP 2020)", package=__name__, number=2, run="discern.reproduce.electric:run")
 
-from importlib import import_module
+from discern.core.lazy import lazy_names
 
 _NAMES = {
     "PRESETS": "config", "Config": "config", "ModelConfig": "config",
@@ -23,7 +23,4 @@ _NAMES = {
 __all__ = sorted(_NAMES)
 
 
-def __getattr__(name):
-    if name not in _NAMES:
-        raise AttributeError(f"module 'discern.electric' has no attribute {name!r}")
-    return getattr(import_module(f".{_NAMES[name]}", __name__), name)
+__getattr__ = lazy_names(__name__, _NAMES)

@@ -2,7 +2,7 @@
 
 Public names load lazily, so ``import discern.fwl`` stays light."""
 
-from importlib import import_module
+from discern.core.lazy import lazy_names
 
 from discern.core.paper import Paper
 
@@ -14,7 +14,4 @@ _NAMES = {"FastWeightBlock": "layer", "causal_linear_attention": "layer", "FWLCa
 __all__ = sorted(_NAMES)
 
 
-def __getattr__(name):
-    if name not in _NAMES:
-        raise AttributeError(f"module 'discern.fwl' has no attribute {name!r}")
-    return getattr(import_module(f".{_NAMES[name]}", __name__), name)
+__getattr__ = lazy_names(__name__, _NAMES)

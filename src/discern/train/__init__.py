@@ -2,7 +2,7 @@
 
 Public names load lazily, so that importing the command line (``discern.train.cli``) does not import torch."""
 
-from importlib import import_module
+from discern.core.lazy import lazy_names
 
 _NAMES = {
     "epoch_batch": "batching", "held_out_batches": "batching", "held_out_token_counts": "batching",
@@ -14,7 +14,4 @@ _NAMES = {
 __all__ = sorted(_NAMES)
 
 
-def __getattr__(name):
-    if name not in _NAMES:
-        raise AttributeError(f"module 'discern.train' has no attribute {name!r}")
-    return getattr(import_module(f".{_NAMES[name]}", __name__), name)
+__getattr__ = lazy_names(__name__, _NAMES)
