@@ -48,3 +48,24 @@ def test_run_folder_layout(tmp_path):
         run.log({"step": s, "loss": float(s)})
     run.truncate_metrics(2)
     assert [r["step"] for r in run.metrics()] == [1, 2]
+
+
+def test_atomic_writes_get_the_mode_a_plain_write_gets(tmp_path):
+    import os
+    import stat
+
+    from discern.core import atomic_write_text
+
+    plain = tmp_path / "plain.txt"
+    plain.write_text("x")
+    atomic_write_text(tmp_path / "atomic.txt", "x")
+    mode = stat.S_IMODE(os.stat(tmp_path / "atomic.txt").st_mode)
+    assert mode == stat.S_IMODE(os.stat(plain).st_mode) and mode & 0o044 == 0o044 & ~_umask()
+
+
+def _umask():
+    import os
+
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask

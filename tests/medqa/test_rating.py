@@ -130,13 +130,15 @@ def test_admin_endpoints_need_the_admin_token(env):
              ("post", f"/api/admin/studies/{sid}/raters", {"name": "new", "role": "lay"}),
              ("post", f"/api/admin/studies/{sid}/assign", {"per_item": 1}),
              ("get", f"/api/admin/studies/{sid}/export.csv", None), ("get", f"/api/admin/studies/{sid}/stats", None)]
-    bad = [{}, {"Authorization": "Bearer wrong-token"}, {"Authorization": ADMIN},
-           {"Authorization": f"Basic {ADMIN}"}, {"Authorization": f"Bearer {ADMIN}x"}]
+    # no admin token: 401; a wrong one: 403
+    bad = [({}, 401), ({"Authorization": ADMIN}, 401), ({"Authorization": f"Basic {ADMIN}"}, 401),
+           ({"Authorization": "Bearer wrong-token"}, 403), ({"Authorization": f"Bearer {ADMIN}x"}, 403),
+           ({"Authorization": f"Bearer {env['raters']['p1']['token']}"}, 403)]
     for method, url, body in calls:
-        for headers in bad:
+        for headers, status in bad:
             kw = {"json": body} if body is not None else {}
             r = getattr(admin, method)(url, headers=headers, **kw)
-            assert r.status_code == 401, (url, headers)
+            assert r.status_code == status, (url, headers)
     # a rater's session is no admin either
     rater = env["client"]("p1")
     assert rater.get(f"/api/admin/studies/{sid}/export.csv").status_code == 401
@@ -196,10 +198,15 @@ def test_sessions_and_tokens(env):
     assert anon.post(f"/api/items/{env['ids'][0]}/rating", json={"values": pairwise_values()}).status_code == 401
     anon.cookies.set("discern_rater", env["raters"]["p1"]["token"] + "x")
     assert anon.get("/api/items").status_code == 401
-    ok = TestClient(app).get("/rate", params={"token": env["raters"]["p1"]["token"]})
+    # the invitation token is exchanged for a session id in the cookie, then the page drops it from the URL
+    browser = TestClient(app, follow_redirects=False)
+    ok = browser.get("/rate", params={"token": env["raters"]["p1"]["token"]})
+    assert ok.status_code == 303 and ok.headers["location"] == "/rate"
     cookie = ok.headers["set-cookie"]
-    assert "discern_rater=" in cookie and "HttpOnly" in cookie and "SameSite=strict" in cookie
-    assert "Content-Security-Policy" in ok.headers and 'id="submit"' in ok.text
+    assert "discern_rater=" in cookie and "HttpOnly" in cookie and "SameSite=lax" in cookie
+    assert env["raters"]["p1"]["token"] not in cookie
+    page = browser.get("/rate")
+    assert page.status_code == 200 and "Content-Security-Policy" in page.headers and 'id="submit"' in page.text
 
 
 def test_rating_is_stored_exactly_and_updated(env):

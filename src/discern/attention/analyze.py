@@ -40,19 +40,26 @@ def analyze(model_dir: str | Path, treebank: str | None, out: str | Path, max_se
     """Analyse ``model_dir`` on a treebank (gold trees) or, with ``text``, on spaCy's silver
     parses of a UTF-8 text file."""
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    # the input is read and checked first: a bad file fails before a model loads or anything is written
     if text is not None:
         from .syntax import silver_parse
 
         tp = Path(text)
         if not tp.is_file():
             raise DataError(f"{tp}: no such text file")
-        paragraphs = [p for p in tp.read_text(encoding="utf-8").split("\n\n") if p.strip()]
+        try:
+            paragraphs = [p for p in tp.read_text(encoding="utf-8").split("\n\n") if p.strip()]
+        except UnicodeDecodeError as e:
+            raise DataError(f"{tp}: not UTF-8 text (byte {e.start})") from None
         sents = silver_parse(paragraphs)[:max_sentences]
         treebank = f"spaCy silver parses of {tp.name}"
     else:
-        sents = [s for s in read_conllu(treebank_path(treebank)) if 3 <= len(s.words) <= 40][:max_sentences]
+        path = treebank_path(treebank)
+        sents = [s for s in read_conllu(path) if 3 <= len(s.words) <= 40][:max_sentences]
+        if not sents:
+            raise DataError(f"{path}: no sentence of 3 to 40 words to analyse")
     model, tok = load_encoder(model_dir)
+    out.mkdir(parents=True, exist_ok=True)
     examples = extract_cached(model_dir, [s.words for s in sents], cache_dir or out / "cache",
                               max_length=max_length, model=model, tokenizer=tok)
     keep = [(s, e) for s, e in zip(sents, examples) if sum(1 for w in e.word_ids if w is None) == 2

@@ -21,6 +21,7 @@ from typing import Sequence
 import numpy as np
 
 from discern.core import DataError
+from discern.core.files import brief
 
 _WORD = re.compile(r"\w+|[^\w\s]")
 
@@ -46,34 +47,51 @@ def read_gap(path: str | Path, max_words: int = 0) -> list[GapExample]:
     p = Path(path)
     if not p.is_file():
         raise DataError(f"{p}: no GAP file (run: discern data fetch gap-coreference)")
-    out = []
-    with p.open(encoding="utf-8", newline="") as f:
-        reader = csv.DictReader(f, delimiter="\t")
-        need = {"ID", "Text", "Pronoun-offset", "A", "A-offset", "A-coref", "B", "B-offset", "B-coref"}
-        if not need <= set(reader.fieldnames or []):
-            raise DataError(f"{p}:1: GAP header must have columns {sorted(need)}")
-        for lineno, row in enumerate(reader, 2):
-            coref = (row["A-coref"].upper() == "TRUE", row["B-coref"].upper() == "TRUE")
-            if coref[0] == coref[1]:
-                continue
-            text = row["Text"]
-            spans = [m.span() for m in _WORD.finditer(text)]
-            try:
-                pron = _word_at(spans, int(row["Pronoun-offset"]))
-                heads = []
-                for name in ("A", "B"):
-                    start = int(row[f"{name}-offset"])
-                    last = _word_at(spans, start + len(row[name].rstrip()) - 1)
-                    heads.append(last)
-            except ValueError:
-                raise DataError(f"{p}:{lineno}: offsets must be integers") from None
-            if pron is None or None in heads:
-                raise DataError(f"{p}:{lineno}: an offset does not fall on a word of the text")
-            if max_words and max(pron, *heads) >= max_words:
-                continue
-            words = [text[s:e] for s, e in spans]
-            out.append(GapExample(row["ID"], words, pron, (heads[0], heads[1]), 0 if coref[0] else 1))
+    out: list[GapExample] = []
+    lineno = 1
+    try:
+        with p.open(encoding="utf-8-sig", newline="") as f:
+            reader = csv.DictReader(f, delimiter="\t")
+            need = {"ID", "Text", "Pronoun-offset", "A", "A-offset", "A-coref", "B", "B-offset", "B-coref"}
+            if not need <= set(reader.fieldnames or []):
+                raise DataError(f"{p}:1: GAP header must have columns {sorted(need)}")
+            for lineno, row in enumerate(reader, 2):
+                if None in row or any(v is None for v in row.values()):  # more or fewer fields than the header
+                    got = (len(reader.fieldnames) + len(row[None]) if None in row
+                           else sum(v is not None for v in row.values()))
+                    raise DataError(f"{p}:{lineno}: expected {len(reader.fieldnames)} tab-separated columns "
+                                    f"like the header, got {got}")
+                ex = _gap_example(p, lineno, row, max_words)
+                if ex is not None:
+                    out.append(ex)
+    except UnicodeDecodeError as e:
+        raise DataError(f"{p}: not UTF-8 text (byte {e.start})") from None
+    except csv.Error as e:
+        raise DataError(f"{p}:{lineno}: unreadable TSV ({brief(str(e), 100, quote=False)})") from None
     return out
+
+
+def _gap_example(p: Path, lineno: int, row: dict, max_words: int) -> GapExample | None:
+    coref = (row["A-coref"].upper() == "TRUE", row["B-coref"].upper() == "TRUE")
+    if coref[0] == coref[1]:
+        return None
+    text = row["Text"]
+    spans = [m.span() for m in _WORD.finditer(text)]
+    try:
+        pron = _word_at(spans, int(row["Pronoun-offset"]))
+        heads = []
+        for name in ("A", "B"):
+            start = int(row[f"{name}-offset"])
+            last = _word_at(spans, start + len(row[name].rstrip()) - 1)
+            heads.append(last)
+    except ValueError:
+        raise DataError(f"{p}:{lineno}: offsets must be integers") from None
+    if pron is None or None in heads:
+        raise DataError(f"{p}:{lineno}: an offset does not fall on a word of the text")
+    if max_words and max(pron, *heads) >= max_words:
+        return None
+    words = [text[s:e] for s, e in spans]
+    return GapExample(row["ID"], words, pron, (heads[0], heads[1]), 0 if coref[0] else 1)
 
 
 def head_accuracy(examples: Sequence[GapExample], word_maps: Sequence[np.ndarray]) -> np.ndarray:

@@ -22,6 +22,7 @@ from typing import Sequence
 import numpy as np
 
 from discern.core import DataError
+from discern.core.files import brief
 
 OFFSETS = (-3, -2, -1, 1, 2)
 
@@ -49,15 +50,18 @@ def read_conllu(path: str | Path) -> list[Sentence]:
         if words:
             bad = next((i for i, h in enumerate(heads) if h > len(words)), None)
             if bad is not None:
-                raise DataError(f"{p}:{lineno}: word {bad + 1} has head {heads[bad]} beyond the sentence's "
+                raise DataError(f"{p}:{lineno}: word {bad + 1} has head {brief(heads[bad])} beyond the sentence's "
                                 f"{len(words)} words")
             sentences.append(Sentence(words, heads, rels, upos))
         words, heads, rels, upos = [], [], [], []
 
-    with p.open(encoding="utf-8") as f:
+    with p.open("rb") as f:
         lineno = 0
-        for lineno, line in enumerate(f, 1):
-            line = line.rstrip("\n")
+        for lineno, raw in enumerate(f, 1):
+            try:  # line by line, so that bad bytes are reported with their line (a BOM is allowed)
+                line = raw.decode("utf-8-sig" if lineno == 1 else "utf-8").rstrip("\r\n")
+            except UnicodeDecodeError as e:
+                raise DataError(f"{p}:{lineno}: not UTF-8 text (byte {e.start} of the line)") from None
             if not line.strip():
                 flush(lineno)
                 continue
@@ -71,10 +75,12 @@ def read_conllu(path: str | Path) -> list[Sentence]:
             try:
                 idx, head = int(cols[0]), int(cols[6])
             except ValueError:
-                raise DataError(f"{p}:{lineno}: ID and HEAD must be integers, got {cols[0]!r} and {cols[6]!r}") \
-                    from None
+                raise DataError(f"{p}:{lineno}: ID and HEAD must be integers, got {brief(cols[0])} and "
+                                f"{brief(cols[6])}") from None
             if idx != len(words) + 1:
                 raise DataError(f"{p}:{lineno}: word ID {idx} out of order (expected {len(words) + 1})")
+            if head < 0:
+                raise DataError(f"{p}:{lineno}: HEAD must be 0 (root) or a word ID, got {brief(head)}")
             words.append(cols[1])
             heads.append(head)
             rels.append(cols[7].split(":")[0])

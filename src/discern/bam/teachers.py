@@ -9,7 +9,6 @@ missing id (the official code fails with a bare ``KeyError``, google-research#12
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
@@ -17,6 +16,7 @@ from typing import Sequence
 import numpy as np
 
 from discern.core import DataError, atomic_write_json
+from discern.core.files import brief, is_finite_number, read_json
 
 
 @dataclass
@@ -31,15 +31,46 @@ def save_teacher(path: str | Path, teacher: TeacherOutputs) -> None:
 
 
 def load_teacher(path: str | Path) -> TeacherOutputs:
+    """Read a file written by :func:`save_teacher`.  Anything else (bad bytes or JSON, a missing or mistyped
+    field, a non-finite output, rows of different lengths) is a one-line DataError
+    ``<path>: malformed teacher outputs (...)``."""
     p = Path(path)
     if not p.is_file():
         raise DataError(f"{p}: no teacher outputs (run: discern bam teachers)")
+    bad = f"{p}: malformed teacher outputs"
     try:
-        d = json.loads(p.read_text())
-        out = {str(k): [float(x) for x in (v if isinstance(v, list) else [v])] for k, v in d["outputs"].items()}
-        return TeacherOutputs(str(d["task"]), str(d["kind"]), out)
-    except (json.JSONDecodeError, KeyError, TypeError, ValueError) as e:
-        raise DataError(f"{p}: malformed teacher outputs ({type(e).__name__}: {e})") from None
+        d = read_json(p, label=str(p))
+    except DataError as e:  # bad bytes, broken or too deeply nested JSON
+        raise DataError(f"{bad} ({str(e)[len(str(p)) + 2:]})") from None
+    if not isinstance(d, dict):
+        raise DataError(f"{bad} (expected a JSON object, got {_json_type(d)})")
+    for key in ("task", "kind", "outputs"):
+        if key not in d:
+            raise DataError(f"{bad} (KeyError: {key!r})")  # the wording older versions gave
+    if not isinstance(d["task"], str) or not d["task"]:
+        raise DataError(f"{bad} ('task' must be a task name, got {brief(d['task'])})")
+    if d["kind"] not in ("classification", "regression"):
+        raise DataError(f"{bad} ('kind' must be 'classification' or 'regression', got {brief(d['kind'])})")
+    if not isinstance(d["outputs"], dict):
+        raise DataError(f"{bad} ('outputs' must be an object keyed by example id, got {_json_type(d['outputs'])})")
+    out: dict[str, list[float]] = {}
+    width = None
+    for k, v in d["outputs"].items():
+        row = v if isinstance(v, list) else [v]
+        if not row or not all(is_finite_number(x) for x in row):
+            raise DataError(f"{bad} (example {brief(k)}: expected finite numbers, got {brief(v)})")
+        if width is None:
+            width = len(row)
+        if len(row) != width or (d["kind"] == "regression" and width != 1):
+            want = "1 value (regression)" if d["kind"] == "regression" else f"{width} logits like the first example"
+            raise DataError(f"{bad} (example {brief(k)}: expected {want}, got {len(row)})")
+        out[str(k)] = [float(x) for x in row]
+    return TeacherOutputs(d["task"], d["kind"], out)
+
+
+def _json_type(v) -> str:
+    return {dict: "an object", list: "a list", str: "a string", bool: "true or false", type(None): "null"}.get(
+        type(v), "a number")
 
 
 def align_teacher(teacher: TeacherOutputs, task: str, ids: Sequence[str]) -> np.ndarray:

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Callable, Mapping
 
 from .errors import ConfigError
-from .files import read_json
+from .files import brief, read_json
 
 __all__ = [
     "apply_overrides",
@@ -50,7 +50,7 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
                 return _coerce(value, a, key)
             except ConfigError:
                 pass
-        raise ConfigError(f"config key '{key}' expects {_tname(tp)}, got {value!r}")
+        raise ConfigError(f"config key '{key}' expects {_tname(tp)}, got {brief(value)}")
     if tp is typing.Any:
         return value
     if origin in (list, tuple):
@@ -60,14 +60,14 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
                 try:
                     value = json.loads(text)
                 except json.JSONDecodeError:
-                    raise ConfigError(f"config key '{key}' expects a list, got {value!r}") from None
+                    raise ConfigError(f"config key '{key}' expects a list, got {brief(value)}") from None
             else:
                 value = [v for v in text.split(",") if v != ""]
         if not isinstance(value, (list, tuple)):
-            raise ConfigError(f"config key '{key}' expects a list, got {value!r}")
+            raise ConfigError(f"config key '{key}' expects a list, got {brief(value)}")
         if origin is tuple and args and args[-1] is not Ellipsis:
             if len(args) != len(value):
-                raise ConfigError(f"config key '{key}' expects {len(args)} values, got {value!r}")
+                raise ConfigError(f"config key '{key}' expects {len(args)} values, got {brief(value)}")
             return tuple(_coerce(v, a, key) for v, a in zip(value, args))
         inner = args[0] if args else typing.Any
         out = [_coerce(v, inner, key) for v in value]
@@ -79,10 +79,10 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
             return True
         if isinstance(value, str) and value.lower() in ("false", "0", "no", "off"):
             return False
-        raise ConfigError(f"config key '{key}' expects a bool (true/false), got {value!r}")
+        raise ConfigError(f"config key '{key}' expects a bool (true/false), got {brief(value)}")
     if tp is int:
         if isinstance(value, bool):
-            raise ConfigError(f"config key '{key}' expects an int, got {value!r}")
+            raise ConfigError(f"config key '{key}' expects an int, got {brief(value)}")
         if isinstance(value, int):
             return value
         if isinstance(value, float) and value.is_integer():
@@ -91,30 +91,34 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
             try:
                 f = float(value)
             except ValueError:
-                raise ConfigError(f"config key '{key}' expects an int, got {value!r}") from None
+                raise ConfigError(f"config key '{key}' expects an int, got {brief(value)}") from None
             if f.is_integer():
                 return int(f)
-        raise ConfigError(f"config key '{key}' expects an int, got {value!r}")
+        raise ConfigError(f"config key '{key}' expects an int, got {brief(value)}")
     if tp is float:
         if isinstance(value, bool):
-            raise ConfigError(f"config key '{key}' expects a float, got {value!r}")
+            raise ConfigError(f"config key '{key}' expects a float, got {brief(value)}")
         if isinstance(value, (int, float)):
-            return float(value)
+            try:
+                return float(value)
+            except OverflowError:  # an integer beyond the float range (10**400)
+                raise ConfigError(f"config key '{key}' expects a float, got an integer beyond the float range "
+                                  f"({brief(value)})") from None
         if isinstance(value, str):
             try:
                 return float(value)
             except ValueError:
                 pass
-        raise ConfigError(f"config key '{key}' expects a float, got {value!r}")
+        raise ConfigError(f"config key '{key}' expects a float, got {brief(value)}")
     if tp is str:
         if isinstance(value, str):
             return value
-        raise ConfigError(f"config key '{key}' expects a string, got {value!r}")
+        raise ConfigError(f"config key '{key}' expects a string, got {brief(value)}")
     if typing.get_origin(tp) is typing.Literal:
         choices = typing.get_args(tp)
         if value in choices:
             return value
-        raise ConfigError(f"config key '{key}' expects one of {list(choices)}, got {value!r}")
+        raise ConfigError(f"config key '{key}' expects one of {list(choices)}, got {brief(value)}")
     return value
 
 
@@ -122,18 +126,26 @@ def _tname(tp: Any) -> str:
     return getattr(tp, "__name__", None) or str(tp).replace("typing.", "")
 
 
+def _quoted(key: str) -> str:
+    """``'a.b'`` for a plain dotted key; a key with other characters (a newline, a megabyte of text) as a
+    short ``repr``, so that the message stays one short line."""
+    if len(key) <= 80 and all(ch.isalnum() or ch in "._-" for ch in key) and key.isascii():
+        return f"'{key}'"
+    return brief(key)
+
+
 def _set_key(cfg: Any, dotted: str, value: Any) -> None:
     parts = dotted.split(".")
     obj = cfg
     for i, part in enumerate(parts):
         if not dataclasses.is_dataclass(obj):
-            raise ConfigError(f"unknown config key '{dotted}'")
+            raise ConfigError(f"unknown config key {_quoted(dotted)}")
         names = {f.name for f in dataclasses.fields(obj)}
         if part not in names:
             prefix = ".".join(parts[:i])
             valid = ", ".join(sorted(names))
             where = f" in section '{prefix}'" if prefix else ""
-            raise ConfigError(f"unknown config key '{dotted}'{where} (valid: {valid})")
+            raise ConfigError(f"unknown config key {_quoted(dotted)}{where} (valid: {valid})")
         if i == len(parts) - 1:
             tp = _field_types(type(obj))[part]
             current = getattr(obj, part)
@@ -203,7 +215,13 @@ def build_config(
         raise ConfigError(f"unknown preset '{preset}' (choose from: {', '.join(presets)})")
     cfg = presets[preset]()
     if config_file is not None:
-        config_from_dict(cfg, load_config_file(config_file))
+        data = load_config_file(config_file)
+        try:
+            config_from_dict(cfg, data)
+        except ConfigError as e:  # an unknown key or a mistyped value: say which file holds it
+            raise ConfigError(f"config file {config_file}: {e}") from None
+        except RecursionError:
+            raise ConfigError(f"config file {config_file}: sections nested too deeply") from None
     overrides = dict(parse_set(s) for s in (sets or []))
     return apply_overrides(cfg, overrides)
 

@@ -9,6 +9,7 @@ where that applies, and what was expected. No traceback reaches the user.
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Any
 
@@ -42,10 +43,44 @@ def read_json(path: str | Path, *, expect: type | None = None, error: type[Excep
         data = json.loads(text)
     except json.JSONDecodeError as e:
         raise error(f"{name}: invalid JSON at line {e.lineno}, column {e.colno}: {e.msg}") from None
-    except RecursionError:
-        raise error(f"{name}: JSON nested too deeply") from None
+    except (RecursionError, ValueError) as e:
+        raise error(f"{name}: {json_failure(e)}") from None
     if expect is not None and not (isinstance(data, expect) and not (expect is int and isinstance(data, bool))):
         want = _TYPE_NAMES.get(expect, expect.__name__)
         got = "null" if data is None else type(data).__name__
         raise error(f"{name}: expected {want} at the top level, got {got}")
     return data
+
+
+def json_failure(e: BaseException) -> str:
+    """A few words on why ``json.loads`` refused a text, for a one-line message.
+
+    Besides :class:`json.JSONDecodeError`, ``json.loads`` raises :class:`RecursionError` on deeply nested
+    brackets and a plain :class:`ValueError` on an integer of more than 4300 digits (``sys.int_info``); a
+    reader that catches only ``JSONDecodeError`` lets those through as tracebacks.
+    """
+    if isinstance(e, json.JSONDecodeError):
+        return f"invalid JSON at line {e.lineno}, column {e.colno}: {e.msg}"
+    if isinstance(e, RecursionError):
+        return "JSON nested too deeply"
+    if "integer string conversion" in str(e):
+        return "invalid JSON (an integer with too many digits)"
+    return f"invalid JSON ({brief(str(e).splitlines()[0] if str(e) else type(e).__name__, quote=False)})"
+
+
+def brief(value: Any, limit: int = 60, quote: bool = True) -> str:
+    """``repr(value)`` (``str`` with ``quote=False``) cut to about ``limit`` characters, on one line: how a
+    message quotes a piece of the input without dumping a few megabytes of it."""
+    text = repr(value) if quote else " ".join(str(value).splitlines())
+    return text if len(text) <= limit else text[: max(limit - 3, 1)] + "..."
+
+
+def is_finite_number(value: Any) -> bool:
+    """An int or float (not a bool) that is finite as a float: NaN, +-inf and integers beyond the float
+    range (``10**400``; ``math.isfinite`` raises OverflowError on them) are not."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    try:
+        return math.isfinite(value)
+    except OverflowError:
+        return False

@@ -23,7 +23,10 @@ class LocalServer:
         import uvicorn
 
         self.port, self.timeout = free_port(), timeout
-        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="error"))
+        # keep-alive longer than uvicorn's 5 s: a pooled client connection that sat idle under load would be
+        # closed by the server just as the client reuses it (a ReadError that is no fault of the application)
+        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="error",
+                                                    timeout_keep_alive=75))
         self.thread = threading.Thread(target=self.server.run, daemon=True)
         self.thread.start()
         deadline = time.monotonic() + timeout

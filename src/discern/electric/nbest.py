@@ -49,6 +49,7 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 
 from discern.core import DataError, DiscernError, atomic_write_text
+from discern.core.files import brief, is_finite_number, json_failure
 from discern.core import progress as _progress_bar
 from discern.metrics.wer import edit_distance, normalize_words
 
@@ -111,7 +112,7 @@ def _type_name(v: Any) -> str:
 
 
 def _is_number(v: Any) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+    return is_finite_number(v)  # not OverflowError on an integer beyond the float range
 
 
 def _parse_hypothesis(h: Any, where: str) -> Hypothesis:
@@ -119,34 +120,43 @@ def _parse_hypothesis(h: Any, where: str) -> Hypothesis:
         raise DataError(f"{where}: expected an object with 'text' and 'score', got {_type_name(h)}")
     for key in h:
         if key not in _HYP_KEYS:
-            raise DataError(f"{where}: unexpected key {key!r} (expected {', '.join(_HYP_KEYS)})")
+            raise DataError(f"{where}: unexpected key {brief(key)} (expected {', '.join(_HYP_KEYS)})")
     if "text" not in h or "score" not in h:
         missing = "text" if "text" not in h else "score"
         raise DataError(f"{where}: missing key {missing!r}")
     if not isinstance(h["text"], str):
         raise DataError(f"{where}.text: expected a string, got {_type_name(h['text'])}")
     if not _is_number(h["score"]):
-        raise DataError(f"{where}.score: expected a finite number, got {h['score']!r}")
+        raise DataError(f"{where}.score: expected a finite number, got {brief(h['score'])}")
     extra = {}
     for key in ("acoustic", "lm"):
         v = h.get(key)
         if v is not None and not _is_number(v):
-            raise DataError(f"{where}.{key}: expected a finite number or null, got {v!r}")
+            raise DataError(f"{where}.{key}: expected a finite number or null, got {brief(v)}")
         extra[key] = None if v is None else float(v)
     return Hypothesis(h["text"], float(h["score"]), **extra)
+
+
+def _read_text(path: Path) -> str:
+    """The UTF-8 text of an n-best file; a missing file, a folder or bad bytes are a DataError."""
+    if not path.exists():
+        raise DataError(f"{path}: file is missing")
+    if not path.is_file():
+        raise DataError(f"{path}: not a file")
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        line = path.read_bytes()[: e.start].count(b"\n") + 1
+        raise DataError(f"{path}:{line}: not valid UTF-8") from None
+    except OSError as e:
+        raise DataError(f"{path}: cannot be read ({e.strerror or e})") from None
 
 
 def read_nbest(path: str | Path) -> list[Utterance]:
     """Read a file written by :func:`write_nbest`; any malformed line is a one-line
     :class:`DataError` naming ``path:line`` and what was expected.  Blank lines are allowed."""
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise DataError(f"{path}: file is missing") from None
-    except UnicodeDecodeError as e:
-        line = path.read_bytes()[: e.start].count(b"\n") + 1
-        raise DataError(f"{path}:{line}: not valid UTF-8") from None
+    text = _read_text(path)
     out: list[Utterance] = []
     seen: dict[str, int] = {}
     for lineno, line in enumerate(text.splitlines(), 1):
@@ -158,12 +168,14 @@ def read_nbest(path: str | Path) -> list[Utterance]:
         except json.JSONDecodeError as e:
             raise DataError(f"{where}: invalid JSON ({e.msg} at column {e.colno}); expected one "
                             f"utterance object per line") from None
+        except (RecursionError, ValueError) as e:
+            raise DataError(f"{where}: {json_failure(e)}") from None
         if not isinstance(obj, dict):
             raise DataError(f"{where}: expected an object with keys {', '.join(_UTT_KEYS)}, "
                             f"got {_type_name(obj)}")
         for key in obj:
             if key not in _UTT_KEYS:
-                raise DataError(f"{where}: unexpected key {key!r} (expected {', '.join(_UTT_KEYS)})")
+                raise DataError(f"{where}: unexpected key {brief(key)} (expected {', '.join(_UTT_KEYS)})")
         for key, typ in _UTT_KEYS.items():
             if key not in obj:
                 raise DataError(f"{where}: missing key {key!r}")
@@ -173,7 +185,7 @@ def read_nbest(path: str | Path) -> list[Utterance]:
         if not obj["hypotheses"]:
             raise DataError(f"{where}: 'hypotheses' is empty; expected at least one hypothesis")
         if obj["id"] in seen:
-            raise DataError(f"{where}: utterance id {obj['id']!r} already appeared on line {seen[obj['id']]}")
+            raise DataError(f"{where}: utterance id {brief(obj['id'])} already appeared on line {seen[obj['id']]}")
         seen[obj["id"]] = lineno
         hyps = [_parse_hypothesis(h, f"{where}: hypotheses[{i}]") for i, h in enumerate(obj["hypotheses"])]
         out.append(Utterance(obj["id"], obj["reference"], hyps, obj["meta"]))
@@ -182,7 +194,7 @@ def read_nbest(path: str | Path) -> list[Utterance]:
 
 # ----------------------------------------------------------------------------- mlm-scoring format
 
-_MLM_HYP = re.compile(r"hyp_(\d+)")
+_MLM_HYP = re.compile(r"hyp_([0-9]{1,9})")  # ASCII digits, a number int() takes
 
 
 class _DuplicateKey(Exception):
@@ -210,24 +222,21 @@ def read_mlm_scoring(path: str | Path) -> list[Utterance]:
     ``Predictions.from_dict``.  Other keys of an utterance are kept in ``meta["extra"]``.
     """
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise DataError(f"{path}: file is missing") from None
-    except UnicodeDecodeError:
-        raise DataError(f"{path}: not valid UTF-8") from None
+    text = _read_text(path)
     try:
         obj = json.loads(text, object_pairs_hook=_no_duplicates)
     except json.JSONDecodeError as e:
         raise DataError(f"{path}:{e.lineno}: invalid JSON ({e.msg})") from None
     except _DuplicateKey as e:
-        raise DataError(f"{path}: key {e.args[0]!r} appears twice in one object") from None
+        raise DataError(f"{path}: key {brief(e.args[0])} appears twice in one object") from None
+    except (RecursionError, ValueError) as e:
+        raise DataError(f"{path}: {json_failure(e)}") from None
     if not isinstance(obj, dict) or not obj:
         raise DataError(f"{path}: expected a non-empty JSON object keyed by utterance id "
                         f"(mlm-scoring *.am.json format)")
     out = []
     for key in sorted(obj):
-        where = f"{path}: utterance {key!r}"
+        where = f"{path}: utterance {brief(key)}"
         entry = obj[key]
         if not isinstance(entry, dict):
             raise DataError(f"{where}: expected an object with 'ref' and 'hyp_1'..'hyp_N', "

@@ -13,7 +13,7 @@ import json
 from pathlib import Path
 
 from discern.core.errors import DataError
-from discern.core.files import read_json
+from discern.core.files import brief, json_failure, read_json
 
 from .prompts import Question
 
@@ -66,6 +66,8 @@ def _json_object(path: Path, n: int, line: str) -> dict:
         d = json.loads(line)
     except json.JSONDecodeError as e:
         raise DataError(f"{path}:{n}: invalid JSON ({e.msg} at column {e.colno})") from None
+    except (RecursionError, ValueError) as e:  # deeply nested brackets, an integer of 5000 digits
+        raise DataError(f"{path}:{n}: {json_failure(e)}") from None
     if not isinstance(d, dict):
         raise DataError(f"{path}:{n}: expected a JSON object, got {type(d).__name__}")
     return d
@@ -76,7 +78,7 @@ def _text(path: Path, n: int, d: dict, key: str) -> str:
     if key not in d or v is None:
         raise DataError(f"{path}:{n}: missing {key!r}")
     if not isinstance(v, str) or not v.strip():
-        raise DataError(f"{path}:{n}: {key!r} must be a non-empty string, got {v!r}")
+        raise DataError(f"{path}:{n}: {key!r} must be a non-empty string, got {brief(v)}")
     return v
 
 
@@ -98,7 +100,7 @@ def mmlu(subject: str, split: str = "val", root=None) -> list[Question]:
                                     f"got {len(row)}")
                 letter = row[5].strip()
                 if letter not in ("A", "B", "C", "D"):
-                    raise DataError(f"{path}:{start}: the answer must be one of A, B, C, D, got {row[5]!r}")
+                    raise DataError(f"{path}:{start}: the answer must be one of A, B, C, D, got {brief(row[5])}")
                 if not row[0].strip():
                     raise DataError(f"{path}:{start}: empty question")
                 out.append(Question(row[0], row[1:5], letter, meta={"subject": subject, "index": i}))
@@ -124,20 +126,20 @@ def pubmedqa(root=None, file: str = "pqal_dev.json") -> list[Question]:
         raise DataError(f"{path}: expected a JSON object keyed by PMID, got {type(data).__name__}")
     out = []
     for pmid, d in data.items():
-        where = f"{path}: PMID {pmid}"
+        where = f"{path}: PMID {pmid if pmid.isdigit() and len(pmid) <= 20 else brief(pmid)}"
         if not isinstance(d, dict):
             raise DataError(f"{where}: expected an object, got {type(d).__name__}")
         missing = [k for k in ("QUESTION", "CONTEXTS", "final_decision") if k not in d]
         if missing:
             raise DataError(f"{where}: missing {', '.join(map(repr, missing))}")
         if not isinstance(d["QUESTION"], str) or not d["QUESTION"].strip():
-            raise DataError(f"{where}: 'QUESTION' must be a non-empty string, got {d['QUESTION']!r}")
+            raise DataError(f"{where}: 'QUESTION' must be a non-empty string, got {brief(d['QUESTION'])}")
         ctx = d["CONTEXTS"]
         if not isinstance(ctx, list) or not all(isinstance(c, str) for c in ctx):
             raise DataError(f"{where}: 'CONTEXTS' must be a list of strings")
         decision = d["final_decision"]
-        if decision not in PUBMEDQA_LETTERS:
-            raise DataError(f"{where}: 'final_decision' must be yes, no or maybe, got {decision!r}")
+        if not isinstance(decision, str) or decision not in PUBMEDQA_LETTERS:
+            raise DataError(f"{where}: 'final_decision' must be yes, no or maybe, got {brief(decision)}")
         out.append(Question(d["QUESTION"], ["Yes", "No", "Maybe"], PUBMEDQA_LETTERS[decision],
                             context=" ".join(ctx), meta={"pmid": pmid, "long_answer": d.get("LONG_ANSWER")}))
     return out
@@ -160,11 +162,12 @@ def medqa(split: str = "test", root=None) -> list[Question]:
             raise DataError(f"{path}:{n}: 'options' must be an object mapping letters to option texts")
         letters = sorted(opts)
         if letters != [chr(65 + j) for j in range(len(letters))]:
-            raise DataError(f"{path}:{n}: options must be lettered A, B, C, ... in order, got {', '.join(letters)}")
+            raise DataError(f"{path}:{n}: options must be lettered A, B, C, ... in order, got "
+                            f"{brief(', '.join(letters), quote=False)}")
         if "answer_idx" not in d:
             raise DataError(f"{path}:{n}: missing 'answer_idx'")
         if d["answer_idx"] not in letters:
-            raise DataError(f"{path}:{n}: 'answer_idx' {d['answer_idx']!r} is not among the options "
+            raise DataError(f"{path}:{n}: 'answer_idx' {brief(d['answer_idx'])} is not among the options "
                             f"{', '.join(letters)}")
         out.append(Question(question, [opts[k] for k in letters], d["answer_idx"],
                             meta={"index": i, "meta_info": d.get("meta_info")}))
@@ -199,7 +202,7 @@ def medmcqa(split: str = "dev", root=None, first: int | None = None) -> list[Que
             if v is None:
                 raise DataError(f"{path}:{n}: missing option {k!r}")
             if isinstance(v, bool) or not isinstance(v, (str, int, float)):
-                raise DataError(f"{path}:{n}: option {k!r} must be text, got {v!r}")
+                raise DataError(f"{path}:{n}: option {k!r} must be text, got {brief(v)}")
             options.append(str(v))
         cop = d.get("cop")
         if cop is None and split == "test":
@@ -208,7 +211,7 @@ def medmcqa(split: str = "dev", root=None, first: int | None = None) -> list[Que
             raise DataError(f"{path}:{n}: missing 'cop' (the correct option, 1-4)")
         elif isinstance(cop, bool) or not isinstance(cop, int) or not 1 <= cop <= 4:
             zero = " (0 means a 0-based export; the official files number options 1-4)" if cop == 0 else ""
-            raise DataError(f"{path}:{n}: 'cop' must be an integer 1-4, got {cop!r}{zero}")
+            raise DataError(f"{path}:{n}: 'cop' must be an integer 1-4, got {brief(cop)}{zero}")
         else:
             answer = "ABCD"[cop - 1]
         exp = d.get("exp")

@@ -19,6 +19,7 @@ import json
 from pathlib import Path
 
 from discern.core.errors import DataError, DiscernError
+from discern.core.files import brief
 
 from .data import _json_object
 
@@ -78,14 +79,24 @@ def generate_answers(backend, questions: list, max_tokens: int = 512, seed: int 
     return out
 
 
-def _jsonl(path: Path):
-    """(line number, object) for the non-blank lines of a JSONL file."""
+def _read_text(path: Path) -> str:
+    """The UTF-8 text of a questions or answers file (a BOM is allowed); a missing file, a folder or bad
+    bytes are a DataError."""
+    if not path.exists():
+        raise DataError(f"{path}: no such file")
+    if not path.is_file():
+        raise DataError(f"{path}: not a file")
     try:
-        text = path.read_text(encoding="utf-8-sig")
-    except FileNotFoundError:
-        raise DataError(f"{path}: no such file") from None
+        return path.read_text(encoding="utf-8-sig")
     except UnicodeDecodeError as e:
         raise DataError(f"{path}: not UTF-8 text (byte {e.start})") from None
+    except OSError as e:
+        raise DataError(f"{path}: cannot be read ({e.strerror or e})") from None
+
+
+def _jsonl(path: Path):
+    """(line number, object) for the non-blank lines of a JSONL file."""
+    text = _read_text(path)
     for n, line in enumerate(text.splitlines(), 1):
         if not line.strip():
             continue
@@ -96,7 +107,7 @@ def _jsonl(path: Path):
 def _nonempty(path: Path, n: int, d: dict, key: str) -> str:
     v = d.get(key)
     if not isinstance(v, str) or not v.strip():
-        what = "missing" if v is None else f"must be a non-empty string, got {v!r}"
+        what = "missing" if v is None else f"must be a non-empty string, got {brief(v)}"
         raise DataError(f"{path}:{n}: {key!r} {what}")
     return v.strip()
 
@@ -109,12 +120,7 @@ def read_questions(path) -> list[dict]:
     if path.suffix not in (".txt", ".jsonl"):
         raise DataError(f"{path}: expected a .txt (one question per line) or .jsonl file")
     if path.suffix == ".txt":
-        try:
-            lines = path.read_text(encoding="utf-8-sig").splitlines()
-        except FileNotFoundError:
-            raise DataError(f"{path}: no such file") from None
-        except UnicodeDecodeError as e:
-            raise DataError(f"{path}: not UTF-8 text (byte {e.start})") from None
+        lines = _read_text(path).splitlines()
         out = [{"question": q.strip(), "reference": None, "meta": {"line": n}}
                for n, q in enumerate(lines, 1) if q.strip()]
     else:
@@ -133,12 +139,12 @@ def read_questions(path) -> list[dict]:
 
 
 def write_answers(path, records: list[dict]) -> Path:
-    """Write answer records as JSON lines (UTF-8, one object per line); returns the path."""
+    """Write answer records as JSON lines (UTF-8, one object per line), atomically (a temporary file renamed
+    into place: never a half-written file); returns the path."""
+    from discern.core import atomic_write_text
+
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w", encoding="utf-8") as f:
-        for r in records:
-            f.write(json.dumps(r, ensure_ascii=False) + "\n")
+    atomic_write_text(path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records))
     return path
 
 

@@ -36,7 +36,6 @@ A trial record is a dict with ``participant``, ``scenario``, ``decision_time_s``
 from __future__ import annotations
 
 import csv
-import math
 import os
 from collections import defaultdict
 from pathlib import Path
@@ -45,7 +44,7 @@ from typing import Any, Iterable
 import numpy as np
 
 from discern.core.errors import DataError
-from discern.core.files import read_json
+from discern.core.files import brief, is_finite_number, read_json
 from discern.metrics import stats
 
 BOOTSTRAP_RESAMPLES = 2000
@@ -53,37 +52,38 @@ BOOTSTRAP_RESAMPLES = 2000
 
 def _records(records: Iterable[dict]) -> list[dict]:
     """Validated copies of the trial records (DataError names the record and the field)."""
-    out = []
-    for i, r in enumerate(records):
-        where = f"trial record {i}"
-        if not isinstance(r, dict):
-            raise DataError(f"{where}: must be an object, got {type(r).__name__}")
-        for key in ("participant", "scenario", "decision_time_s"):
-            if key not in r:
-                raise DataError(f"{where}: field {key!r} is missing")
-        if not isinstance(r["participant"], (str, int)) or isinstance(r["participant"], bool):
-            raise DataError(f"{where}: participant must be a string or integer, got {r['participant']!r}")
-        if not isinstance(r["scenario"], str) or not r["scenario"]:
-            raise DataError(f"{where}: scenario must be a non-empty string, got {r['scenario']!r}")
-        t = r["decision_time_s"]
-        if t is not None and (isinstance(t, bool) or not isinstance(t, (int, float)) or not math.isfinite(t)):
-            raise DataError(f"{where}: decision_time_s must be a finite number or null, got {t!r}")
-        cross = r.get("cross")
-        if cross is not None and not isinstance(cross, bool):
-            raise DataError(f"{where}: cross must be true, false or null, got {cross!r}")
-        likert = r.get("likert") or {}
-        if isinstance(likert, list):
-            likert = {str(k): v for k, v in enumerate(likert)}
-        if not isinstance(likert, dict):
-            raise DataError(f"{where}: likert must be an object or a list, got {type(likert).__name__}")
-        for item, value in likert.items():
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 1 <= value <= 7:
-                raise DataError(f"{where}: likert item {item!r} must be a number in 1..7, got {value!r}")
-        complete = r.get("complete", True)
-        out.append({"participant": str(r["participant"]), "scenario": r["scenario"],
-                    "decision_time_s": None if t is None else float(t), "cross": cross,
-                    "likert": {str(k): float(v) for k, v in likert.items()}, "complete": complete is not False})
-    return out
+    return [_record(r, f"trial record {i}") for i, r in enumerate(records)]
+
+
+def _record(r: Any, where: str) -> dict:
+    """One validated copy of a trial record; a DataError starts with ``where``."""
+    if not isinstance(r, dict):
+        raise DataError(f"{where}: must be an object, got {type(r).__name__}")
+    for key in ("participant", "scenario", "decision_time_s"):
+        if key not in r:
+            raise DataError(f"{where}: field {key!r} is missing")
+    if not isinstance(r["participant"], (str, int)) or isinstance(r["participant"], bool):
+        raise DataError(f"{where}: participant must be a string or integer, got {brief(r['participant'])}")
+    if not isinstance(r["scenario"], str) or not r["scenario"]:
+        raise DataError(f"{where}: scenario must be a non-empty string, got {brief(r['scenario'])}")
+    t = r["decision_time_s"]
+    if t is not None and not is_finite_number(t):
+        raise DataError(f"{where}: decision_time_s must be a finite number or null, got {brief(t)}")
+    cross = r.get("cross")
+    if cross is not None and not isinstance(cross, bool):
+        raise DataError(f"{where}: cross must be true, false or null, got {brief(cross)}")
+    likert = r.get("likert") or {}
+    if isinstance(likert, list):
+        likert = {str(k): v for k, v in enumerate(likert)}
+    if not isinstance(likert, dict):
+        raise DataError(f"{where}: likert must be an object or a list, got {type(likert).__name__}")
+    for item, value in likert.items():
+        if not is_finite_number(value) or not 1 <= value <= 7:
+            raise DataError(f"{where}: likert item {brief(item)} must be a number in 1..7, got {brief(value)}")
+    complete = r.get("complete", True)
+    return {"participant": str(r["participant"]), "scenario": r["scenario"],
+            "decision_time_s": None if t is None else float(t), "cross": cross,
+            "likert": {str(k): float(v) for k, v in likert.items()}, "complete": complete is not False}
 
 
 def _order(recs: list[dict], baseline: str | None, order: Iterable[str] | None) -> list[str]:
@@ -277,7 +277,8 @@ def is_simulated(records: Iterable[dict]) -> bool:
 
 def read_trials(path: str | Path) -> list[dict]:
     """Trial records from a study's CSV export (``.csv``) or a JSON list of records (``.json``); a bad
-    file or value is a DataError naming the file and the line."""
+    file or value is a DataError naming the file and the line (the record, in a JSON list), and so is a
+    file without any trial."""
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{path}: no such file")
@@ -285,10 +286,15 @@ def read_trials(path: str | Path) -> list[dict]:
         data = read_json(path)
         if not isinstance(data, list):
             raise DataError(f"{path}: expected a JSON list of trial records")
+        for i, r in enumerate(data):
+            _record(r, f"{path}: trial record {i}")  # checked here, so that the message names the file
+        if not data:
+            raise DataError(f"{path}: no trial records")
         return data
     out = []
+    rows = None
     try:
-        with open(path, newline="", encoding="utf-8") as f:
+        with open(path, newline="", encoding="utf-8-sig") as f:
             rows = csv.DictReader(f)
             need = {"participant", "scenario", "decision_time_s"}
             if not need <= set(rows.fieldnames or ()):
@@ -300,22 +306,29 @@ def read_trials(path: str | Path) -> list[dict]:
                     t = float(r["decision_time_s"]) if r["decision_time_s"] else None
                 except ValueError:
                     raise DataError(f"{path}:{i}: decision_time_s must be a number or empty, "
-                                    f"got {r['decision_time_s']!r}") from None
+                                    f"got {brief(r['decision_time_s'])}") from None
                 likert = {}
                 for k, v in r.items():
                     if k.startswith("likert_") and v:
                         try:
                             likert[k[len("likert_"):]] = float(v)
                         except ValueError:
-                            raise DataError(f"{path}:{i}: {k} must be a number or empty, got {v!r}") from None
+                            raise DataError(f"{path}:{i}: {brief(k, quote=False)} must be a number or empty, "
+                                            f"got {brief(v)}") from None
                 rec = {"participant": r["participant"], "scenario": r["scenario"], "decision_time_s": t,
                        "cross": {"true": True, "false": False}.get(r.get("cross", "")), "likert": likert,
                        "complete": r.get("complete", "true") != "false"}
                 if r.get("study"):
                     rec["study"] = r["study"]
+                _record(rec, f"{path}:{i}")  # NaN, inf, a Likert value outside 1..7, an empty scenario
                 out.append(rec)
-    except UnicodeDecodeError:
-        raise DataError(f"{path}: not UTF-8 text") from None
+    except UnicodeDecodeError as e:
+        raise DataError(f"{path}: not UTF-8 text (byte {e.start})") from None
+    except csv.Error as e:  # e.g. a field longer than csv.field_size_limit()
+        line = rows.line_num if rows is not None else 1
+        raise DataError(f"{path}:{line}: unreadable CSV ({brief(str(e), 100, quote=False)})") from None
+    if not out:
+        raise DataError(f"{path}: no trial records (only a header)")
     return out
 
 

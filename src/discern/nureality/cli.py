@@ -7,7 +7,7 @@ import os
 import secrets
 from pathlib import Path
 
-from discern.core.errors import DiscernError
+from discern.core.errors import DataError, DiscernError
 
 
 def add_commands(sub) -> None:
@@ -87,7 +87,12 @@ def _analyze(args) -> int:
     trials = read_trials(Path(args.trials))
     seen = list(dict.fromkeys(t.get("scenario") for t in trials))
     order = [i for i in scenario_ids() if i in seen] + [i for i in seen if i not in scenario_ids()]
-    res = analyze(trials, baseline=args.baseline, order=order)
+    try:
+        res = analyze(trials, baseline=args.baseline, order=order)
+    except DataError as e:  # e.g. no trial of the baseline scenario: say which file
+        raise DataError(f"{args.trials}: {e}") from None
+    if args.out and not any(r["mean"] is not None for r in res["summary"]):  # before anything is written
+        raise DataError(f"{args.trials}: no scenario has a decision time, so there is nothing to plot in --out")
     simulated = args.simulated or is_simulated(trials)
     claims = decision_claims(res, simulated=simulated, baseline=args.baseline)
     comp = {c["scenario"]: c for c in res["comparisons"]}
@@ -103,9 +108,11 @@ def _analyze(args) -> int:
     for c in claims:
         print(f"claim: {c.statement}: {c.verdict} ({c.ours})")
     if args.out:
+        from discern.core import atomic_write_text
+
         out = Path(args.out)
         out.mkdir(parents=True, exist_ok=True)
-        (out / "analysis.json").write_text(json.dumps({**res, "claims": [c.to_dict() for c in claims]}, indent=2))
+        atomic_write_text(out / "analysis.json", json.dumps({**res, "claims": [c.to_dict() for c in claims]}, indent=2))
         plot(res["summary"], out / "decision_times.png")
         print(f"wrote {out / 'analysis.json'} and {out / 'decision_times.png'}")
     return 0

@@ -28,14 +28,13 @@ Distances are from the vehicle's front bumper to the near edge of the crosswalk.
 from __future__ import annotations
 
 import json
-import math
 import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from discern.core.errors import DataError
-from discern.core.files import read_json
+from discern.core.files import brief, is_finite_number, read_json
 
 SCENARIO_DIR = Path(__file__).resolve().parent / "scenarios"
 
@@ -102,6 +101,23 @@ class Scenario:
         return d
 
 
+_PLAIN_KEY = re.compile(r"[A-Za-z0-9_.\-]{1,40}")
+
+
+def _key(k: str) -> str:
+    """A key of the file as a message shows it: a plain name as is, anything else quoted and cut short."""
+    return k if _PLAIN_KEY.fullmatch(k) else brief(k)
+
+
+def _show(v: Any) -> str:
+    """A value of the file as a message shows it: JSON, at most about 200 characters, one line."""
+    try:
+        text = json.dumps(v)
+    except ValueError:  # an integer of more digits than json.dumps writes
+        text = "a very long integer"
+    return brief(text, 200, quote=False)
+
+
 class _Checker:
     """Reads one scenario object, raising ``DataError("<source>: <field path> ...")`` on the first problem."""
 
@@ -117,7 +133,7 @@ class _Checker:
         prefix = f"{path}." if path else ""
         for k in d:
             if k not in keys:
-                self.fail(f"{prefix}{k}", f"is not a scenario field (expected one of: {', '.join(keys)})")
+                self.fail(f"{prefix}{_key(k)}", f"is not a scenario field (expected one of: {', '.join(keys)})")
         for k in keys:
             if k not in d:
                 self.fail(f"{prefix}{k}", "is missing")
@@ -127,26 +143,26 @@ class _Checker:
         v = d[key]
         if v is None and nullable:
             return None
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
-            self.fail(path, f"must be a finite number, got {json.dumps(v)}")
+        if not is_finite_number(v):  # NaN, inf, a bool, a string, or an integer beyond the float range
+            self.fail(path, f"must be a finite number, got {_show(v)}")
         return float(v)
 
     def boolean(self, d: dict, key: str, path: str) -> bool:
         v = d[key]
         if not isinstance(v, bool):
-            self.fail(path, f"must be true or false, got {json.dumps(v)}")
+            self.fail(path, f"must be true or false, got {_show(v)}")
         return v
 
     def text(self, d: dict, key: str, path: str) -> str:
         v = d[key]
         if not isinstance(v, str) or not v.strip():
-            self.fail(path, f"must be a non-empty string, got {json.dumps(v)}")
+            self.fail(path, f"must be a non-empty string, got {_show(v)}")
         return v
 
     def choice(self, d: dict, key: str, path: str, options: tuple[str, ...]) -> str:
         v = d[key]
         if v not in options:
-            self.fail(path, f"must be one of {', '.join(repr(o) for o in options)}, got {json.dumps(v)}")
+            self.fail(path, f"must be one of {', '.join(repr(o) for o in options)}, got {_show(v)}")
         return v
 
     def check(self, path: str, ok: bool, msg: str):
@@ -160,9 +176,9 @@ def _parse(d: Any, source: str, expected_id: str | None) -> Scenario:
            "stop_distance_m", "sound", "duration_s", "provenance")
     c.obj(d, "", top)
     sid = c.text(d, "id", "id")
-    c.check("id", bool(_ID.match(sid)), f"must be lower-case letters, digits, '_' or '-', got {sid!r}")
+    c.check("id", bool(_ID.match(sid)), f"must be lower-case letters, digits, '_' or '-', got {brief(sid)}")
     if expected_id is not None:
-        c.check("id", sid == expected_id, f"must match the file name {expected_id!r}, got {sid!r}")
+        c.check("id", sid == expected_id, f"must match the file name {expected_id!r}, got {brief(sid)}")
     title = c.text(d, "title", "title")
     description = c.text(d, "description", "description")
 
@@ -195,7 +211,7 @@ def _parse(d: Any, source: str, expected_id: str | None) -> Scenario:
         braking = Braking(profile=profile, onset_distance_m=onset, pitch_deg=pitch)
     else:
         c.check("braking", d["braking"] is None,
-                f"must be null when yields is false (the vehicle keeps v0), got {json.dumps(d['braking'])}")
+                f"must be null when yields is false (the vehicle keeps v0), got {_show(d['braking'])}")
 
     sd = c.obj(d["sound"], "sound", ("engine", "brake", "low_frequency_cue"))
     sound = Sound(engine=c.boolean(sd, "engine", "sound.engine"),
@@ -207,10 +223,10 @@ def _parse(d: Any, source: str, expected_id: str | None) -> Scenario:
     prov = d["provenance"]
     c.check("provenance", isinstance(prov, dict), f"must be a JSON object, got {type(prov).__name__}")
     for key, val in prov.items():
-        c.check(f"provenance.{key}", key in FIELD_PATHS, "names no scenario field")
+        c.check(f"provenance.{_key(key)}", key in FIELD_PATHS, "names no scenario field")
         c.check(f"provenance.{key}", isinstance(val, str) and (val.startswith("confirmed: ")
                                                                 or val.startswith("assumption: ")),
-                f"must start with 'confirmed: ' or 'assumption: ', got {json.dumps(val)}")
+                f"must start with 'confirmed: ' or 'assumption: ', got {_show(val)}")
     values = {"vehicle.length_m": length, "v0_mps": v0, "start_distance_m": start, "stop_distance_m": stop,
               "duration_s": duration, "braking.onset_distance_m": braking.onset_distance_m if braking else None,
               "braking.pitch_deg": braking.pitch_deg if braking else None}
@@ -234,7 +250,7 @@ def load_scenario(path_or_dict: str | Path | dict | Scenario) -> Scenario:
         return path_or_dict
     if isinstance(path_or_dict, dict):
         sid = path_or_dict.get("id")
-        return _parse(path_or_dict, f"scenario {sid!r}" if isinstance(sid, str) else "scenario", None)
+        return _parse(path_or_dict, f"scenario {brief(sid)}" if isinstance(sid, str) else "scenario", None)
     path = Path(path_or_dict)
     if not path.is_file():
         raise DataError(f"{path}: no such scenario file")

@@ -54,7 +54,9 @@ def run_command(args) -> int:
         res = evaluate(args.decisions, args.humans)
         text = json.dumps(res, indent=2, default=float)
         if args.out:
-            Path(args.out).write_text(text)
+            from discern.core import atomic_write_text
+
+            atomic_write_text(Path(args.out), text)
         print(text)
         return 0
     if args.psy_command == "stimuli":

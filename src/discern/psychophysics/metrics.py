@@ -22,10 +22,14 @@ Every trial is a row ``subj, session, trial, rt, object_response, category, cond
 
 from __future__ import annotations
 
+import csv
 import math
 from pathlib import Path
 
 import numpy as np
+
+from discern.core.errors import DataError
+from discern.core.files import brief
 
 HUMAN_PREFIX = "subject-"
 CATEGORIES = ("airplane", "bear", "bicycle", "bird", "boat", "bottle", "car", "cat", "chair", "clock", "dog",
@@ -133,23 +137,67 @@ def _parse_like_pandas(values: list) -> list[str]:
 
 def read_trials(paths):
     """Read toolbox CSVs (one file, or a list) into one DataFrame: lower-case columns, conditions as
-    the toolbox's strings, ``image_id`` added.  Each file's conditions are typed on their own."""
+    the toolbox's strings, ``image_id`` added.  Each file's conditions are typed on their own.
+
+    Every cell is read as text (pandas' ``read_csv(dtype=str, keep_default_na=False)``; blank lines are
+    skipped).  A file that is missing, not UTF-8, not CSV, without the toolbox's columns, or with a row of
+    another number of fields than its header is a :class:`~discern.core.errors.DataError` naming the file
+    (and the line)."""
     import pandas as pd
 
     if isinstance(paths, (str, Path)):
         paths = [paths]
     frames = []
     for p in paths:
-        df = pd.read_csv(p, dtype=str, keep_default_na=False)
-        df.columns = [c.lower() for c in df.columns]
-        missing = [c for c in COLUMNS if c not in df.columns]
+        header, rows = _read_csv_rows(Path(p))
+        columns = [c.lower() for c in header]
+        missing = [c for c in COLUMNS if c not in columns]
         if missing:
-            raise ValueError(f"{p}: not a model-vs-human decision file (missing columns {missing})")
+            raise DataError(f"{p}: not a model-vs-human decision file (missing columns {missing})")
+        twice = sorted({c for c in columns if columns.count(c) > 1})
+        if twice:
+            raise DataError(f"{p}: column {brief(twice[0])} appears twice in the header")
+        df = pd.DataFrame(rows, columns=columns, dtype=str) if rows else pd.DataFrame(
+            {c: pd.Series(dtype=str) for c in columns})
         df["condition"] = _parse_like_pandas(df["condition"].tolist())
         frames.append(df)
+    if not frames:
+        raise DataError("no decision CSV to read")
     df = pd.concat(frames, ignore_index=True)
     df["image_id"] = [short_imagename(n) for n in df["imagename"]]
     return df
+
+
+def _read_csv_rows(path: Path) -> tuple[list[str], list[list[str]]]:
+    """The header and rows of one decision CSV, every row as long as the header."""
+    if not path.is_file():
+        raise DataError(f"{path}: no such decision CSV")
+    header: list[str] | None = None
+    rows: list[list[str]] = []
+    reader = None
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as f:
+            reader = csv.reader(f)
+            for row in reader:
+                if not row:  # a blank line
+                    continue
+                if header is None:
+                    header = row
+                    continue
+                if len(row) != len(header):
+                    raise DataError(f"{path}:{reader.line_num}: expected {len(header)} fields like the header, "
+                                    f"got {len(row)}")
+                rows.append(row)
+    except UnicodeDecodeError as e:
+        raise DataError(f"{path}: not UTF-8 text (byte {e.start})") from None
+    except csv.Error as e:  # a NUL byte, a field longer than csv.field_size_limit(), ...
+        line = reader.line_num if reader is not None else 1
+        raise DataError(f"{path}:{line}: unreadable CSV ({brief(str(e), 100, quote=False)})") from None
+    except OSError as e:
+        raise DataError(f"{path}: cannot be read ({e.strerror or e})") from None
+    if header is None:
+        raise DataError(f"{path}: empty file (expected a header with the columns {', '.join(COLUMNS)})")
+    return header, rows
 
 
 def load_dataset(raw_dir, dataset: str):

@@ -103,6 +103,7 @@ def _cmd_finetune(args) -> int:
         saved = run.load_config()
         cfg = apply_overrides(FinetuneConfig(), saved.get("finetune", {}))
         model, task_name, caps = saved["model"], saved["task"], saved.get("caps", {})
+        task = get_task(task_name, **{k: v for k, v in caps.items() if v is not None})
     else:
         if not args.model or not args.task:
             raise DiscernError("tasks finetune needs --model DIR and --task NAME (or --resume RUN_DIR)")
@@ -114,10 +115,11 @@ def _cmd_finetune(args) -> int:
         model, task_name, caps = args.model, args.task, _caps(args)
         if not Path(model).is_dir():
             raise DiscernError(f"--model {model}: no such folder")
+        # the task is read and checked before the run folder is made: a bad task folder leaves nothing behind
+        task = get_task(task_name, **{k: v for k, v in caps.items() if v is not None})
         name = args.name or f"{Path(task_name).name}-{Path(model).name}-s{cfg.seed}"
         run = Run.create("tasks", name, {"finetune": dataclasses.asdict(cfg), "model": str(model),
                                          "task": str(task_name), "caps": caps})
-    task = get_task(task_name, **{k: v for k, v in caps.items() if v is not None})
     res = finetune_from_pretrained(model, task, cfg, run, resume=bool(args.resume))
     if args.json:
         print(json.dumps(res, default=float))

@@ -22,7 +22,6 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,7 +30,7 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 import numpy as np
 
 from discern.core import DataError, DiscernError, atomic_write_json, atomic_write_text
-from discern.core.files import read_json
+from discern.core.files import brief, is_finite_number, json_failure, read_json
 from discern.data.text import split_sentences
 from discern.metrics import METRICS
 
@@ -88,7 +87,7 @@ class Task:
             raise DataError(f"task '{self.name}': duplicate label names in {list(self.labels)}")
         for m in self.metrics:
             if m not in METRICS:
-                raise DataError(f"task '{self.name}': unknown metric '{m}' "
+                raise DataError(f"task '{self.name}': unknown metric {brief(m)} "
                                 f"(choose from {', '.join(sorted(METRICS))})")
         if self.primary not in self.metrics:
             raise DataError(f"task '{self.name}': primary metric '{self.primary}' is not one of "
@@ -491,19 +490,32 @@ def _read_task_json(path: Path) -> dict:
     meta = read_json(f, expect=dict)
     kind = meta.get("kind")
     if kind not in ("classification", "regression"):
-        raise DataError(f"{f}: \"kind\" must be \"classification\" or \"regression\", got {kind!r}")
+        raise DataError(f"{f}: \"kind\" must be \"classification\" or \"regression\", got {brief(kind)}")
     labels = meta.get("labels", [])
     if kind == "classification":
         if not isinstance(labels, list) or len(labels) < 2 or \
                 not all(isinstance(x, (str, int)) and not isinstance(x, bool) for x in labels):
             raise DataError(f"{f}: \"labels\" must be a list of at least 2 label names")
         if len({str(x) for x in labels}) != len(labels):
-            raise DataError(f"{f}: \"labels\" has duplicates: {labels}")
+            raise DataError(f"{f}: \"labels\" has duplicates: {brief(labels, 200)}")
     elif labels:
         raise DataError(f"{f}: a regression task has no \"labels\"")
     scale = meta.get("scale")
-    if scale is not None and not (isinstance(scale, dict) and {"min", "max"} <= set(scale)):
-        raise DataError(f"{f}: \"scale\" must be {{\"min\": number, \"max\": number}}")
+    if scale is not None and not (isinstance(scale, dict) and {"min", "max"} <= set(scale)
+                                  and is_finite_number(scale["min"]) and is_finite_number(scale["max"])
+                                  and scale["min"] != scale["max"]):
+        raise DataError(f"{f}: \"scale\" must be {{\"min\": number, \"max\": number}} with min != max")
+    metrics = meta.get("metrics")
+    if metrics is not None and (not isinstance(metrics, list) or not all(isinstance(m, str) for m in metrics)):
+        raise DataError(f"{f}: \"metrics\" must be a list of metric names, got {brief(metrics)}")
+    for key in ("name", "primary", "description"):
+        v = meta.get(key)
+        if v is not None and not isinstance(v, str):
+            raise DataError(f"{f}: \"{key}\" must be a string, got {brief(v)}")
+    for key in ("name", "primary"):
+        v = meta.get(key)
+        if isinstance(v, str) and v and not (len(v) <= 100 and v.isprintable()):
+            raise DataError(f"{f}: \"{key}\" must be a short name on one line, got {brief(v)}")
     return meta
 
 
@@ -514,17 +526,19 @@ def _parse_line(file: Path, lineno: int, line: str, task: Task,
         obj = json.loads(line)
     except json.JSONDecodeError as e:
         raise DataError(f"{where}: invalid JSON ({e.msg} at column {e.colno})") from None
+    except (RecursionError, ValueError) as e:
+        raise DataError(f"{where}: {json_failure(e)}") from None
     if not isinstance(obj, dict):
         raise DataError(f"{where}: expected a JSON object with \"id\", \"text\", \"label\"")
     unknown = set(obj) - {"id", "text", "text_b", "label"}
     if unknown:
-        raise DataError(f"{where}: unknown key(s) {sorted(unknown)} (expected id, text, text_b, label)")
+        raise DataError(f"{where}: unknown key(s) {brief(sorted(unknown), 100)} (expected id, text, text_b, label)")
     for key in ("id", "text", "label"):
         if key not in obj:
             raise DataError(f"{where}: missing \"{key}\"")
     ex_id = obj["id"]
     if isinstance(ex_id, bool) or not isinstance(ex_id, (str, int)) or str(ex_id) == "":
-        raise DataError(f"{where}: \"id\" must be a non-empty string, got {ex_id!r}")
+        raise DataError(f"{where}: \"id\" must be a non-empty string, got {brief(ex_id)}")
     text = obj["text"]
     if not isinstance(text, str) or not text.strip():
         raise DataError(f"{where}: \"text\" must be a non-empty string")
@@ -534,12 +548,12 @@ def _parse_line(file: Path, lineno: int, line: str, task: Task,
     raw = obj["label"]
     if task.kind == "classification":
         if isinstance(raw, bool) or not isinstance(raw, (str, int)) or str(raw) not in label_index:
-            raise DataError(f"{where}: label {raw!r} is not one of {list(task.labels)}")
+            raise DataError(f"{where}: label {brief(raw)} is not one of {brief(list(task.labels), 200)}")
         label: int | float = label_index[str(raw)]
     else:
-        if isinstance(raw, bool) or not isinstance(raw, (int, float)) or not math.isfinite(raw):
+        if not is_finite_number(raw):
             raise DataError(f"{where}: label must be a finite number for a regression task, "
-                            f"got {raw!r}")
+                            f"got {brief(raw)}")
         label = float(raw)
     return Example(str(ex_id), text, text_b, label)
 
@@ -579,13 +593,17 @@ def load_task_dir(path: str | Path, name: str | None = None) -> Task:
                 continue
             raise DataError(f"{file}: missing (a task folder needs train.jsonl and dev.jsonl)")
         exs: list[Example] = []
-        with open(file, encoding="utf-8") as f:
-            for lineno, line in enumerate(f, 1):
+        with open(file, "rb") as f:
+            for lineno, raw in enumerate(f, 1):
+                try:  # line by line, so that bad bytes are reported with their line (a BOM is allowed)
+                    line = raw.decode("utf-8-sig" if lineno == 1 else "utf-8")
+                except UnicodeDecodeError as e:
+                    raise DataError(f"{file}:{lineno}: not UTF-8 text (byte {e.start} of the line)") from None
                 if not line.strip():
                     continue
                 ex = _parse_line(file, lineno, line, task, label_index)
                 if ex.id in seen:
-                    raise DataError(f"{file}:{lineno}: duplicate id '{ex.id}' (first seen in "
+                    raise DataError(f"{file}:{lineno}: duplicate id {brief(ex.id)} (first seen in "
                                     f"{seen[ex.id]})")
                 seen[ex.id] = f"{file.name}:{lineno}"
                 exs.append(ex)

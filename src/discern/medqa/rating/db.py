@@ -8,23 +8,36 @@ several raters (triple rating in the paper).
   ``order_swapped`` is drawn at import with a seeded RNG (balanced: half of the batch is swapped); when it is
   set the rater sees ``answer_b`` as "Answer A".  Sources (e.g. ``model:smollm2``, ``physician``) are never
   shown to raters.
-- A rater joins with a random invitation token (``secrets.token_urlsafe(24)``) and sees only the items
-  assigned to them.
+- A rater joins with a random invitation token (``secrets.token_urlsafe(24)``, returned once by ``invite``;
+  only its SHA-256 is stored) and sees only the items assigned to them.  ``open_session`` exchanges a rater
+  for a fresh random session id (stored as its SHA-256, valid ``SESSION_TTL``), what the web app keeps in its
+  cookie; ``rater_by_token`` and ``rater_by_session`` find the rater of either.
+- Text is checked before it is stored (``DataError``): names and sources at most 200 characters (their
+  columns), questions and answers at most ``TEXT_MAX``, no NUL characters or unpaired surrogates anywhere, and
+  ``meta`` plain JSON (finite numbers, at most ``JSON_DEPTH`` levels); ids are 1 .. ``MAX_ID`` (32-bit
+  columns on PostgreSQL).
 - A rating stores the values exactly as the rater chose them (blinded "A"/"B"/"tie" for pairwise);
-  ``unblind`` and ``export_csv`` translate a pairwise choice back to the source it refers to.
+  ``unblind`` and ``export_csv`` translate a pairwise choice back to the source it refers to.  In the CSV a
+  text cell starting with ``=``, ``+``, ``-``, ``@``, a tab or a carriage return gets a leading ``'`` so that
+  spreadsheets show it as text instead of running it as a formula (numbers stay numbers).
 
 SQLite by default (a path or ``sqlite:///...``); any SQLAlchemy URL works, e.g. ``postgresql+psycopg://...``.
-Functions that change the database commit their session.
+Connection pools: an SQLite file keeps ``POOL_SIZE`` connections and opens more when needed (never runs out);
+other databases keep ``POOL_SIZE`` plus at most ``POOL_OVERFLOW`` more, and a request beyond waits up to
+``POOL_TIMEOUT`` seconds for one.  Functions that change the database commit their session.
 """
 
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
+import math
+import operator
 import random
 import secrets
 from collections.abc import Iterable
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import IO, Any
 
@@ -50,6 +63,13 @@ from discern.core.errors import DataError, DiscernError, NotFoundError
 from . import schema
 
 CSV_COLUMNS = ("study", "item_id", "rater", "role", "kind", "axis", "value", "shown_value", "source_1", "source_2")
+FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")  # what spreadsheets read as the start of a formula (OWASP)
+MAX_ID = 2**31 - 1  # the Integer columns are 32-bit on PostgreSQL
+NAME_MAX = 200  # study and rater names, answer sources: String(200)
+TEXT_MAX = 100_000  # a question or an answer (Text columns), in characters
+JSON_DEPTH = 20  # nesting levels of an item's meta
+SESSION_TTL = timedelta(days=30)
+POOL_SIZE, POOL_OVERFLOW, POOL_TIMEOUT = 10, 30, 60.0
 
 
 class NotAssignedError(DiscernError):
@@ -111,9 +131,25 @@ class Rater(Base):
     study_id: Mapped[int] = mapped_column(ForeignKey("studies.id", ondelete="CASCADE"), index=True)
     name: Mapped[str] = mapped_column(String(200))
     role: Mapped[str] = mapped_column(String(16))
-    token: Mapped[str] = mapped_column(String(64), unique=True)
+    # the SHA-256 (hex) of the invitation token; the column keeps its old name ("token"), where databases of
+    # earlier versions hold the plain token (``rater_by_token`` replaces it by its hash on first use)
+    token_hash: Mapped[str] = mapped_column("token", String(64), unique=True)
 
     study: Mapped[Study] = relationship(back_populates="raters")
+
+
+class RaterSession(Base):
+    """A signed-in browser: the SHA-256 of its random session id (the cookie), never the id itself."""
+
+    __tablename__ = "rater_sessions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    rater_id: Mapped[int] = mapped_column(ForeignKey("raters.id", ondelete="CASCADE"), index=True)
+    id_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
+    expires: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+    rater: Mapped[Rater] = relationship()
 
 
 class Assignment(Base):
@@ -153,12 +189,15 @@ def database_url(url: str | Path) -> str:
 
 def connect(url: str | Path) -> sessionmaker[Session]:
     """Open (creating the tables if needed) the database at ``url`` and return a session factory; the engine
-    is ``factory.kw["bind"]``.  A plain path means an SQLite file."""
+    is ``factory.kw["bind"]``.  A plain path means an SQLite file.  Pools: see the module's docstring (an
+    in-memory SQLite database is one connection shared by all sessions)."""
     url = database_url(url)
     if url.startswith("sqlite"):
         kw: dict[str, Any] = {"connect_args": {"check_same_thread": False, "timeout": 30}}
         if url in ("sqlite://", "sqlite:///:memory:"):
             kw["poolclass"] = StaticPool
+        else:  # opening an SQLite connection is cheap: never make a request wait for one
+            kw.update(pool_size=POOL_SIZE, max_overflow=-1)
         engine = create_engine(url, **kw)
 
         @event.listens_for(engine, "connect")
@@ -167,15 +206,61 @@ def connect(url: str | Path) -> sessionmaker[Session]:
             cur.execute("PRAGMA foreign_keys=ON")
             cur.close()
     else:
-        engine = create_engine(url, pool_pre_ping=True)
+        engine = create_engine(url, pool_pre_ping=True, pool_size=POOL_SIZE, max_overflow=POOL_OVERFLOW,
+                               pool_timeout=POOL_TIMEOUT)
     Base.metadata.create_all(engine)
     return sessionmaker(bind=engine, expire_on_commit=False)
+
+
+def hash_secret(secret: str) -> str:
+    """The SHA-256 (hex) under which a token or session id is stored."""
+    return hashlib.sha256(secret.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def check_text(value: Any, what: str, max_len: int, empty: bool = False) -> str:
+    """``value`` as stored: a string of at most ``max_len`` characters (non-blank unless ``empty``), without NUL
+    characters (PostgreSQL refuses them) or unpaired surrogates (not UTF-8); DataError otherwise."""
+    if not isinstance(value, str):
+        raise DataError(f"{what} must be a string, not {type(value).__name__}")
+    if not empty and not value.strip():
+        raise DataError(f"{what} must be a non-empty string")
+    if len(value) > max_len:
+        raise DataError(f"{what} is {len(value)} characters long, at most {max_len} are allowed")
+    if "\x00" in value:
+        raise DataError(f"{what} contains a NUL character")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise DataError(f"{what} contains an unpaired surrogate (not valid Unicode text)") from None
+    return value
+
+
+def check_json(value: Any, what: str, depth: int = 0) -> None:
+    """DataError unless ``value`` is plain JSON that both SQLite and PostgreSQL store: strings as for
+    ``check_text``, finite numbers, at most ``JSON_DEPTH`` levels."""
+    if depth > JSON_DEPTH:
+        raise DataError(f"{what} is nested deeper than {JSON_DEPTH} levels")
+    if isinstance(value, dict):
+        for k, v in value.items():
+            check_text(k, f"{what}: a key", NAME_MAX, empty=True)
+            check_json(v, f"{what}.{k}" if k.isidentifier() else f"{what}[{k!r}]", depth + 1)
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            check_json(v, f"{what}[{i}]", depth + 1)
+    elif isinstance(value, str):
+        check_text(value, what, TEXT_MAX, empty=True)
+    elif isinstance(value, float):
+        if not math.isfinite(value):
+            raise DataError(f"{what} is not a finite number")
+    elif value is not None and not isinstance(value, (bool, int)):
+        raise DataError(f"{what}: {type(value).__name__} is not a JSON value")
 
 
 def _get(session: Session, model: type, obj: Any, what: str):
     if isinstance(obj, model):
         return obj
-    found = session.get(model, int(obj)) if isinstance(obj, int) and not isinstance(obj, bool) else None
+    ok = isinstance(obj, int) and not isinstance(obj, bool) and 1 <= obj <= MAX_ID
+    found = session.get(model, obj) if ok else None
     if found is None:
         raise NotFoundError(f"no {what} with id {obj!r}")
     return found
@@ -194,15 +279,65 @@ def get_rater(session: Session, rater: Rater | int) -> Rater:
 
 
 def rater_by_token(session: Session, token: str) -> Rater | None:
-    if not token or not isinstance(token, str):
+    """The rater of an invitation token (stored as its SHA-256), or None."""
+    if not token or not isinstance(token, str) or len(token) > 256:
         return None
-    return session.scalars(select(Rater).where(Rater.token == token)).first()
+    digest = hash_secret(token)
+    found = session.scalars(select(Rater).where(Rater.token_hash == digest)).first()
+    if found is None and len(token) != 64:
+        # a database of an earlier version stores the plain token: accept it once and keep only its hash
+        # (never a 64-character value, which could be a stored hash presented as a token)
+        found = session.scalars(select(Rater).where(Rater.token_hash == token)).first()
+        if found is not None:
+            found.token_hash = digest
+            session.commit()
+    return found
+
+
+def open_session(session: Session, rater: Rater | int, ttl: timedelta = SESSION_TTL) -> str:
+    """Sign a rater in: a fresh random session id (returned once; its SHA-256 is stored) valid for ``ttl``.
+    The rater's expired sessions are deleted."""
+    rater = get_rater(session, rater)
+    now = _now()
+    for old in session.scalars(select(RaterSession).where(RaterSession.rater_id == rater.id)):
+        if _aware(old.expires) <= now:
+            session.delete(old)
+    sid = secrets.token_urlsafe(32)
+    session.add(RaterSession(rater_id=rater.id, id_hash=hash_secret(sid), created=now, expires=now + ttl))
+    session.commit()
+    return sid
+
+
+def rater_by_session(session: Session, sid: str) -> Rater | None:
+    """The rater signed in with session id ``sid``, or None (unknown or expired)."""
+    if not sid or not isinstance(sid, str) or len(sid) > 256:
+        return None
+    found = session.scalars(select(RaterSession).where(RaterSession.id_hash == hash_secret(sid))).first()
+    if found is None or _aware(found.expires) <= _now():
+        return None
+    return found.rater
+
+
+def close_session(session: Session, sid: str) -> bool:
+    """Sign out: delete the session ``sid``; whether there was one."""
+    if not sid or not isinstance(sid, str) or len(sid) > 256:
+        return False
+    found = session.scalars(select(RaterSession).where(RaterSession.id_hash == hash_secret(sid))).first()
+    if found is None:
+        return False
+    session.delete(found)
+    session.commit()
+    return True
+
+
+def _aware(t: datetime) -> datetime:
+    return t if t.tzinfo is not None else t.replace(tzinfo=timezone.utc)  # SQLite gives back naive UTC
 
 
 def create_study(session: Session, name: str) -> Study:
     if not isinstance(name, str) or not name.strip():
         raise DataError("a study needs a non-empty name")
-    study = Study(name=name.strip())
+    study = Study(name=check_text(name.strip(), "the study name", NAME_MAX))
     session.add(study)
     session.commit()
     return study
@@ -214,6 +349,7 @@ def _check_record(i: int, rec: Any) -> tuple[str, list[tuple[str, str]], dict]:
     question = rec.get("question")
     if not isinstance(question, str) or not question.strip():
         raise DataError(f"item record {i}: question must be a non-empty string")
+    check_text(question, f"item record {i}: question", TEXT_MAX)
     answers = rec.get("answers")
     if not isinstance(answers, list) or len(answers) not in (1, 2):
         raise DataError(f"item record {i}: answers must be a list of one or two answers")
@@ -227,12 +363,14 @@ def _check_record(i: int, rec: Any) -> tuple[str, list[tuple[str, str]], dict]:
             raise DataError(f"item record {i}, answer {j}: source must be a non-empty string")
         if source.strip() == "tie":
             raise DataError(f"item record {i}, answer {j}: 'tie' is reserved and cannot name a source")
-        out.append((text, source.strip()))
+        check_text(text, f"item record {i}, answer {j}: text", TEXT_MAX)
+        out.append((text, check_text(source.strip(), f"item record {i}, answer {j}: source", NAME_MAX)))
     if len(out) == 2 and out[0][1] == out[1][1]:
         raise DataError(f"item record {i}: the two answers need different sources, both are {out[0][1]!r}")
     meta = rec.get("meta") or {}
     if not isinstance(meta, dict):
         raise DataError(f"item record {i}: meta must be an object")
+    check_json(meta, f"item record {i}: meta")
     return question, out, meta
 
 
@@ -262,17 +400,18 @@ def add_items(session: Session, study: Study | int, records: Iterable[dict], see
 
 
 def invite(session: Session, study: Study | int, name: str, role: str) -> str:
-    """Add a rater (``role`` "physician" or "lay") and return their secret invitation token."""
+    """Add a rater (``role`` "physician" or "lay") and return their secret invitation token: the only time it
+    is seen, the database keeps its SHA-256."""
     study = get_study(session, study)
     if role not in schema.ROLES:
         raise DataError(f"rater role must be one of {', '.join(schema.ROLES)}, not {role!r}")
     if not isinstance(name, str) or not name.strip():
         raise DataError("a rater needs a non-empty name")
-    name = name.strip()
+    name = check_text(name.strip(), "the rater name", NAME_MAX)
     if session.scalars(select(Rater).where(Rater.study_id == study.id, Rater.name == name)).first():
         raise DataError(f"study {study.id} already has a rater named {name!r}")
     token = secrets.token_urlsafe(24)
-    session.add(Rater(study_id=study.id, name=name, role=role, token=token))
+    session.add(Rater(study_id=study.id, name=name, role=role, token_hash=hash_secret(token)))
     session.commit()
     return token
 
@@ -290,8 +429,14 @@ def assign(session: Session, study: Study | int, rater: Rater | int, item_ids: I
     rater = get_rater(session, rater)
     if rater.study_id != study.id:
         raise NotFoundError(f"rater {rater.id} is not part of study {study.id}")
-    wanted = list(dict.fromkeys(int(i) for i in item_ids))
-    have = set(session.scalars(select(Item.id).where(Item.study_id == study.id, Item.id.in_(wanted))))
+    wanted = []
+    for i in item_ids:
+        if isinstance(i, bool) or not hasattr(i, "__index__"):
+            raise DataError(f"item ids must be integers, not {i!r}")
+        wanted.append(operator.index(i))
+    wanted = list(dict.fromkeys(wanted))
+    valid = [i for i in wanted if 1 <= i <= MAX_ID]
+    have = set(session.scalars(select(Item.id).where(Item.study_id == study.id, Item.id.in_(valid))))
     missing = [i for i in wanted if i not in have]
     if missing:
         raise NotFoundError(f"study {study.id} has no items {', '.join(map(str, missing))}")
@@ -422,14 +567,23 @@ def export_rows(session: Session, study: Study | int) -> list[dict]:
     return rows
 
 
+def csv_cell(value: Any) -> Any:
+    """A value as written to the CSV: text that a spreadsheet would run as a formula (starting with one of
+    ``FORMULA_PREFIXES``) gets a leading ``'``; anything else, numbers included, is unchanged."""
+    if isinstance(value, str) and value.startswith(FORMULA_PREFIXES):
+        return "'" + value
+    return value
+
+
 def export_csv(session: Session, study: Study | int, path_or_file: str | Path | IO[str]) -> int:
-    """Write ``export_rows`` as CSV to a path or an open text file; returns the number of data rows."""
+    """Write ``export_rows`` as CSV (text cells through ``csv_cell``) to a path or an open text file; returns
+    the number of data rows."""
     rows = export_rows(session, study)
 
     def write(f: IO[str]) -> None:
         w = csv.DictWriter(f, fieldnames=list(CSV_COLUMNS), lineterminator="\n")
         w.writeheader()
-        w.writerows(rows)
+        w.writerows({k: csv_cell(v) for k, v in row.items()} for row in rows)
 
     if isinstance(path_or_file, (str, Path)):
         with open(path_or_file, "w", newline="", encoding="utf-8") as f:
