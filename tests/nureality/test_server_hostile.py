@@ -264,7 +264,7 @@ def test_ack_reads_only_the_seqs_above_the_stored_ack(tmp_path):
         sa_event.listen(factory.kw["bind"], "before_cursor_execute",
                         lambda conn, cur, stmt, params, ctx, many: seen.append((stmt, params)))
         assert store.add_events(s, p, [_ev(3001), _ev(3003)]) == 3001
-        reads = [params for stmt, params in seen if "SELECT nureality_events.seq" in stmt]
+        reads = [params for stmt, params in seen if "nureality_events.seq >" in stmt]
         assert reads == [(p.id, 3000, store.MAX_EVENTS_PER_CALL, 0)]  # (participant, seq >, limit, offset)
         assert store.acked(s, p) == 3001 and p.acked == 3001
     factory.kw["bind"].dispose()

@@ -6,16 +6,17 @@ GPU)."""
 from __future__ import annotations
 
 import secrets
+import ssl
 import tempfile
 import time
 from pathlib import Path
 
 
 _SERVE = """
-import sys, uvicorn
-from discern.nureality.server import make_app
+import sys
+from discern.nureality.server import serve
 db, token, port, wal = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4] == "1"
-uvicorn.run(make_app(db, token, wal=wal), host="127.0.0.1", port=port, log_level="warning", access_log=False)
+serve(db, token, port=port, wal=wal)
 """
 
 
@@ -46,10 +47,10 @@ def _start(db: Path, token: str, wal: bool):
 
 
 def server_throughput(participants: int = 16, events_each: int = 120, batch: int = 4, wal: bool = True) -> dict:
-    """``participants`` simulated participants, all at once, each joining and then posting its events in
-    batches (one request after the other, as the page does) to a server in another process on 127.0.0.1.
-    Returns events/s over the whole run, request latency percentiles (ms) and the count of failed requests
-    (any status but 200, a wrong ack, or no answer)."""
+    """``participants`` simulated participants join (all at once), then all post their events in batches, each
+    one request after the other as the page does, to a server in another process on 127.0.0.1.  Returns
+    events/s over the posting phase, its request latency percentiles (ms), the joins' latency, and the count
+    of failed requests (any status but 200, a wrong ack, or no answer)."""
     import asyncio
 
     import httpx
@@ -64,14 +65,21 @@ def server_throughput(participants: int = 16, events_each: int = 120, batch: int
                                   json={"name": "bench", "scenarios": ["baseline"], "order": "random",
                                         "repetitions": 1, "likert": []}).json()
             lat: list[float] = []
+            join_lat: list[float] = []
             errors: list[str] = []
 
-            async def participant(http, j: int) -> None:
+            async def join(http, j: int) -> dict | None:
+                t0 = time.perf_counter()
                 try:
                     r = await http.post("/api/join", json={"code": study["code"], "participant": f"B{j:03d}"})
-                    auth = {"Authorization": f"Bearer {r.json()['token']}"}
+                    join_lat.append(time.perf_counter() - t0)
+                    return {"Authorization": f"Bearer {r.json()['token']}"}
                 except (httpx.HTTPError, KeyError, ValueError) as e:
                     errors.append(f"B{j:03d} join: {type(e).__name__}")
+                    return None
+
+            async def participant(http, j: int, auth: dict | None) -> None:
+                if auth is None:
                     return
                 for s in range(1, events_each + 1, batch):
                     ev = [{"seq": k, "trial": 0, "type": "onset", "t_ms": float(k), "data": {}}
@@ -87,24 +95,34 @@ def server_throughput(participants: int = 16, events_each: int = 120, batch: int
                         errors.append(f"B{j:03d}: {r.status_code} {r.text[:80]}")
 
             async def run() -> float:
-                limits = httpx.Limits(max_connections=participants + 8, max_keepalive_connections=participants + 8)
-                async with httpx.AsyncClient(base_url=url, timeout=120, limits=limits, trust_env=False) as http:
+                # one client (one connection) per participant, as each has their own browser; one TLS context
+                # for all, or creating 200 clients costs seconds
+                tls = ssl.create_default_context()
+                clients = [httpx.AsyncClient(base_url=url, timeout=120, verify=tls, trust_env=False,
+                                             limits=httpx.Limits(max_connections=1)) for _ in range(participants)]
+                try:
+                    # everyone joins first (a burst of joins is its own phase), then all post at once
+                    auths = await asyncio.gather(*(join(c, j) for j, c in enumerate(clients)))
                     t0 = time.perf_counter()
-                    await asyncio.gather(*(participant(http, j) for j in range(participants)))
+                    await asyncio.gather(*(participant(c, j, a) for j, (c, a) in enumerate(zip(clients, auths))))
                     return time.perf_counter() - t0
+                finally:
+                    await asyncio.gather(*(c.aclose() for c in clients))
 
             wall = asyncio.run(run())
         finally:
             proc.kill()
             proc.wait()
     ms = 1000 * np.asarray(lat) if lat else np.asarray([float("nan")])
+    jms = 1000 * np.asarray(join_lat) if join_lat else np.asarray([float("nan")])
     n_requests = participants * -(-events_each // batch)
     return {"sqlite": "WAL, synchronous=FULL" if wal else "rollback journal, synchronous=FULL (SQLite's defaults)",
             "participants": participants, "events": participants * events_each, "batch": batch,
             "requests": n_requests, "errors": len(errors), "error_examples": errors[:3], "seconds": wall,
             "events_per_second": participants * events_each / wall,
             "latency_ms": {"p50": float(np.percentile(ms, 50)), "p99": float(np.percentile(ms, 99)),
-                           "max": float(ms.max())}}
+                           "max": float(ms.max())},
+            "join_latency_ms": {"p50": float(np.percentile(jms, 50)), "max": float(jms.max())}}
 
 
 def frame_time(seconds: float = 6.0, query: str = "", size: tuple[int, int] = (960, 540)) -> dict:

@@ -39,6 +39,7 @@ import json
 import math
 import re
 import secrets
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -51,10 +52,13 @@ from sqlalchemy import (
     Integer,
     String,
     UniqueConstraint,
+    bindparam,
     create_engine,
     event,
     func,
+    insert,
     select,
+    update,
 )
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, relationship, sessionmaker
@@ -134,6 +138,15 @@ class Event(Base):
     t_ms: Mapped[float] = mapped_column(Float)
     data: Mapped[dict] = mapped_column(JSON)
     received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
+
+
+_E, _P = Event.__table__, Participant.__table__
+# the statements of the write path, built once (SQLAlchemy caches their compiled form)
+_STORED = (select(_E.c.seq, _E.c.trial, _E.c.type, _E.c.t_ms, _E.c.data)
+           .where(_E.c.participant_id == bindparam("pid"), _E.c.seq.in_(bindparam("seqs", expanding=True))))
+_ACKED = select(_P.c.acked).where(_P.c.id == bindparam("pid"))
+_ABOVE = (select(_E.c.seq).where(_E.c.participant_id == bindparam("pid"), _E.c.seq > bindparam("n"))
+          .order_by(_E.c.seq).limit(bindparam("k")))
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -365,11 +378,6 @@ def validate_event(ev: Any, where: str, n_trials: int, n_likert: int) -> dict:
     return {"seq": seq, "trial": trial, "type": typ, "t_ms": float(t_ms), "data": data}
 
 
-def _same(stored: Event, ev: dict) -> bool:
-    return (stored.trial == ev["trial"] and stored.type == ev["type"] and float(stored.t_ms) == ev["t_ms"]
-            and _canonical(stored.data) == _canonical(ev["data"]))
-
-
 def _contiguous(seqs: list[int]) -> int:
     expected = 1
     for s in seqs:
@@ -383,9 +391,12 @@ def _contiguous(seqs: list[int]) -> int:
 def acked(session: Session, participant: Participant) -> int:
     """The highest seq n such that events 1..n of the participant are all stored (0 when event 1 is not):
     the stored ``acked`` advanced over the seqs stored above it (only those are read)."""
-    n = participant.acked or 0  # a lower bound: events are never deleted
+    return _acked_from(session, participant.id, participant.acked or 0)  # a lower bound: nothing is deleted
+
+
+def _acked_from(session: Session, participant_id: int, n: int) -> int:
     while True:
-        page = list(session.scalars(select(Event.seq).where(Event.participant_id == participant.id, Event.seq > n)
+        page = list(session.scalars(select(Event.seq).where(Event.participant_id == participant_id, Event.seq > n)
                                     .order_by(Event.seq).limit(MAX_EVENTS_PER_CALL)))
         for seq in page:
             if seq != n + 1:
@@ -395,45 +406,98 @@ def acked(session: Session, participant: Participant) -> int:
             return n
 
 
-def add_events(session: Session, participant: Participant, events: list[dict]) -> int:
-    """Store the events that are not stored yet and commit; return ``acked``.  The batch is stored entirely or
-    not at all: a malformed event raises DataError, a stored seq with different content ConflictError."""
+@dataclass(frozen=True)
+class Writer:
+    """What storing a participant's events needs to know about them; none of it changes after the join, so
+    a server can keep it per token instead of loading the participant and its study for every batch."""
+
+    id: int
+    label: str
+    n_trials: int
+    n_likert: int
+
+
+def writer(participant: Participant) -> Writer:
+    return Writer(participant.id, participant.label, len(participant.plan), len(participant.study.likert))
+
+
+def validate_batch(who: Writer, events: list[dict]) -> dict[int, dict]:
+    """The events of one call, validated and keyed by seq (DataError / ConflictError on a bad batch)."""
     if not isinstance(events, list):
         raise DataError(f"events: expected a list, got {type(events).__name__}")
     if len(events) > MAX_EVENTS_PER_CALL:
         raise DataError(f"events: at most {MAX_EVENTS_PER_CALL} events per call, got {len(events)}")
-    n_trials, n_likert = len(participant.plan), len(participant.study.likert)
     batch: dict[int, dict] = {}
     for i, raw in enumerate(events):
-        ev = validate_event(raw, f"events[{i}]", n_trials, n_likert)
+        ev = validate_event(raw, f"events[{i}]", who.n_trials, who.n_likert)
         prev = batch.get(ev["seq"])
         if prev is not None and (prev["trial"], prev["type"], prev["t_ms"], _canonical(prev["data"])) != (
                 ev["trial"], ev["type"], ev["t_ms"], _canonical(ev["data"])):
             raise ConflictError(f"events[{i}]: seq {ev['seq']} appears twice in this call with different content")
         batch[ev["seq"]] = ev
+    return batch
+
+
+def stage_events(session: Session, who: Writer, batch: dict[int, dict], acked_floor: int | None = None) -> int:
+    """Insert the events of ``batch`` not stored yet, in the session's transaction (no commit); return the
+    participant's new ``acked``.  Raises ConflictError, having changed nothing, when a seq is stored with
+    different content.  ``acked_floor`` is a known lower bound of the participant's ``acked`` (read from the
+    database when None).  SQLAlchemy
+    Core statements, not ORM objects: the server calls this for every batch of every participant."""
+    conn = session.connection()
+    events, people = Event.__table__, Participant.__table__
+    seqs = sorted(batch)
+    stored: dict[int, tuple] = {}
+    for start in range(0, len(seqs), 500):
+        chunk = seqs[start:start + 500]
+        for row in conn.execute(_STORED, {"pid": who.id, "seqs": chunk}):
+            stored[row[0]] = tuple(row)
+    for seq in seqs:
+        old = stored.get(seq)
+        ev = batch[seq]
+        if old is not None and not (old[1] == ev["trial"] and old[2] == ev["type"] and float(old[3]) == ev["t_ms"]
+                                    and _canonical(old[4]) == _canonical(ev["data"])):
+            raise ConflictError(f"event seq {seq} of participant {who.label!r} is already stored with different "
+                                f"content (trial {old[1]}, type {old[2]!r}, t_ms {old[3]})")
+    now = _now()
+    new = [{"participant_id": who.id, "received_at": now, **batch[seq]} for seq in seqs if seq not in stored]
+    if new:
+        conn.execute(events.insert(), new)
+    floor = acked_floor if acked_floor is not None else conn.execute(_ACKED, {"pid": who.id}).scalar() or 0
+    n = floor
+    while True:  # advance over the seqs stored above the floor
+        page = [r[0] for r in conn.execute(_ABOVE, {"pid": who.id, "n": n, "k": MAX_EVENTS_PER_CALL})]
+        for seq in page:
+            if seq != n + 1:
+                break
+            n = seq
+        else:
+            if len(page) == MAX_EVENTS_PER_CALL:
+                continue
+        break
+    if n > floor:
+        conn.execute(people.update().where(people.c.id == who.id, people.c.acked < n).values(acked=n))
+    return n
+
+
+def add_events(session: Session, participant: Participant | Writer, events: list[dict]) -> int:
+    """Store the events that are not stored yet and commit; return ``acked``.  The batch is stored entirely or
+    not at all: a malformed event raises DataError, a stored seq with different content ConflictError."""
+    who = participant if isinstance(participant, Writer) else writer(participant)
+    batch = validate_batch(who, events)
     for _attempt in range(5):
-        seqs = sorted(batch)
-        stored: dict[int, Event] = {}
-        for start in range(0, len(seqs), 500):
-            chunk = seqs[start:start + 500]
-            for e in session.scalars(select(Event).where(Event.participant_id == participant.id,
-                                                         Event.seq.in_(chunk))):
-                stored[e.seq] = e
-        for seq in seqs:
-            if seq in stored and not _same(stored[seq], batch[seq]):
-                old = stored[seq]
-                session.rollback()
-                raise ConflictError(f"event seq {seq} of participant {participant.label!r} is already stored with "
-                                    f"different content (trial {old.trial}, type {old.type!r}, t_ms {old.t_ms})")
-        session.add_all(Event(participant_id=participant.id, **batch[seq]) for seq in seqs if seq not in stored)
         try:
-            session.flush()
-            result = acked(session, participant)
-            participant.acked = result
+            n = stage_events(session, who, batch)
             session.commit()
-            return result
+        except ConflictError:
+            session.rollback()
+            raise
         except IntegrityError:  # a concurrent call stored some of these seqs first (PostgreSQL); compare again
             session.rollback()
+            continue
+        if isinstance(participant, Participant):
+            session.refresh(participant)
+        return n
     raise DiscernError("events: could not store the events; try again")  # pragma: no cover
 
 
