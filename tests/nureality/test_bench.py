@@ -23,7 +23,7 @@ def test_bench_json_convention_and_ratios(monkeypatch):
     monkeypatch.setattr(bench, "frame_time", lambda seconds, query: {"fps": 4.0 if query else 2.5})
     out = bench.bench(quick=True)
     check_bench(out, "nureality")
-    assert calls == [(16, 40, False), (16, 40, True), (200, 40, False), (200, 40, True)]
+    assert calls == [(16, 160, False), (16, 160, True), (200, 40, False), (200, 40, True)]
     assert out["ratios"] == {"events_per_s_vs_sqlite_defaults_at_16": 1.5, "p99_sqlite_defaults_over_ours_at_16": 2.0,
                              "events_per_s_vs_sqlite_defaults_at_200": 3.0, "p99_sqlite_defaults_over_ours_at_200": 4.0,
                              "p99_goal_50ms_over_p99_at_16": 1.25, "answered_share_at_200": 1.0,
