@@ -14,7 +14,10 @@ from discern.core.config import add_config_args
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from discern import __version__
+
     parser = argparse.ArgumentParser(prog="discern", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"discern {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
     rp = sub.add_parser("reproduce", help="run the papers' small reproductions and write runs/report")

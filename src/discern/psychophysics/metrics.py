@@ -202,9 +202,12 @@ def _read_csv_rows(path: Path) -> tuple[list[str], list[list[str]]]:
 
 def load_dataset(raw_dir, dataset: str):
     """All CSVs of ``raw_dir/<dataset>/`` (humans and models), sorted by file name."""
+    if not Path(raw_dir).is_dir():
+        raise DataError(f"{raw_dir}: no such folder (expected model-vs-human's raw-data folder, with one "
+                        "sub-folder of decision CSVs per dataset)")
     files = sorted(Path(raw_dir, dataset).glob("*.csv"))
     if not files:
-        raise FileNotFoundError(f"no decision CSVs in {Path(raw_dir, dataset)}")
+        raise DataError(f"no decision CSVs in {Path(raw_dir, dataset)}")
     return read_trials(files)
 
 
