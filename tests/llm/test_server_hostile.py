@@ -218,6 +218,8 @@ def test_oversized_bodies_are_413_before_parsing(server, http):
     for route in ROUTES:
         r = http.post(url + route, content=big, headers={"content-type": "application/json"})
         assert r.status_code == 413  # Content-Length says so: refused before a byte is read
+        assert r.json() == {"error": {"message": f"request body too large: at most {1 << 20} bytes",
+                                      "type": "invalid_request_error", "param": None, "code": None}}
 
         def chunks():
             for i in range(0, len(big), 64 << 10):

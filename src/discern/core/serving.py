@@ -76,12 +76,14 @@ class RequestLimits:
 
     ``max_bytes`` is the default limit; ``prefixes`` maps a path prefix to its own limit (the longest match
     wins), e.g. ``{"/api/admin/": 16 << 20}``.  Every response also gets the ``headers`` given (security
-    headers such as ``X-Content-Type-Options``) unless the route set them itself.
+    headers such as ``X-Content-Type-Options``) unless the route set them itself.  ``error_body(status,
+    message)`` shapes the refusal's JSON (default ``{"detail": message}``), e.g. OpenAI's error object.
     """
 
     def __init__(self, app, max_bytes: int, prefixes: dict[str, int] | None = None,
-                 headers: dict[str, str] | None = None):
+                 headers: dict[str, str] | None = None, error_body=None):
         self.app, self.max_bytes = app, int(max_bytes)
+        self.error_body = error_body or (lambda status, message: {"detail": message})
         self.prefixes = sorted((prefixes or {}).items(), key=lambda kv: -len(kv[0]))
         self.headers = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in (headers or {}).items()]
 
@@ -94,7 +96,7 @@ class RequestLimits:
     async def _reply(self, send, status: int, detail: str) -> None:
         import json
 
-        body = json.dumps({"detail": detail}).encode()
+        body = json.dumps(self.error_body(status, detail)).encode()
         await send({"type": "http.response.start", "status": status,
                     "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
                                 (b"connection", b"close"), *self.headers]})

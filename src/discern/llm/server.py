@@ -9,7 +9,7 @@ Endpoints: ``GET /v1/models``, ``POST /v1/completions`` (prompt or list of promp
 Every request body is validated before the backend sees it (strict types, so ``true`` is not an
 integer; bounded ``n``, ``max_tokens``, prompt count and lengths, ``stop``, ``temperature``, ``top_p``,
 ``seed``, messages); unknown fields are ignored, as OpenAI clients send many.  A malformed JSON body is
-answered 400, an invalid value 422, an oversized body 413 (before it is parsed), all but the 413 with an
+answered 400, an invalid value 422, an oversized body 413 (before it is parsed), each with an
 OpenAI-style ``{"error": {"message", "type", "param", "code"}}``.  With ``api_key`` set every ``/v1/``
 route requires ``Authorization: Bearer <key>`` (401 otherwise, compared in constant time).  A missing
 ``seed`` means seed 0; ``stream: true`` is refused (422: no streaming); a backend failure is a 500
@@ -198,7 +198,9 @@ def make_app(backend, model_name: str | None = None, *, api_key: str | None = No
     app = FastAPI(title=f"discern llm serve ({name})", lifespan=lifespan)
     if api_key:
         app.add_middleware(_BearerAuth, key=api_key)
-    app.add_middleware(RequestLimits, max_bytes=max_body_bytes, headers=SECURITY_HEADERS)  # outermost
+    app.add_middleware(RequestLimits, max_bytes=max_body_bytes, headers=SECURITY_HEADERS,  # outermost
+                       error_body=lambda status, message: {"error": {"message": message, "type": "invalid_request_error",
+                                                                     "param": None, "code": None}})
 
     @app.exception_handler(APIError)
     async def api_error(_request, exc: APIError):
