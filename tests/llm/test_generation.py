@@ -63,22 +63,8 @@ def test_truncate_at_stop():
     assert truncate_at_stop("a.b;c", (";", ".")) == "a"
 
 
-def _tiny_lm():
-    from transformers import GPT2Config, GPT2LMHeadModel, GPT2TokenizerFast
-    from tokenizers import Tokenizer, models, pre_tokenizers
-
-    vocab = {c: i for i, c in enumerate(["<eos>"] + list("abcdefghij "))}
-    tok = Tokenizer(models.WordLevel(vocab, unk_token="<eos>"))
-    tok.pre_tokenizer = pre_tokenizers.Split("", "isolated")
-    hf_tok = GPT2TokenizerFast(tokenizer_object=tok, eos_token="<eos>")
-    torch.manual_seed(0)
-    model = GPT2LMHeadModel(GPT2Config(vocab_size=len(vocab), n_positions=64, n_embd=16, n_layer=2, n_head=2,
-                                       eos_token_id=0, bos_token_id=0))
-    return model, hf_tok
-
-
-def test_transformers_backend_batches_n_samples():
-    model, hf_tok = _tiny_lm()
+def test_transformers_backend_batches_n_samples(tiny_lm):
+    model, hf_tok = tiny_lm()
     calls = []
     orig = model.generate
     model.generate = lambda **kw: calls.append(kw["input_ids"].shape) or orig(**kw)
@@ -98,11 +84,11 @@ def test_transformers_backend_batches_n_samples():
     assert len(set(greedy[0])) == 1 and len(greedy[0]) == 3
 
 
-def test_shared_prefix_samples_exactly_what_recomputing_the_prompt_samples():
+def test_shared_prefix_samples_exactly_what_recomputing_the_prompt_samples(tiny_lm):
     """Prefilling a prompt once and repeating its cache n times is an optimisation, not an approximation:
     with the same seed, the samples equal those of num_return_sequences (prompt recomputed per sample),
     for left-padded prompts of different lengths."""
-    model, tok = _tiny_lm()
+    model, tok = tiny_lm()
     model = model.double()
     params = GenParams(temperature=1.0, max_tokens=8, seed=5)
     prompts = ["abcdefg", "de", "hij ab"]
@@ -112,8 +98,8 @@ def test_shared_prefix_samples_exactly_what_recomputing_the_prompt_samples():
     assert len({t for row in shared for t in row}) > 3  # real sampling, not one repeated string
 
 
-def test_stop_pattern_ends_each_sequence_at_its_match():
-    model, tok = _tiny_lm()
+def test_stop_pattern_ends_each_sequence_at_its_match(tiny_lm):
+    model, tok = tiny_lm()
     be = TransformersBackend(model, tok, "tiny")
     free = be.generate(["abc", "hij"], 6, GenParams(temperature=1.0, max_tokens=12, seed=2))
     stopped = be.generate(["abc", "hij"], 6, GenParams(temperature=1.0, max_tokens=12, seed=2, stop_pattern="[ab]"))
@@ -127,12 +113,12 @@ def test_stop_pattern_ends_each_sequence_at_its_match():
     assert truncate_at_stop("x\n\nQuestion: Answer: (B)", ("\n\nQuestion:",), "Answer: .") == "x"
 
 
-def test_shared_prefix_attention_is_exact_with_grouped_query_heads():
+def test_shared_prefix_attention_is_exact_with_grouped_query_heads(tiny_lm):
     """A Llama with 4 query heads over 2 key/value heads (grouped-query attention, as SmolLM2): the
     shared-prefix samples equal generate()'s with the prompt recomputed per sample, top-p included."""
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    _, tok = _tiny_lm()
+    _, tok = tiny_lm()
     torch.manual_seed(1)
     model = LlamaForCausalLM(LlamaConfig(vocab_size=12, hidden_size=32, intermediate_size=48, num_hidden_layers=2,
                                          num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=64,
@@ -145,8 +131,8 @@ def test_shared_prefix_attention_is_exact_with_grouped_query_heads():
     assert model.config._attn_implementation != "discern_cascade"  # restored after sampling
 
 
-def test_chat_backend_sends_prompts_through_the_chat_template():
-    model, tok = _tiny_lm()
+def test_chat_backend_sends_prompts_through_the_chat_template(tiny_lm):
+    model, tok = tiny_lm()
     tok.chat_template = "{% for m in messages %}{{ m['content'] }} j{% endfor %}"
     params = GenParams(temperature=0.0, max_tokens=5)
     chat = TransformersBackend(model, tok, "tiny", chat=True)

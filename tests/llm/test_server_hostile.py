@@ -299,9 +299,8 @@ def test_event_loop_answers_while_a_generation_runs(server):
         pending = pool.submit(http.post, url + "/v1/completions", json={"prompt": "slow"})
         try:
             assert entered.wait(10)
-            t = time.monotonic()
+            # answered while the backend is blocked: the generation does not hold the event loop
             assert http.get(url + "/v1/models", timeout=5).status_code == 200
-            assert time.monotonic() - t < 2
             # the queue holds one request: another is refused at once instead of piling up
             assert_error(http.post(url + "/v1/completions", json={"prompt": "x"}, timeout=5), 503, type="server_error")
         finally:
@@ -365,22 +364,12 @@ def test_seed_reproduces_under_concurrency_with_a_global_rng_backend(server):
     assert together == alone and len({tuple(o) for o in alone}) == 8
 
 
-def _tiny_backend():
-    from tokenizers import Tokenizer, models, pre_tokenizers
-    from transformers import GPT2Config, GPT2LMHeadModel, GPT2TokenizerFast
+def _tiny_backend(tiny_lm):
+    model, tok = tiny_lm()
+    return TransformersBackend(model, tok, "tiny", batch_size=2)
 
-    vocab = {c: i for i, c in enumerate(["<eos>"] + list("abcdefghij "))}
-    tok = Tokenizer(models.WordLevel(vocab, unk_token="<eos>"))
-    tok.pre_tokenizer = pre_tokenizers.Split("", "isolated")
-    hf_tok = GPT2TokenizerFast(tokenizer_object=tok, eos_token="<eos>")
-    torch.manual_seed(0)
-    model = GPT2LMHeadModel(GPT2Config(vocab_size=len(vocab), n_positions=64, n_embd=16, n_layer=2, n_head=2,
-                                       eos_token_id=0, bos_token_id=0))
-    return TransformersBackend(model, hf_tok, "tiny", batch_size=2)
-
-
-def test_seed_reproduces_under_concurrency_with_a_real_model(server):
-    url = server(_tiny_backend())
+def test_seed_reproduces_under_concurrency_with_a_real_model(server, tiny_lm):
+    url = server(_tiny_backend(tiny_lm))
     bodies = [{"prompt": ["abc", "de", "fghij"], "n": 2, "seed": s, "temperature": 1.0, "max_tokens": 8}
               for s in range(8)]
     together = _seeded_requests(url, bodies, concurrent=True)
@@ -388,8 +377,8 @@ def test_seed_reproduces_under_concurrency_with_a_real_model(server):
     assert together == alone and len({tuple(o) for o in alone}) > 1
 
 
-def test_the_in_process_backend_is_thread_safe():
-    be = _tiny_backend()
+def test_the_in_process_backend_is_thread_safe(tiny_lm):
+    be = _tiny_backend(tiny_lm)
     be.tokenizer.padding_side = "right"
     params = [GenParams(temperature=1.0, max_tokens=8, seed=s) for s in range(6)]
     prompts = ["abc", "d", "efghij"]

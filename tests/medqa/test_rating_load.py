@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import os
 import secrets
-import time
 
 import httpx
 import pytest
@@ -146,10 +145,8 @@ def test_200_concurrent_raters(database):
         assert (pool.size(), pool._max_overflow, pool.timeout()) == (db.POOL_SIZE, db.POOL_OVERFLOW, db.POOL_TIMEOUT)
     else:  # SQLite opens more connections when needed
         assert pool.size() == db.POOL_SIZE and pool._max_overflow == -1
-    start = time.monotonic()
     with LocalServer(app) as base:
         seen = asyncio.run(asyncio.wait_for(rate_all(base, tokens), timeout=90))
-    took = time.monotonic() - start
     errors = [s for s in seen if not isinstance(s[2], int) or s[2] >= 500]
     assert errors == [], f"{len(errors)} server errors or requests without an answer, e.g. {errors[:5]}"
     expected = {"GET /rate": 303, "GET /api/me": 200, "GET /api/items": 200, "GET /api/items/{id}": 200,
@@ -169,4 +166,3 @@ def test_200_concurrent_raters(database):
     assert len(rows) == n_assigned  # each rating exactly once
     assert sorted((n, i) for n, i, _, _ in rows) == sorted((n, i) for n, ids in assigned.items() for i in ids)
     assert all(kind == "pairwise" and v == values_for(n, i) for n, i, kind, v in rows)
-    assert took < 120, f"{took:.0f} s for {len(seen)} requests"

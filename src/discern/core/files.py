@@ -41,9 +41,7 @@ def read_json(path: str | Path, *, expect: type | None = None, error: type[Excep
         raise error(f"{name}: cannot be read ({e.strerror or e})") from None
     try:
         data = json.loads(text)
-    except json.JSONDecodeError as e:
-        raise error(f"{name}: invalid JSON at line {e.lineno}, column {e.colno}: {e.msg}") from None
-    except (RecursionError, ValueError) as e:
+    except (RecursionError, ValueError) as e:  # JSONDecodeError is a ValueError
         raise error(f"{name}: {json_failure(e)}") from None
     if expect is not None and not (isinstance(data, expect) and not (expect is int and isinstance(data, bool))):
         want = _TYPE_NAMES.get(expect, expect.__name__)

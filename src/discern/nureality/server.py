@@ -353,7 +353,7 @@ def make_app(db_url: str | Path, admin_token: str, scenarios_dir: str | Path | N
             return ({"participant_id": p.id, "token": p.token,
                      "trials": [{"index": i, "scenario": sid} for i, sid in enumerate(p.plan)],
                      "study": study.name, "likert": list(study.likert)},
-                    store.Writer(p.id, p.label, len(p.plan), len(study.likert)))
+                    store.writer(p))
 
         try:
             out, who = await _write(request, work)

@@ -395,9 +395,10 @@ def acked(session: Session, participant: Participant) -> int:
 
 
 def _acked_from(session: Session, participant_id: int, n: int) -> int:
+    """``n`` advanced over the participant's seqs stored contiguously above it, a page at a time."""
     while True:
-        page = list(session.scalars(select(Event.seq).where(Event.participant_id == participant_id, Event.seq > n)
-                                    .order_by(Event.seq).limit(MAX_EVENTS_PER_CALL)))
+        page = [r[0] for r in session.connection().execute(_ABOVE, {"pid": participant_id, "n": n,
+                                                                     "k": MAX_EVENTS_PER_CALL})]
         for seq in page:
             if seq != n + 1:
                 return n
@@ -464,17 +465,7 @@ def stage_events(session: Session, who: Writer, batch: dict[int, dict], acked_fl
     if new:
         conn.execute(events.insert(), new)
     floor = acked_floor if acked_floor is not None else conn.execute(_ACKED, {"pid": who.id}).scalar() or 0
-    n = floor
-    while True:  # advance over the seqs stored above the floor
-        page = [r[0] for r in conn.execute(_ABOVE, {"pid": who.id, "n": n, "k": MAX_EVENTS_PER_CALL})]
-        for seq in page:
-            if seq != n + 1:
-                break
-            n = seq
-        else:
-            if len(page) == MAX_EVENTS_PER_CALL:
-                continue
-        break
+    n = _acked_from(session, who.id, floor)
     if n > floor:
         conn.execute(people.update().where(people.c.id == who.id, people.c.acked < n).values(acked=n))
     return n
