@@ -106,13 +106,15 @@ def test_cli_analyze_writes_a_self_contained_page(tmp_path, capsys):
 
     out = tmp_path / "out"
     assert main(["attention", "analyze", "--model", "minilm", "--treebank", "ud-ewt-dev", "--out", str(out),
-                 "--max-sentences", "30"]) == 0
+                 "--max-sentences", "30", "--gap-examples", "10", "--probe-train", "10", "--probe-eval", "10"]) == 0
     res = json.loads((out / "results.json").read_text())
     assert res["layers"] == 6 and res["heads"] == 12 and 20 <= res["sentences"] <= 30
     assert np.array(res["head_distances"]).shape == (72, 72) and np.array(res["mds"]).shape == (72, 2)
+    assert res["special_tokens"] == {"cls": "[CLS]", "sep": "[SEP]"}
+    assert res["coref"]["examples"] <= 10 and res["probes"]["train"] == 10
     page = (out / "index.html").read_text()
-    assert page.count("<table") == 2 and page.count("data:image/png;base64,") == 3
-    assert "<td>cls</td>" in page and "entropy (nats)" in page
+    assert page.count("<table") == 4 and page.count("data:image/png;base64,") == 3
+    assert "<td>cls</td><td>[CLS]</td>" in page and "entropy (nats)" in page
     assert all(0 <= r["accuracy"] <= 100 for r in res["syntax"])
     assert list((out / "cache").glob("attn-*.npz"))
 
@@ -155,6 +157,8 @@ def test_reproduce_tiny_decides_every_claim_by_its_named_test(tiny_result):
         assert "paired bootstrap" in c.test and c.ci[0] <= c.ci[1]
         assert c.verdict == ("held" if c.ci[0] > 0 else "not held" if c.ci[1] < 0 else "inconclusive")
     pr = res["probe"]
+    assert pr["vectors"]["used"] == "glove" and 0 <= pr["vectors"]["oov_rate"] < 0.2  # the paper's GloVe probe
+    assert "GloVe 6B 50d" in probe1.ours and "GloVe 6B 50d" in probe2.ours
     assert pr["attn+emb - attn_only"]["mean"] == pytest.approx(pr["attn+emb"] - pr["attn_only"])
     assert pr["attn_only - random_init"]["mean"] == pytest.approx(pr["attn_only"] - pr["random_init"])
     assert (tiny_result / "plots" / "token_types.png").is_file()
@@ -181,9 +185,11 @@ def test_spacy_silver_parses_and_analyze_on_any_text(tmp_path):
     text = tmp_path / "story.txt"
     text.write_text("The old man walked to the river. He saw a small boat there.\n\n"
                     "She gave her brother the book. They read it together every evening.\n")
-    res = analyze(model_path("minilm"), None, tmp_path / "out", text=text, min_count=1)
+    res = analyze(model_path("minilm"), None, tmp_path / "out", text=text, min_count=1, gap_examples=0,
+                  probe_train=0)
     assert res["sentences"] == 4 and "silver" in res["treebank"]
     rels = {r["relation"]: r for r in res["syntax"]}
     assert rels["nsubj"]["count"] == 4  # man, He, She, They
     assert {"det", "prep", "pobj"} <= set(rels)
+    assert res["coref"] is None and res["probes"] is None  # both skipped
     assert json.loads((tmp_path / "out" / "results.json").read_text())["layers"] == 6

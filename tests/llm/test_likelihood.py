@@ -204,3 +204,45 @@ def test_smollm2_saves_and_reloads_as_a_plain_model(smollm2, tmp_path):
     ids = tok(["Call me Ishmael."], return_tensors="pt")["input_ids"]
     with torch.no_grad():
         assert torch.equal(again(input_ids=ids).logits, model(input_ids=ids).logits)
+
+
+def _tiny_llama():
+    """A tiny Llama (rotary positions: the shared prefix cache must keep the choices' positions right)."""
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    torch.manual_seed(1)
+    return LlamaForCausalLM(LlamaConfig(vocab_size=12, hidden_size=16, intermediate_size=32, num_hidden_layers=2,
+                                        num_attention_heads=2, num_key_value_heads=1, max_position_embeddings=64,
+                                        bos_token_id=0, eos_token_id=0, pad_token_id=0))
+
+
+@pytest.mark.parametrize("arch", ["gpt2", "llama"])
+def test_choice_logprobs_equal_scoring_each_full_sequence(tiny_lm, arch):
+    from discern.llm import choice_logprobs, sequence_logprobs
+
+    model, tok = tiny_lm()
+    if arch == "llama":
+        model = _tiny_llama()
+    model.train()  # put back as it was afterwards
+    prefix = "abc def gh ij abc"
+    choices = [" a", " bb", " c", " jihg"]  # different lengths: right-padded against the shared cache
+    want = sequence_logprobs(model, tok, choices, prefix=prefix, bos_token_id=0)
+    got = choice_logprobs(model, tok, prefix, choices, bos_token_id=0)
+    assert torch.allclose(torch.tensor(got, dtype=torch.float64), torch.tensor(want, dtype=torch.float64),
+                          atol=1e-5, rtol=0)
+    assert model.training
+    # one-token choices need no second pass; an empty prefix falls back to full scoring
+    assert choice_logprobs(model, tok, prefix, [" a", " b"], bos_token_id=0) == pytest.approx(
+        sequence_logprobs(model, tok, [" a", " b"], prefix=prefix, bos_token_id=0), abs=1e-5)
+    assert choice_logprobs(model, tok, "", [" a", " bc"], bos_token_id=0) == pytest.approx(
+        sequence_logprobs(model, tok, [" a", " bc"], bos_token_id=0), abs=1e-5)
+
+
+def test_choice_logprobs_refuses_a_string(tiny_lm):
+    from discern.llm import choice_logprobs
+
+    model, tok = tiny_lm()
+    with pytest.raises(DiscernError, match="non-empty list of choices"):
+        choice_logprobs(model, tok, "ab", "cd")
+    with pytest.raises(DiscernError, match="non-empty list of choices"):
+        choice_logprobs(model, tok, "ab", [])

@@ -10,8 +10,10 @@ from discern.core.lazy import lazy_names
 
 _NAMES = {
     "Example": "extract", "load_encoder": "extract", "ensure_attentions": "extract", "extract": "extract",
-    "extract_cached": "extract", "word_level": "extract", "word_units": "extract",
+    "extract_cached": "extract", "word_level": "extract", "word_units": "extract", "resolve_model": "extract",
+    "complete": "extract", "PACKAGED_MODELS": "extract",
     "token_type_attention": "surface", "token_type_per_example": "surface", "entropies": "surface",
+    "special_tokens": "surface", "Glove": "glove", "load_glove": "glove",
     "Config": "config", "PRESETS": "config",
 }
 

@@ -25,7 +25,8 @@ def _naive(model, tok, sents) -> dict:
     for s in sents:
         enc = tok([s.words], is_split_into_words=True, truncation=True, max_length=128, return_tensors="pt")
         with torch.no_grad():
-            att = model(**enc, output_attentions=True).attentions
+            att = model(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"],
+                        output_attentions=True).attentions
         wid = enc.word_ids(0)
         T = len(wid)
         L, H = len(att), att[0].shape[1]

@@ -7,6 +7,11 @@ the pronoun; its accuracy is how often that choice is the coreferent one.  Basel
 nearest candidate (smallest word distance to the pronoun), and string match (the candidate
 whose head word occurs most often in the passage; ties go to the nearest).
 
+Word maps carry the start token first and the end token last ([CLS] / [SEP] for BERT, <s> / </s>
+for MPNet), so word i is column i + 1.  The functions take either a passage's full word maps
+(L, H, W+2, W+2) or just the pronoun's rows (L, H, W+2), from :func:`pronoun_rows`, which keeps
+long passages of a 144-head model small in memory.
+
 Shapes: L layers, H heads, W words (+ special tokens) of one passage.
 """
 
@@ -94,11 +99,26 @@ def _gap_example(p: Path, lineno: int, row: dict, max_words: int) -> GapExample 
     return GapExample(row["ID"], words, pron, (heads[0], heads[1]), 0 if coref[0] else 1)
 
 
+def pronoun_row(ex: GapExample, m: np.ndarray) -> np.ndarray:
+    """(L, H, W+2) attention from the pronoun: ``m`` is the word maps (L, H, W+2, W+2) or already the row."""
+    if m.ndim == 4:
+        return m[..., ex.pronoun + 1, :]
+    if m.ndim == 3:
+        return m
+    raise ValueError(f"expected word maps (L, H, W+2, W+2) or pronoun rows (L, H, W+2), got shape {m.shape}")
+
+
+def pronoun_rows(examples: Sequence[GapExample], word_maps) -> list[np.ndarray]:
+    """The pronoun's row of each passage's word maps (``word_maps`` may be a generator)."""
+    return [np.array(pronoun_row(ex, m)) for ex, m in zip(examples, word_maps)]
+
+
 def head_accuracy(examples: Sequence[GapExample], word_maps: Sequence[np.ndarray]) -> np.ndarray:
-    """(L, H) accuracy of every head; ``word_maps[k]`` is (L, H, W+2, W+2) with [CLS] first."""
+    """(L, H) accuracy of every head; ``word_maps[k]`` is (L, H, W+2, W+2) with the start token
+    first, or the pronoun's rows (L, H, W+2)."""
     hits = None
     for ex, m in zip(examples, word_maps):
-        row = m[..., ex.pronoun + 1, :]  # (L, H, W+2): attention from the pronoun
+        row = pronoun_row(ex, m)  # (L, H, W+2): attention from the pronoun
         a, b = row[..., ex.candidates[0] + 1], row[..., ex.candidates[1] + 1]
         choice = (b > a).astype(int)  # ties go to A
         h = (choice == ex.answer).astype(float)
@@ -113,7 +133,7 @@ def head_correct(examples: Sequence[GapExample], word_maps: Sequence[np.ndarray]
     per-example outcomes behind :func:`head_accuracy`, for paired tests against a baseline)."""
     out = []
     for ex, m in zip(examples, word_maps):
-        row = m[layer, head, ex.pronoun + 1]  # (W+2,): attention from the pronoun
+        row = pronoun_row(ex, m)[layer, head]  # (W+2,): attention from the pronoun
         choice = int(row[ex.candidates[1] + 1] > row[ex.candidates[0] + 1])  # ties go to A
         out.append(choice == ex.answer)
     return np.array(out, dtype=bool)

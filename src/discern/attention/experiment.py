@@ -1,4 +1,5 @@
-"""Reproduction of "What Does BERT Look At?" on a real pretrained encoder (MiniLM-L6 by default).
+"""Reproduction of "What Does BERT Look At?" on a real pretrained encoder (MiniLM-L6 by default;
+``model=mpnet-base`` runs MPNet-base, 12 x 12 heads like BERT-base, or give any encoder folder).
 
 Claims, each decided by a named test (paper sections 3-5; BERT-base numbers beside ours):
 
@@ -11,9 +12,13 @@ Claims, each decided by a named test (paper sections 3-5; BERT-base numbers besi
    test; Holm's correction over relations; held when at least ``min_relations`` relations pass.
 3. Coreference (section 4.3): the GAP head chosen on one half against string matching on the other
    half, exact McNemar test on the paired examples.
-4. Probes (section 5, Table 3): for each adjacent pair of attention + embeddings > attention only >
-   random-init attention + embeddings, a paired bootstrap over the evaluation sentences of the UAS
-   difference.
+4. Probes (section 5, Table 3): for each adjacent pair of attention + word vectors > attention only >
+   random-init attention + word vectors, a paired bootstrap over the evaluation sentences of the UAS
+   difference.  Word vectors: GloVe 6B 50d (``vectors="glove"``, the paper's GloVe) or the model's
+   input embeddings (``vectors="model"``).
+
+[CLS] and [SEP] are the paper's names; for a model whose tokenizer names them differently (MPNet:
+<s> and </s>) the same positions are measured and the results name the model's tokens.
 """
 
 from __future__ import annotations
@@ -36,10 +41,14 @@ PAPER = {
 }
 
 def _model_dir(name: str) -> Path:
-    if name == "minilm":
-        from discern.data.models import model_path
-        return model_path("minilm")
-    return Path(name)
+    from .extract import resolve_model
+
+    return resolve_model(name)
+
+
+def _named(paper_name: str, ours: str) -> str:
+    """``[SEP]``, or ``[SEP] (</s>)`` where the model's tokenizer calls it something else."""
+    return paper_name if ours == paper_name else f"{paper_name} ({ours})"
 
 
 def _ordinal(k: int) -> str:
@@ -55,10 +64,10 @@ def run(cfg: Config, run: Run) -> Result:
     from discern.metrics.stats import bootstrap_ci, holm, mcnemar
 
     from .analyze import treebank_path
-    from .coref import baseline_correct, head_accuracy, head_correct, read_gap
-    from .extract import extract, extract_cached, load_encoder, word_level
-    from .probe import train_probe, uas_counts, uas_difference, word_embeddings
-    from .surface import entropies, middle_layers, token_type_per_example, uniform_share
+    from .coref import baseline_correct, head_accuracy, head_correct, pronoun_rows, read_gap
+    from .extract import complete, extract, extract_cached, load_encoder, word_level
+    from .probe import probe_vectors, train_probe, uas_counts, uas_difference
+    from .surface import entropies, middle_layers, special_tokens, token_type_per_example, uniform_share
     from .syntax import dependency_outcomes, read_conllu, relation_accuracy
 
     alpha = 1 - cfg.level
@@ -68,8 +77,10 @@ def run(cfg: Config, run: Run) -> Result:
     cache = run.path / "cache"
     sents = [s for s in read_conllu(treebank_path(cfg.treebank)) if 3 <= len(s.words) <= 40][:cfg.max_sentences]
     ex = extract_cached(mdir, [s.words for s in sents], cache, model=model, tokenizer=tok)
-    pairs = [(s, e) for s, e in zip(sents, ex) if len({w for w in e.word_ids if w is not None}) == len(s.words)]
+    pairs = [(s, e) for s, e in zip(sents, ex) if complete(e, len(s.words))]
     sents, ex = [p[0] for p in pairs], [p[1] for p in pairs]
+    names = special_tokens(ex)
+    CLS, SEP = _named("[CLS]", names["cls"]), _named("[SEP]", names["sep"])
     maps = [word_level(e.maps, e.word_ids, cfg.mode) for e in ex]
     L, H = ex[0].maps.shape[:2]
 
@@ -109,9 +120,11 @@ def run(cfg: Config, run: Run) -> Result:
     # 3. coreference on GAP: head chosen on one half, McNemar against string match on the other
     gap = read_gap(registry.path("gap-coreference") / "gap-development.tsv", max_words=90)[:cfg.gap_examples]
     gex = extract_cached(mdir, [g.words for g in gap], cache, max_length=256, model=model, tokenizer=tok)
-    gp = [(g, e) for g, e in zip(gap, gex) if len({w for w in e.word_ids if w is not None}) == len(g.words)]
-    gmaps = [word_level(e.maps, e.word_ids, cfg.mode) for _, e in gp]
+    gp = [(g, e) for g, e in zip(gap, gex) if complete(e, len(g.words))]
+    del gex
     gap = [g for g, _ in gp]
+    gmaps = pronoun_rows(gap, (word_level(e.maps, e.word_ids, cfg.mode) for _, e in gp))  # (L, H, W+2) each
+    del gp
     gh = len(gap) // 2
     acc_fit = head_accuracy(gap[:gh], gmaps[:gh])
     cl, ch = (int(v) for v in np.unravel_index(int(acc_fit.argmax()), acc_fit.shape))
@@ -122,15 +135,19 @@ def run(cfg: Config, run: Run) -> Result:
     coref_up = mcnemar(coref_hit, base_hit["string_match"], alternative="greater")
     coref_down = mcnemar(coref_hit, base_hit["string_match"], alternative="less")
 
-    # 4. probes: attention only, attention + the model's input embeddings, random-init attention
+    # 4. probes: attention only, attention + word vectors (GloVe or the model's input embeddings),
+    # random-init attention + the same vectors
     n_tr = min(cfg.probe_train, len(sents) // 2)
     tr, te = slice(0, n_tr), slice(n_tr, n_tr + cfg.probe_eval)
-    emb = word_embeddings(model, tok, [s.words for s in sents], [e.word_ids for e in ex])
+    emb, vec_info = probe_vectors(cfg.vectors, [s.words for s in sents[: n_tr + cfg.probe_eval]], model, tok,
+                                  [e.word_ids for e in ex[: n_tr + cfg.probe_eval]])
+    vec = vec_info["label"] + (" (GloVe not installed)" if vec_info.get("note") else "")
     r_attn, scored = uas_counts(train_probe(sents[tr], maps[tr], seed=cfg.seed), sents[te], maps[te])
     r_emb, _ = uas_counts(train_probe(sents[tr], maps[tr], emb[tr], seed=cfg.seed), sents[te], maps[te], emb[te])
     torch.manual_seed(derive_seed(cfg.seed, "random-init"))
     rnd = AutoModel.from_config(model.config, attn_implementation="eager").eval()
     rex = extract(rnd, tok, [s.words for s in sents[: n_tr + cfg.probe_eval]])
+    del rnd
     rmaps = [word_level(e.maps, e.word_ids, cfg.mode) for e in rex]
     r_rnd, _ = uas_counts(train_probe(sents[tr], rmaps[tr], emb[tr], seed=cfg.seed), sents[te], rmaps[te], emb[te])
     total = max(1, int(scored.sum()))
@@ -143,12 +160,12 @@ def run(cfg: Config, run: Run) -> Result:
         Claim(statement="a substantial amount of BERT's attention focuses on [SEP]: over half of the attention "
                         "in the middle layers (6-10) goes to it",
               paper=PAPER["sep_middle_layers"],
-              ours=f"layer-mean attention to [SEP] in layers {layers_txt} of {L}: {sep_ci['estimate']:.3f} "
+              ours=f"layer-mean attention to {SEP} in layers {layers_txt} of {L}: {sep_ci['estimate']:.3f} "
                    f"[{sep_ci['ci'][0]:.3f}, {sep_ci['ci'][1]:.3f}] over {len(ex)} sentences (uniform attention "
-                   f"would give [SEP] {uniform:.3f}); to [CLS] beside it: {cls_ci['estimate']:.3f} "
+                   f"would give it {uniform:.3f}); to {CLS} beside it: {cls_ci['estimate']:.3f} "
                    f"[{cls_ci['ci'][0]:.3f}, {cls_ci['ci'][1]:.3f}]",
               test=f"{sep_ci['test']} of the per-sentence mean over layers {layers_txt} and their heads of the "
-                   f"attention to [SEP], against the paper's threshold {cfg.sep_threshold}: held if the interval "
+                   f"attention to {SEP}, against the paper's threshold {cfg.sep_threshold}: held if the interval "
                    "lies above it, not held if below",
               ci=tuple(sep_ci["ci"]), level=cfg.level,
               verdict=verdict_from_interval(*sep_ci["ci"], cfg.sep_threshold)),
@@ -181,9 +198,10 @@ def run(cfg: Config, run: Run) -> Result:
         Claim(statement="substantial syntactic information is captured in BERT's attention: the attention + GloVe "
                         "probe beats the attention-only probe",
               paper=f"UAS {PAPER['probe']['attn+glove']} vs {PAPER['probe']['attn_only']} (PTB dev, Table 3)",
-              ours=f"UAS {p_emb:.1f} (attention + the model's input embeddings) vs {p_attn:.1f} (attention only): "
+              ours=f"UAS {p_emb:.1f} (attention + {vec}) vs {p_attn:.1f} (attention only): "
                    f"{emb_vs_attn['mean']:+.1f} [{emb_vs_attn['ci'][0]:+.1f}, {emb_vs_attn['ci'][1]:+.1f}] points; "
-                   f"{n_tr} train / {n_eval} eval sentences",
+                   f"{n_tr} train / {n_eval} eval sentences"
+                   + (f"; GloVe OOV rate {100 * vec_info['oov_rate']:.1f}%" if vec_info["used"] == "glove" else ""),
               test=emb_vs_attn["test"] + "; held if the interval lies above 0, not held if below",
               ci=tuple(emb_vs_attn["ci"]), p_value=emb_vs_attn["p_value"], level=cfg.level,
               verdict=verdict_from_interval(*emb_vs_attn["ci"], 0.0)),
@@ -191,8 +209,8 @@ def run(cfg: Config, run: Run) -> Result:
                         "attention beats one on a randomly initialised model's attention",
               paper=f"UAS {PAPER['probe']['attn_only']} (attention only) vs "
                     f"{PAPER['probe']['random_init_attn+glove']} (random-init attention + GloVe), Table 3",
-              ours=f"UAS {p_attn:.1f} (attention only) vs {p_rnd:.1f} (random-init attention + the model's "
-                   f"embeddings): {attn_vs_rnd['mean']:+.1f} [{attn_vs_rnd['ci'][0]:+.1f}, "
+              ours=f"UAS {p_attn:.1f} (attention only) vs {p_rnd:.1f} (random-init attention + {vec}): "
+                   f"{attn_vs_rnd['mean']:+.1f} [{attn_vs_rnd['ci'][0]:+.1f}, "
                    f"{attn_vs_rnd['ci'][1]:+.1f}] points",
               test=attn_vs_rnd["test"] + "; held if the interval lies above 0, not held if below",
               ci=tuple(attn_vs_rnd["ci"]), p_value=attn_vs_rnd["p_value"], level=cfg.level,
@@ -203,10 +221,11 @@ def run(cfg: Config, run: Run) -> Result:
              for r in syntax]
     result = Result(
         paper="attention", title="What does BERT look at? (on " + Path(str(mdir)).name + ")",
-        claims=claims, plots=_plots(run, surf, ent, L, H), table=table,
+        claims=claims, plots=_plots(run, surf, ent, L, H, names), table=table,
         details={"preset_config": config_to_dict(cfg), "layers": L, "heads": H, "sentences": len(sents),
                  "surface": {k2: v.tolist() for k2, v in surf.items()}, "entropy": ent.tolist(),
                  "cls_entropy": cls_ent.tolist(),
+                 "special_tokens": names,
                  "middle_layers": {"layers": [first + 1, last + 1], "sep": sep_ci, "cls": cls_ci,
                                    "uniform_sep_share": uniform,
                                    "sep_by_layer": per_sent["sep"].mean((0, 2)).tolist(),
@@ -215,17 +234,18 @@ def run(cfg: Config, run: Run) -> Result:
                  "coref": {"head": f"{cl + 1}-{ch + 1}", "accuracy": coref_acc, **coref_base,
                            "examples": len(gap) - gh, "mcnemar": coref_up},
                  "probe": {"attn+emb": p_emb, "attn_only": p_attn, "random_init": p_rnd, "eval_sentences": n_eval,
+                           "vectors": vec_info,
                            "attn+emb - attn_only": emb_vs_attn, "attn_only - random_init": attn_vs_rnd},
                  "paper_numbers": PAPER})
     run.save_results(result.to_dict())
     return result
 
 
-def _plots(run: Run, surf, ent, L: int, H: int) -> list[str]:
+def _plots(run: Run, surf, ent, L: int, H: int, names: dict | None = None) -> list[str]:
     from .analyze import _figures
 
     run.plots.mkdir(parents=True, exist_ok=True)
-    figs = _figures(surf, ent, np.zeros((L * H, 2)), L, H)
+    figs = _figures(surf, ent, np.zeros((L * H, 2)), L, H, names)
     out = []
     for name in ("token_types", "entropy"):
         p = run.plots / f"{name}.png"

@@ -9,7 +9,12 @@ Paper: Clark, Khandelwal, Levy, Manning, "What Does BERT Look At?", BlackboxNLP 
 * Word level (section 4.1): attention *to* a split word is the **sum** over its
   pieces; attention *from* it is the **mean** over its pieces (``mode="mean"``, what the paper
   describes) or the first piece's row (``mode="first"``, what the released notebook runs).
-  Special tokens ([CLS], [SEP]) stay as their own units, so rows still sum to 1.
+  Pieces are grouped by the fast tokenizer's word ids, never by a continuation marker (WordPiece
+  ``##``, byte-level ``Ġ``, SentencePiece ``▁``), so any subword scheme works.  Special tokens stay
+  as their own units, so rows still sum to 1.
+* Special tokens: the tokenizer's own ``cls_token`` / ``sep_token`` names are kept with every
+  example (BERT's [CLS] / [SEP], MPNet's and RoBERTa's ``<s>`` / ``</s>``); the model gets only
+  ``input_ids`` and ``attention_mask`` (single segments: no token_type_ids).
 * Cache: maps are stored as float16 in one compressed ``.npz`` per corpus, keyed by a hash of
   the model folder's config and weights file sizes, the sentences and the settings.
 
@@ -27,7 +32,11 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from discern.core import DiscernError
+from discern.core import DataError, DiscernError
+
+
+# packaged encoders accepted by name wherever a model folder is
+PACKAGED_MODELS = ("minilm", "mpnet-base")
 
 
 @dataclass
@@ -36,6 +45,25 @@ class Example:
     tokens: list[str]  # word pieces with special tokens
     word_ids: list[int | None]  # per piece: index into ``words``, None for special tokens
     maps: np.ndarray  # (L, H, T, T) float16 piece-level attention
+    cls_token: str = "[CLS]"  # the tokenizer's start-of-sequence token ("<s>" for MPNet / RoBERTa)
+    sep_token: str = "[SEP]"  # its separator / end token ("</s>" for MPNet / RoBERTa)
+
+
+def resolve_model(name: str | Path) -> Path:
+    """A packaged encoder's folder (``minilm``, ``mpnet-base``) or a Hugging Face model folder.
+
+    Errors are one line: an unknown name that is not a folder, or a folder without config.json."""
+    s = str(name)
+    if s in PACKAGED_MODELS:
+        from discern.data.models import model_path
+
+        return Path(model_path(s))
+    p = Path(s)
+    if not p.is_dir():
+        raise DataError(f"unknown model {s!r}: not one of {', '.join(PACKAGED_MODELS)} and no such folder")
+    if not (p / "config.json").is_file():
+        raise DataError(f"{p}: no config.json (not a Hugging Face model folder)")
+    return p
 
 
 def load_encoder(path: str | Path):
@@ -43,7 +71,14 @@ def load_encoder(path: str | Path):
     from transformers import AutoModel, AutoTokenizer
 
     p = Path(path)
-    kind = json.loads((p / "config.json").read_text()).get("model_type", "") if (p / "config.json").is_file() else ""
+    if not p.is_dir():
+        raise DataError(f"{p}: no such model folder")
+    if not (p / "config.json").is_file():
+        raise DataError(f"{p}: no config.json (not a Hugging Face model folder)")
+    try:
+        kind = json.loads((p / "config.json").read_text()).get("model_type", "")
+    except (ValueError, AttributeError):
+        raise DataError(f"{p}/config.json: not a JSON object") from None
     # byte-level BPE tokenizers (RoBERTa-style) take pre-split words only with a prefix space
     extra = {"add_prefix_space": True} if kind in ("roberta", "xlm-roberta", "camembert", "longformer") else {}
     try:
@@ -52,6 +87,12 @@ def load_encoder(path: str | Path):
     except (OSError, ValueError) as e:
         raise DiscernError(f"cannot load an encoder from {p}: {str(e).splitlines()[0][:160]}") from None
     return model.eval(), tok
+
+
+def _model_inputs(enc, device) -> dict:
+    """``input_ids`` and ``attention_mask`` only: every encoder takes them, and one segment needs no
+    token_type_ids (BERT's default is all zeros; MPNet and RoBERTa-style models have none)."""
+    return {k: enc[k].to(device) for k in ("input_ids", "attention_mask") if k in enc}
 
 
 def _attentions(model, batch: dict):
@@ -64,8 +105,8 @@ def _attentions(model, batch: dict):
 
 def ensure_attentions(model, tokenizer) -> None:
     """Make sure ``model`` returns attention maps: switch it to eager attention if needed."""
-    probe = tokenizer([["a", "test"]], is_split_into_words=True, return_tensors="pt")
-    probe = {k: v.to(next(model.parameters()).device) for k, v in probe.items()}
+    probe = _model_inputs(tokenizer([["a", "test"]], is_split_into_words=True, return_tensors="pt"),
+                          next(model.parameters()).device)
     with torch.no_grad():
         if _attentions(model, probe) is not None:
             return
@@ -90,6 +131,8 @@ def extract(model, tokenizer, sentences: Sequence[Sequence[str]], batch_size: in
                            "(a folder with tokenizer.json)")
     ensure_attentions(model, tokenizer)
     dev = next(model.parameters()).device
+    cls = tokenizer.cls_token or tokenizer.bos_token or "[CLS]"
+    sep = tokenizer.sep_token or tokenizer.eos_token or "[SEP]"
     out: list[Example | None] = [None] * len(sentences)
     order = sorted(range(len(sentences)), key=lambda i: len(sentences[i]))
     for s in range(0, len(order), batch_size):
@@ -97,14 +140,24 @@ def extract(model, tokenizer, sentences: Sequence[Sequence[str]], batch_size: in
         words = [list(sentences[i]) for i in idx]
         enc = tokenizer(words, is_split_into_words=True, truncation=True, max_length=max_length,
                         padding=True, return_tensors="pt")
-        batch = {k: v.to(dev) for k, v in enc.items()}
-        att = torch.stack([a.float() for a in _attentions(model, batch)], 1)  # (B, L, H, T, T)
+        att = torch.stack([a.float() for a in _attentions(model, _model_inputs(enc, dev))], 1)  # (B, L, H, T, T)
         for r, i in enumerate(idx):
-            n = int(enc["attention_mask"][r].sum())
-            ids = enc["input_ids"][r][:n].tolist()
-            out[i] = Example(words[r], tokenizer.convert_ids_to_tokens(ids), enc.word_ids(r)[:n],
-                             att[r, :, :, :n, :n].cpu().numpy().astype(np.float16))
+            keep = enc["attention_mask"][r].bool()  # padding may sit on either side
+            pos = keep.nonzero().squeeze(1)
+            ids = enc["input_ids"][r][keep].tolist()
+            wid = enc.word_ids(r)
+            out[i] = Example(words[r], tokenizer.convert_ids_to_tokens(ids), [wid[int(t)] for t in pos],
+                             att[r][:, :, pos][..., pos].cpu().numpy().astype(np.float16), cls, sep)
     return out  # type: ignore[return-value]
+
+
+def complete(ex: Example, n_words: int) -> bool:
+    """Whether ``ex`` kept all ``n_words`` words (not truncated) between exactly one special token
+    before them and one after: the layout of the word maps every analysis indexes (start token
+    at 0, word i at i + 1, end token last)."""
+    ids = ex.word_ids
+    return (len(ids) >= 2 and ids[0] is None and ids[-1] is None and sum(w is None for w in ids) == 2
+            and len({w for w in ids if w is not None}) == n_words)
 
 
 def word_units(word_ids: Sequence[int | None]) -> list[list[int]]:
@@ -139,7 +192,8 @@ def cache_key(model_dir: str | Path, sentences: Sequence[Sequence[str]], max_len
     p = Path(model_dir)
     ident = {"config": (p / "config.json").read_text() if (p / "config.json").is_file() else str(p),
              "weights": sorted((f.name, f.stat().st_size) for f in p.glob("*.safetensors")) if p.is_dir() else [],
-             "sentences": [list(s) for s in sentences], "max_length": max_length}
+             "sentences": [list(s) for s in sentences], "max_length": max_length,
+             "format": 2}  # 2: examples carry the tokenizer's special-token names
     return hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:20]
 
 
@@ -147,7 +201,8 @@ def save_examples(path: str | Path, examples: Sequence[Example]) -> None:
     """One compressed ``.npz``: maps per example plus a JSON index of tokens and words."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    meta = [{"words": e.words, "tokens": e.tokens, "word_ids": e.word_ids} for e in examples]
+    meta = [{"words": e.words, "tokens": e.tokens, "word_ids": e.word_ids, "cls_token": e.cls_token,
+             "sep_token": e.sep_token} for e in examples]
     arrays = {f"m{i}": e.maps for i, e in enumerate(examples)}
     tmp = path.with_name(path.name + ".tmp.npz")
     np.savez_compressed(tmp, meta=np.array(json.dumps(meta)), **arrays)
@@ -157,7 +212,8 @@ def save_examples(path: str | Path, examples: Sequence[Example]) -> None:
 def load_examples(path: str | Path) -> list[Example]:
     with np.load(Path(path)) as z:
         meta = json.loads(str(z["meta"]))
-        return [Example(m["words"], m["tokens"], m["word_ids"], z[f"m{i}"]) for i, m in enumerate(meta)]
+        return [Example(m["words"], m["tokens"], m["word_ids"], z[f"m{i}"], m.get("cls_token", "[CLS]"),
+                        m.get("sep_token", "[SEP]")) for i, m in enumerate(meta)]
 
 
 def extract_cached(model_dir: str | Path, sentences: Sequence[Sequence[str]], cache_dir: str | Path,

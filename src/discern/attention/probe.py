@@ -4,16 +4,19 @@ For word j the probe scores every other word i as its head, and ROOT:
 
 * attention only:  s(j -> i) = sum_k w_k a^k_ji + u_k a^k_ij  over all N = layers x heads maps,
   s(j -> ROOT) = sum_k r_k a^k_j,[CLS] + t_k a^k_j,[SEP];
-* attention + embeddings: the weights depend on the pair, w_k = W_k (v_i (+) v_j) and
-  u_k = U_k (v_i (+) v_j), with v the model's own input embeddings of the words (first
-  piece); the paper uses frozen GloVe, which is not installable here;
+* attention + word vectors ("Attn + GloVe"): the weights depend on the pair,
+  w_k = W_k (v_i (+) v_j) and u_k = U_k (v_i (+) v_j), with v frozen word vectors:
+  GloVe 6B 50d (``vectors="glove"``, the paper's setting but 50-d where it used 100-d; see
+  :mod:`.glove`), or the model's own input embeddings of each word's first piece
+  (``vectors="model"``);
 
 trained with softmax cross-entropy over the candidates, Adam (LR 0.002), one sentence per step,
 one epoch; scored by UAS (unlabelled attachment, punctuation ignored) on held-out sentences.
 The random-init baseline runs the same probe on the maps of a randomly initialised model of the
 same architecture.
 
-Shapes: N maps, W words of one sentence (maps are (N, W+2, W+2) with [CLS] first, [SEP] last).
+Shapes: N maps, W words of one sentence (maps are (N, W+2, W+2) with the start token first and
+the end token last: [CLS] / [SEP] for BERT, <s> / </s> for MPNet).
 """
 
 from __future__ import annotations
@@ -59,6 +62,7 @@ class AttentionProbe(nn.Module):
         else:
             words = torch.einsum("k,kji->ji", self.w, a) + torch.einsum("k,kji->ji", self.u, at)
         words = words.masked_fill(torch.eye(W, dtype=torch.bool), -1e9)  # a word is not its own head
+        # ROOT_start / ROOT_end: attention to the start token ([CLS], <s>) and the end token ([SEP], </s>)
         root = maps[:, 1:-1, 0].T @ self.root_cls + maps[:, 1:-1, -1].T @ self.root_sep  # (W,)
         return torch.cat([root.unsqueeze(1), words], 1)
 
@@ -159,3 +163,41 @@ def word_embeddings(model, tokenizer, words_list: Sequence[Sequence[str]], word_
                 first[w] = enc["input_ids"][t]
         out.append(table[[first[i] for i in range(len(words))]])
     return out
+
+
+VECTORS = ("glove", "model")
+
+
+def probe_vectors(kind: str, words_list: Sequence[Sequence[str]], model=None, tokenizer=None, word_ids_list=None,
+                  glove_folder=None) -> tuple[list[np.ndarray], dict]:
+    """Word vectors for the attention + words probe and a record of what was used.
+
+    ``kind="glove"``: GloVe 6B 50d (OOV words get the zero vector; the record has the OOV rate);
+    when GloVe is not installed the model's input embeddings stand in, and the record says so
+    (``used``, ``note``).  ``kind="model"``: the model's input embeddings of each word's first piece."""
+    import warnings
+
+    from discern.core import DataError, DiscernError
+
+    if kind not in VECTORS:
+        raise DiscernError(f"probe vectors must be one of {', '.join(VECTORS)}, got {kind!r}")
+    note = None
+    if kind == "glove":
+        from .glove import load_glove
+
+        try:
+            g = load_glove(glove_folder)
+        except DataError as e:
+            note = f"GloVe unavailable ({e}); the model's input embeddings stand in"
+            warnings.warn(note, stacklevel=2)
+        else:
+            vecs = g.embed(words_list)
+            return vecs, {"requested": kind, "used": "glove", "label": f"GloVe 6B {g.dim}d", **g.stats()}
+    if model is None or tokenizer is None or word_ids_list is None:
+        raise DiscernError("the model's input embeddings need the model, its tokenizer and the word ids")
+    vecs = word_embeddings(model, tokenizer, words_list, word_ids_list)
+    info = {"requested": kind, "used": "model", "label": "the model's input embeddings",
+            "dim": int(vecs[0].shape[-1]) if vecs else 0}
+    if note:
+        info["note"] = note
+    return vecs, info

@@ -7,6 +7,11 @@ tokens to [SEP] (divided by T minus that number).  Entropy: each row is smoothed
 0.9999 a + 1e-4 / T, then -sum a log a is averaged over the queries; the entropy of the [CLS]
 row is reported separately.  Uniform attention has entropy log T.
 
+"[CLS]" and "[SEP]" stand for the tokenizer's own start and separator tokens, found by name
+(``Example.cls_token`` / ``sep_token``: ``<s>`` and ``</s>`` for MPNet and RoBERTa-style models);
+punctuation pieces are found through their word (the word "." or ","), not by a piece's spelling,
+so no subword marker is assumed.
+
 Shapes: L layers, H heads, T tokens of one sentence.
 """
 
@@ -23,12 +28,26 @@ SELECTORS = ("self", "next", "prev", "cls", "sep", "punct", "sep_sep", "rest_sep
 
 
 def _positions(ex: Example) -> tuple[list[int], list[int], list[int]]:
-    """([CLS] positions, [SEP] positions, punctuation positions) of one example."""
+    """([CLS] positions, [SEP] positions, punctuation positions) of one example.
+
+    Special tokens are told apart by the tokenizer's names; if neither name occurs (a tokenizer
+    without them), the BERT layout decides: the first special token is [CLS], the others [SEP]."""
     special = [t for t, w in enumerate(ex.word_ids) if w is None]
-    cls = [t for t in special if t == 0]
-    sep = [t for t in special if t != 0]
-    punct = [t for t, tok in enumerate(ex.tokens) if tok in PUNCT]
+    cls = [t for t in special if ex.tokens[t] == ex.cls_token][:1]
+    sep = [t for t in special if ex.tokens[t] == ex.sep_token and t not in cls]
+    if not cls and not sep:
+        cls = [t for t in special if t == 0]
+        sep = [t for t in special if t != 0]
+    punct = [t for t, w in enumerate(ex.word_ids) if w is not None and ex.words[w] in PUNCT]
     return cls, sep, punct
+
+
+def special_tokens(examples: Sequence[Example]) -> dict[str, str]:
+    """The names the "cls" and "sep" selectors stand for: ``{"cls": "[CLS]", "sep": "[SEP]"}`` for
+    BERT, ``{"cls": "<s>", "sep": "</s>"}`` for MPNet."""
+    if not examples:
+        raise ValueError("special_tokens: no examples")
+    return {"cls": examples[0].cls_token, "sep": examples[0].sep_token}
 
 
 def token_type_per_example(examples: Sequence[Example]) -> dict[str, np.ndarray]:

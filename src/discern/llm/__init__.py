@@ -1,7 +1,7 @@
 """L1: causal language-model backends: loading (Hugging Face folders, hub ids, the SmolLM2 GGUF), exact
 sequence log-likelihoods, and text generation (``generation``: batched sampling, an SQLite cache)."""
 
-from .likelihood import sequence_logprobs
+from .likelihood import choice_logprobs, sequence_logprobs
 from .models import clear_cache, load_causal_lm, smollm2_path
 
-__all__ = ["clear_cache", "load_causal_lm", "sequence_logprobs", "smollm2_path"]
+__all__ = ["choice_logprobs", "clear_cache", "load_causal_lm", "sequence_logprobs", "smollm2_path"]

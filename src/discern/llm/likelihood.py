@@ -49,6 +49,15 @@ def _batches(lengths: list[int], order: list[int], batch_size: int, max_batch_to
         yield batch
 
 
+def _cache_arg(model) -> str:
+    """The name under which ``forward`` takes a key/value cache (``cache`` in recent transformers)."""
+    try:
+        params = inspect.signature(model.forward).parameters
+    except (TypeError, ValueError):
+        return "past_key_values"
+    return "cache" if "cache" in params else "past_key_values"
+
+
 def _accepts_logits_to_keep(model) -> bool:
     try:
         return "logits_to_keep" in inspect.signature(model.forward).parameters
@@ -155,3 +164,53 @@ def _score_batches(model, seqs, ctx_len, lengths, counts, out, pad, batch_size, 
             totals = torch.where(scored, lp.double(), 0.0).sum(-1).tolist()
             for r, i in enumerate(batch):
                 out[i] = totals[r]
+
+
+def choice_logprobs(model, tokenizer, prefix: str, choices: Sequence[str], add_bos: bool = True,
+                    bos_token_id: int | None = None) -> list[float]:
+    """``log p(choice | BOS + prefix)`` for each of ``choices`` (e.g. the option letters of a multiple-choice
+    question after its few-shot prompt), from **one** forward pass over the prefix whose key/value cache is
+    repeated for the choices, which are then scored together.  Tokenization and conditioning are those of
+    :func:`sequence_logprobs` with ``prefix=prefix`` (the same values up to summation order in floating
+    point); for a long prompt and C choices it costs about 1/C of scoring C full sequences.  Falls back to
+    :func:`sequence_logprobs` for a model without a key/value cache or an empty prefix or choice."""
+    if isinstance(choices, str) or not list(choices):
+        raise DiscernError("choice_logprobs: pass a non-empty list of choices")
+    choices = list(choices)
+    ctx = (([bos_token_id if bos_token_id is not None else bos_id(tokenizer)] if add_bos else [])
+           + (_encode(tokenizer, [prefix])[0] if prefix else []))
+    cont = _encode(tokenizer, choices)
+    if not ctx or any(not c for c in cont) or not _accepts_logits_to_keep(model):
+        return sequence_logprobs(model, tokenizer, choices, prefix=prefix, add_bos=add_bos,
+                                 bos_token_id=bos_token_id)
+    device = next(model.parameters()).device
+    n_choices, longest = len(cont), max(len(c) for c in cont)
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.inference_mode():
+            first = model(input_ids=torch.tensor([ctx], device=device), use_cache=True, logits_to_keep=1)
+            cache = first.get("cache") if first.get("cache") is not None else first.get("past_key_values")
+            if cache is None or not hasattr(cache, "batch_repeat_interleave"):
+                return sequence_logprobs(model, tokenizer, choices, prefix=prefix, add_bos=add_bos,
+                                         bos_token_id=bos_token_id)
+            lp_first = first.logits[0, -1].float().log_softmax(-1)  # (V,): predicts each choice's first token
+            totals = [float(lp_first[c[0]]) for c in cont]
+            if longest > 1:
+                cache.batch_repeat_interleave(n_choices)
+                ids = torch.full((n_choices, longest), pad, dtype=torch.long)  # (C, Lc), right-padded
+                mask = torch.zeros((n_choices, len(ctx) + longest), dtype=torch.long)
+                mask[:, :len(ctx)] = 1
+                for r, c in enumerate(cont):
+                    ids[r, :len(c)] = torch.tensor(c)
+                    mask[r, len(ctx):len(ctx) + len(c)] = 1
+                pos = torch.arange(len(ctx), len(ctx) + longest).expand(n_choices, -1)
+                logits = model(input_ids=ids.to(device), attention_mask=mask.to(device), position_ids=pos.to(device),
+                               **{_cache_arg(model): cache}).logits.float()  # (C, Lc, V)
+                lp = logits.log_softmax(-1)
+                for r, c in enumerate(cont):  # position j predicts token j + 1 of the choice
+                    totals[r] += float(sum(lp[r, j, c[j + 1]] for j in range(len(c) - 1)))
+    finally:
+        model.train(was_training)
+    return totals

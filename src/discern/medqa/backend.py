@@ -1,7 +1,7 @@
 """The language model behind the strategies: a ``discern.llm`` backend from a command-line spec, or the
 reproduction's in-process model with its generation cache.
 
-- ``make_backend("smollm2" | folder | hub id | http(s)://URL, ...)``: an in-process transformers model
+- ``make_backend("qwen2.5-0.5b" | "qwen2.5-1.5b" | "smollm2" | folder | hub id | http(s)://URL, ...)``: an in-process transformers model
   (``TransformersBackend``) or an OpenAI-compatible server (``OpenAIClient``).
 - ``cached_model_backend(model, dtype, cache, max_sequences)``: the in-process model behind an SQLite
   cache (``CachedBackend``), so an interrupted run resumes without repeating a generation.
@@ -11,10 +11,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-BACKEND_HELP = "smollm2, a model folder or hub id (in-process), or an http(s):// OpenAI-compatible URL"
+BACKEND_HELP = ("qwen2.5-0.5b, qwen2.5-1.5b or smollm2 (registry models, 'discern data fetch NAME'), a model folder, "
+                ".gguf file or hub id (in-process), or an http(s):// OpenAI-compatible URL")
 
 
-def make_backend(spec: str, model: str | None = None, chat: bool = False, dtype: str = "float32"):
+def make_backend(spec: str, model: str | None = None, chat: bool = False, dtype: str = "bfloat16"):
     """A backend for ``spec``: a server URL gets the OpenAI-compatible client (``model`` is the name
     sent to it), anything else is loaded in process (``model`` names it in the cache key)."""
     if spec.startswith(("http://", "https://")):

@@ -13,10 +13,16 @@ STRATEGIES = ("few_shot", "cot", "self_consistency", "ensemble_refinement")
 
 @dataclass
 class Config:
-    model: str = "smollm2"  # smollm2, a causal-LM folder or hub id
+    model: str = "qwen2.5-0.5b"  # qwen2.5-0.5b, qwen2.5-1.5b, smollm2 (registry), a causal-LM folder or hub id
     mmlu_subjects: list[str] = field(default_factory=lambda: list(MMLU_CLINICAL))
     mmlu_per_subject: int | None = None  # a fixed random subset of each topic's val questions (None: all)
     pubmedqa: int | None = None  # a fixed random subset of PQA-L (None: all but the 3 exemplars)
+    medqa: int | None = None  # MedQA-USMLE questions (the registry's 273, less 5 exemplars; None: all; 0: none)
+    # few-shot accuracy by option log-likelihood (no generation), tested against chance per dataset; the
+    # question counts as above (None: all, 0: skip)
+    loglik_mmlu_per_subject: int | None = None
+    loglik_pubmedqa: int | None = None
+    loglik_medqa: int | None = None
     strategies: list[str] = field(default_factory=lambda: list(STRATEGIES))
     k: int = 11  # self-consistency samples
     k1: int = 11  # ensemble refinement, stage 1
@@ -30,16 +36,25 @@ class Config:
 
 
 def paper() -> Config:
-    return Config()
+    """Every question of the installed sets, the paper's sample counts, on Qwen2.5-Coder-1.5B-Instruct
+    (``discern data fetch qwen2.5-1.5b``; its cost per question is in the README)."""
+    return Config(model="qwen2.5-1.5b")
 
 
 def quick() -> Config:
-    """4 questions per clinical topic (24) and 14 PubMedQA questions, 96-token reasoning: ~16 min on 2 cores."""
-    return Config(mmlu_per_subject=4, pubmedqa=14, max_tokens=96)
+    """Qwen2.5-Coder-0.5B-Instruct in bf16 on 2 CPU cores, sized by measurement to about 20 minutes (README):
+    few-shot accuracy by option log-likelihood on 8 questions per clinical topic (48), 30 PubMedQA and 50 MedQA
+    questions; the four strategies on 2 questions per topic (12), 6 PubMedQA and 6 MedQA questions with
+    5 samples for self-consistency and for each ensemble-refinement stage (the paper: 11, 11 + 33) and
+    96-token reasoning."""
+    return Config(mmlu_per_subject=2, pubmedqa=6, medqa=6, k=5, k1=5, k2=5, max_tokens=96,
+                  loglik_mmlu_per_subject=8, loglik_pubmedqa=30, loglik_medqa=50)
 
 
 def tiny() -> Config:
-    return Config(mmlu_subjects=["anatomy"], mmlu_per_subject=2, pubmedqa=1, k=2, k1=2, k2=2, max_tokens=8)
+    """Seconds, for tests: SmolLM2-135M, two questions per set, two samples."""
+    return Config(model="smollm2", mmlu_subjects=["anatomy"], mmlu_per_subject=2, pubmedqa=1, medqa=1, k=2, k1=2,
+                  k2=2, max_tokens=8, loglik_mmlu_per_subject=2, loglik_pubmedqa=2, loglik_medqa=2)
 
 
 PRESETS = {"tiny": tiny, "quick": quick, "paper": paper}

@@ -24,6 +24,7 @@ SOURCES = {
     "mmlu-clinical": "MMLU is at https://github.com/hendrycks/test (data/dev, data/val)",
     "pubmedqa": "PubMedQA is at https://github.com/pubmedqa/pubmedqa (data/ori_pqal.json)",
     "medqa": "MedQA is at https://github.com/jind11/MedQA (Google Drive link; data_clean/questions/US/4_options)",
+    "medqa-usmle": "MedQA is at https://github.com/jind11/MedQA (Google Drive link; data_clean/questions/US/4_options)",
     "medmcqa": "MedMCQA is at https://medmcqa.github.io (train.json, dev.json, test.json)",
 }
 
@@ -145,12 +146,13 @@ def pubmedqa(root=None, file: str = "pqal_dev.json") -> list[Question]:
     return out
 
 
-def medqa(split: str = "test", root=None) -> list[Question]:
-    """US 4-option MedQA jsonl (``phrases_no_exclude_<split>.jsonl``): ``question``, ``options``
-    {letter: text} lettered A, B, C, ... and ``answer_idx``, one of those letters."""
-    path = _root("medqa", root) / f"phrases_no_exclude_{split}.jsonl"
+def medqa(split: str = "test", root=None, file: str | None = None, dataset: str = "medqa") -> list[Question]:
+    """US 4-option MedQA jsonl (``phrases_no_exclude_<split>.jsonl``, or ``file``): ``question``, ``options``
+    {letter: text} lettered A, B, C, ... and ``answer_idx``, one of those letters.  ``dataset`` is the
+    registry entry holding the file (``medqa``, or ``medqa-usmle``: 273 official test questions)."""
+    path = _root(dataset, root) / (file or f"phrases_no_exclude_{split}.jsonl")
     if not path.is_file():
-        raise _missing(path, "medqa")
+        raise _missing(path, dataset)
     out = []
     for i, (n, line) in enumerate(_lines(path)):
         d = _json_object(path, n, line)
@@ -172,6 +174,12 @@ def medqa(split: str = "test", root=None) -> list[Question]:
         out.append(Question(question, [opts[k] for k in letters], d["answer_idx"],
                             meta={"index": i, "meta_info": d.get("meta_info")}))
     return out
+
+
+def medqa_usmle(root=None) -> list[Question]:
+    """The registry's ``medqa-usmle``: 273 of MedQA's 1,273 official US 4-option test questions
+    (``test-part-a.jsonl``, the official jsonl fields)."""
+    return medqa(root=root, file="test-part-a.jsonl", dataset="medqa-usmle")
 
 
 MEDMCQA_OPTIONS = ("opa", "opb", "opc", "opd")

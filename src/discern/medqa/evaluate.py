@@ -169,13 +169,14 @@ def contaminated(texts: list[str], corpus: str, span: int = 512) -> list[int]:
 
 
 DATASETS = ("mmlu:anatomy", "mmlu:clinical_knowledge", "mmlu:college_biology", "mmlu:college_medicine",
-            "mmlu:medical_genetics", "mmlu:professional_medicine", "pubmedqa", "medqa", "medmcqa")
+            "mmlu:medical_genetics", "mmlu:professional_medicine", "pubmedqa", "medqa", "medqa-usmle", "medmcqa")
 
 
 def load_dataset(name: str, limit: int | None = None, seed: int = 0):
     """(questions, exemplars, is_pubmedqa) for a dataset name; ``limit`` takes a fixed random subset.
     Exemplars: MMLU's 5 dev questions; PubMedQA: the first 3 items, left out of the questions; MedQA: the
-    first 5 dev items (questions from test); MedMCQA (questions from dev, as in the paper): the first 5 of
+    first 5 dev items (questions from test); MedQA-USMLE (the registry's 273 test questions, no dev split):
+    the first 5 items, left out of the questions; MedMCQA (questions from dev, as in the paper): the first 5 of
     train.json when it is there, else the first 5 dev items, left out of the questions."""
     import random
 
@@ -190,6 +191,9 @@ def load_dataset(name: str, limit: int | None = None, seed: int = 0):
     elif name == "medqa":
         qs, pub = data.medqa("test"), False
         ex = data.medqa("dev")[:5]
+    elif name == "medqa-usmle":
+        qs, pub = data.medqa_usmle(), False
+        qs, ex = qs[5:], qs[:5]
     elif name == "medmcqa":
         qs, pub = data.medmcqa("dev"), False
         if (data._root("medmcqa", None) / "train.json").is_file():

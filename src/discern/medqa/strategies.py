@@ -86,14 +86,16 @@ def _record(q: Question, prompt: str, generations: list[str], answers: list[str 
 def few_shot_loglik(model, tokenizer, questions: list[Question], exemplars: list[Question],
                     batch_size: int = 16) -> list[dict]:
     """Few-shot by option log-likelihood (the lm-evaluation-harness way for base models): the option
-    letter with the highest log p(" (X)" | few-shot prompt) is the prediction; no generation, no parsing."""
-    from discern.llm import sequence_logprobs
+    letter with the highest log p(" (X)" | few-shot prompt) is the prediction; no generation, no parsing.
+    The prompt is run once and its key/value cache shared by the options (:func:`discern.llm.choice_logprobs`).
+    ``batch_size`` is kept for callers; the options of one question are scored together."""
+    from discern.llm import choice_logprobs
 
     out = []
     for q in questions:
         prompt = few_shot_prompt(exemplars, q)
         letters = [chr(65 + i) for i in range(len(q.options))]
-        lp = sequence_logprobs(model, tokenizer, [f" ({x})" for x in letters], batch_size=batch_size, prefix=prompt)
+        lp = choice_logprobs(model, tokenizer, prompt, [f" ({x})" for x in letters])
         lp = [float(v) for v in lp]
         pred = letters[max(range(len(letters)), key=lambda i: (lp[i], -i))]  # ties: the earlier letter
         out.append({"question": q.question, "target": q.answer, "prediction": pred, "correct": pred == q.answer,

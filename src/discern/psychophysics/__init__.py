@@ -5,4 +5,5 @@ from discern.core.paper import Paper
 
 PAPER = Paper("psychophysics", title="Intriguing Properties of Generative Classifiers (Jaini, Clark & Geirhos, ICLR 2024)", package=__name__, number=7, run="discern.reproduce.psychophysics:run")
 
-__all__ = ["analysis", "classifiers", "config", "decisions", "evaluate", "imagenet16", "metrics", "stimuli"]
+__all__ = ["analysis", "classifiers", "config", "decisions", "efficientnet", "evaluate", "imagenet16",
+           "imagenet_models", "metrics", "model_eval", "stimuli"]

@@ -1,5 +1,5 @@
-"""``discern psychophysics evaluate | humans | stimuli``: parsing and printing; the work is in
-:mod:`.evaluate` and :mod:`.stimuli`."""
+"""``discern psychophysics evaluate | evaluate-model | humans | stimuli``: parsing and printing; the
+work is in :mod:`.evaluate`, :mod:`.model_eval` and :mod:`.stimuli`."""
 
 from __future__ import annotations
 
@@ -20,6 +20,27 @@ def add_commands(sub) -> None:
                     help="folder with the human raw-data/<dataset>/ CSVs; 'auto' = the installed model-vs-human "
                          "data when present, 'none' = skip the human comparison")
     ev.add_argument("--out", default=None, help="write the metrics as JSON here")
+    em = ps.add_parser("evaluate-model",
+                       help="classify the real cue-conflict / edge / silhouette stimuli with an ImageNet model "
+                            "and compare it with the human subjects")
+    em.add_argument("--model", required=True,
+                    help="efficientnet-lite0, or a folder: a Hugging Face image classifier (1000 ImageNet labels), "
+                         "a timm model (needs timm), or one holding efficientnet-lite0-57934424.pth")
+    em.add_argument("--dataset", "--datasets", dest="datasets", nargs="+",
+                    default=["cue-conflict", "edge", "silhouette"],
+                    help="cue-conflict, edge, silhouette (several, comma-separated or space-separated; default all)")
+    em.add_argument("--out", required=True, help="folder for raw-data/<dataset>/*.csv and metrics.json")
+    em.add_argument("--batch-size", type=int, default=32)
+    em.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    em.add_argument("--limit", type=int, default=None,
+                    help="only the first N stimuli of each dataset (categories in turn), compared with the humans "
+                         "on those images")
+    em.add_argument("--humans", default="auto",
+                    help="folder with the human raw-data/<dataset>/ CSVs; 'auto' = the installed model-vs-human "
+                         "data when present, 'none' = skip the human comparison")
+    em.add_argument("--stimuli", default=None,
+                    help="texture-vs-shape folder (holding stimuli/); default: the installed data")
+    em.add_argument("--json", action="store_true", help="print the summary as JSON")
     hu = ps.add_parser("humans", help="human-human agreement per dataset on the model-vs-human data")
     hu.add_argument("--raw", default=None, help="raw-data folder (default: the installed model-vs-human data)")
     hu.add_argument("--datasets", default=None, help="comma-separated (default: all 17)")
@@ -58,6 +79,13 @@ def run_command(args) -> int:
 
             atomic_write_text(Path(args.out), text)
         print(text)
+        return 0
+    if args.psy_command == "evaluate-model":
+        from .model_eval import evaluate_model, format_summary
+
+        res = evaluate_model(args.model, args.datasets, args.out, args.batch_size, args.device, args.limit,
+                             args.humans, args.stimuli)
+        print(json.dumps(res["summary"], indent=2, default=float) if args.json else format_summary(res))
         return 0
     if args.psy_command == "stimuli":
         from .stimuli import all_stimuli, write_stimuli

@@ -21,10 +21,12 @@ def decision_files(paths) -> dict[str, list[Path]]:
     return by_ds
 
 
-def evaluate(paths, humans="auto") -> dict:
+def evaluate(paths, humans="auto", subset: bool = False) -> dict:
     """Per dataset and decision maker: trials, accuracy (per condition, OOD), shape bias on
     cue-conflict, and ``vs_humans`` (the benchmark metrics against every other human subject).
-    ``humans``: a raw-data folder, "auto" (the installed model-vs-human data) or "none"."""
+    ``humans``: a raw-data folder, "auto" (the installed model-vs-human data) or "none".
+    ``subset``: decisions on only some of the human experiment's images are compared with the
+    humans' trials on those images (``vs_humans`` then says how many images, ``images``)."""
     import pandas as pd
 
     from . import metrics as M
@@ -61,15 +63,21 @@ def evaluate(paths, humans="auto") -> dict:
             model_ids = {m: set(df[df.subj == m].image_id) for m in rep}
             human_ids = set(hdf[hdf.subj == hs[0]].image_id) if hs else set()
             for m in rep:
-                if model_ids[m] != human_ids:
+                ids = model_ids[m]
+                partial = ids != human_ids
+                if partial and not (subset and ids and ids <= human_ids):
                     rep[m]["vs_humans"] = "skipped: the decisions are not on the human experiment's images"
                     continue
+                h = hdf[hdf.image_id.isin(ids)] if partial else hdf
                 # a human subject's own file is compared with the *other* humans, never with itself
-                both = pd.concat([hdf[hdf.subj != m], df[df.subj == m]], ignore_index=True)
+                both = pd.concat([h[h.subj != m], df[df.subj == m]], ignore_index=True)
                 try:
                     rep[m]["vs_humans"] = M.versus_humans(both, ds, m)
                 except ValueError as e:
                     rep[m]["vs_humans"] = f"skipped: {e}"
+                    continue
+                if partial:
+                    rep[m]["vs_humans"]["images"] = f"{len(ids)} of {len(human_ids)}"
         out[ds] = rep
     return out
 
