@@ -1,6 +1,8 @@
 import argparse
 import json
 
+import pytest
+
 from discern.tasks import add_task_commands, run_task_command, write_task_dir
 
 
@@ -41,3 +43,16 @@ def test_tasks_finetune_on_a_task_folder(capsys, tmp_path, monkeypatch, make_enc
     assert "unknown config key 'nope'" in capsys.readouterr().err
     assert _run(["tasks", "finetune", "--model", str(tmp_path / "none"), "--task", "spam"]) == 2
     assert "no such folder" in capsys.readouterr().err
+
+
+def test_finetune_model_takes_a_folder_or_a_named_encoder(tmp_path):
+    from discern.core.errors import DiscernError
+    from discern.data.models import model_path
+    from discern.tasks.cli import resolve_model
+
+    assert resolve_model(str(tmp_path)) == str(tmp_path)
+    assert resolve_model("mpnet-base") == str(model_path("mpnet-base"))
+    assert resolve_model("minilm") == str(model_path("minilm"))
+    with pytest.raises(DiscernError, match=r"^--model bert-base: no such folder \(or a named encoder: minilm, "
+                                           r"mpnet-base\)$"):
+        resolve_model("bert-base")

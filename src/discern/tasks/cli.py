@@ -36,7 +36,8 @@ def add_task_commands(subparsers) -> argparse.ArgumentParser:
     _add_caps(b)
     f = sub.add_parser("finetune", help="fine-tune a Hugging Face encoder folder on a task")
     f.add_argument("--model", required=False, metavar="DIR",
-                   help="a save_pretrained folder (ELECTRA discriminator, BERT, MiniLM, ...)")
+                   help="a save_pretrained folder (ELECTRA discriminator, BERT, MiniLM, ...) or a named encoder: "
+                        "minilm, mpnet-base")
     f.add_argument("--task", required=False, metavar="NAME", help="a built-in task or a task folder")
     f.add_argument("--seed", type=int, default=None)
     f.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
@@ -46,6 +47,17 @@ def add_task_commands(subparsers) -> argparse.ArgumentParser:
     f.add_argument("--json", action="store_true", help="print the whole result (with predictions)")
     _add_caps(f)
     return p
+
+
+def resolve_model(model: str) -> str:
+    """An encoder folder, or a named one (``minilm``, ``mpnet-base``: ``discern.data.models``)."""
+    if Path(model).is_dir():
+        return model
+    from discern.data.models import is_model_name, model_path
+
+    if is_model_name(model):
+        return str(model_path(model))
+    raise DiscernError(f"--model {model}: no such folder (or a named encoder: minilm, mpnet-base)")
 
 
 def _caps(args) -> dict:
@@ -112,9 +124,7 @@ def _cmd_finetune(args) -> int:
         if args.seed is not None:
             overrides["seed"] = args.seed
         apply_overrides(cfg, overrides)
-        model, task_name, caps = args.model, args.task, _caps(args)
-        if not Path(model).is_dir():
-            raise DiscernError(f"--model {model}: no such folder")
+        model, task_name, caps = resolve_model(args.model), args.task, _caps(args)
         # the task is read and checked before the run folder is made: a bad task folder leaves nothing behind
         task = get_task(task_name, **{k: v for k, v in caps.items() if v is not None})
         name = args.name or f"{Path(task_name).name}-{Path(model).name}-s{cfg.seed}"
