@@ -76,9 +76,8 @@ def _loglik(cfg: Config, path: Path, datasets: list[tuple[str, int | None]]) -> 
     recs, rates = [], []
     for ds, limit in datasets:
         qs, ex, _ = load_dataset(ds, limit, cfg.seed)
-        for q, r in zip(qs, few_shot_loglik(model, tok, qs, ex)):
-            recs.append({"dataset": ds, "meta": q.meta, **r})
-            rates.append(1.0 / len(q.options))
+        recs += [{"dataset": ds, "meta": q.meta, **r} for q, r in zip(qs, few_shot_loglik(model, tok, qs, ex))]
+        rates += [chance_rate(qs)] * len(qs)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("".join(json.dumps(r, default=str) + "\n" for r in recs))
     return {"correct": [bool(r["correct"]) for r in recs], "chance": sum(rates) / len(rates),
@@ -181,7 +180,7 @@ def _above_chance_claim(loglik: dict, alpha: float, seed: int) -> tuple[Claim, d
     for key, r in loglik.items():
         acc = accuracy_ci(r["correct"], seed=seed)
         test = stats.binomial_test(acc["k"], acc["n"], r["chance"])
-        rows[key] = {**{k: v for k, v in acc.items()}, "chance": r["chance"], "p_value": test["p_value"],
+        rows[key] = {**acc, "chance": r["chance"], "p_value": test["p_value"],
                      "seconds_per_question": r["seconds"] / max(acc["n"], 1)}
     adjusted = stats.holm([rows[k]["p_value"] for k in rows])
     for key, p in zip(rows, adjusted):
