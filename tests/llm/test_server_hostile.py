@@ -91,12 +91,17 @@ SAMPLING = [
     ("seed", 1.5, "seed"), ("seed", "1", "seed"),
     ("stop", ["a", "b", "c", "d", "e"], "stop"), ("stop", "x" * 101, "stop.0"), ("stop", ["ok", "y" * 101], "stop.1"),
     ("stop", [1], "stop.0"), ("stop", 5, "stop"), ("stop", {"a": 1}, "stop"),
-    ("stream", True, "stream"), ("stream", "yes", "stream"), ("model", 5, "model"), ("model", "m" * 300, "model"),
+    ("stream", "yes", "stream"), ("stream", 1, "stream"), ("stream_options", "usage", "stream_options"),
+    ("stream_options", {"include_usage": "yes"}, "stream_options.include_usage"), ("model", 5, "model"), ("model", "m" * 300, "model"),
 ]
 COMPLETION_ONLY = [
     ({"model": "m"}, "prompt"), ({"prompt": None}, "prompt"), ({"prompt": []}, "prompt"), ({"prompt": ""}, "prompt.0"),
     ({"prompt": ["a"] * 65}, "prompt"), ({"prompt": ["a"] * 5000}, "prompt"), ({"prompt": "x" * 32769}, "prompt.0"),
-    ({"prompt": 5}, "prompt"), ({"prompt": [1, 2, 3]}, "prompt.0"), ({"prompt": [["a"]]}, "prompt.0"),
+    ({"prompt": 5}, "prompt"), ({"prompt": [1.5, 2]}, "prompt.0"), ({"prompt": [["a"]]}, "prompt.0"),
+    ({"prompt": [-1, 2]}, "prompt.0"), ({"prompt": [[1], [2**31]]}, "prompt.1"), ({"prompt": [[]]}, "prompt.0"),
+    ({"prompt": [1, True]}, "prompt.0"), ({"prompt": "a", "logprobs": 6}, "logprobs"),
+    ({"prompt": "a", "logprobs": True}, "logprobs"), ({"prompt": "a", "logprobs": -1}, "logprobs"),
+    ({"prompt": "a", "echo": "yes"}, "echo"), ({"prompt": "a", "max_tokens": 0, "echo": False}, "max_tokens"),
     ({"prompt": ["a", None]}, "prompt.1"), ({"prompt": True}, "prompt"), ({"prompt": {"text": "a"}}, "prompt"),
 ]
 CHAT_ONLY = [
@@ -113,6 +118,8 @@ CHAT_ONLY = [
     ({"messages": ["hi"]}, "messages.0"),
     ({**CHAT, "max_completion_tokens": 0}, "max_completion_tokens"),
     ({**CHAT, "max_completion_tokens": 10**9}, "max_completion_tokens"),
+    ({**CHAT, "logprobs": 1}, "logprobs"), ({**CHAT, "logprobs": True, "top_logprobs": 21}, "top_logprobs"),
+    ({**CHAT, "top_logprobs": 2}, "top_logprobs"), ({**CHAT, "logprobs": True, "top_logprobs": -1}, "top_logprobs"),
 ]
 CASES = ([(route, {**base, f: v}, p, json.dumps(v)[:24]) for route, base in ROUTES.items() for f, v, p in SAMPLING]
          + [("/v1/completions", body, p, json.dumps(body)[:40]) for body, p in COMPLETION_ONLY]

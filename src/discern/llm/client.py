@@ -1,10 +1,14 @@
 """A client for OpenAI-compatible servers (vLLM, llama.cpp, ``discern llm serve``, hosted APIs) behind
 the generation interface: completions and chat, ``n`` emulated with extra requests (distinct
 seeds) where a server returns fewer choices than asked, retries with exponential back-off on
-connection errors, 429 and 5xx, and a limit on concurrent requests."""
+connection errors, 429 and 5xx, and a limit on concurrent requests.
+
+The base URL may end in ``/v1`` (as the ``openai`` SDK takes it) or not; the API key is the one given,
+else ``$OPENAI_API_KEY``, else none."""
 
 from __future__ import annotations
 
+import os
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict
@@ -19,8 +23,13 @@ class OpenAIClient:
                  retries: int = 4, backoff: float = 0.5, timeout: float = 120.0, chat: bool = False):
         import httpx
 
-        self.base_url, self.model, self.name, self.chat = base_url.rstrip("/"), model, model, chat
+        if max_concurrency < 1:
+            raise DiscernError(f"max_concurrency must be at least 1, not {max_concurrency}")
+        base = base_url.rstrip("/")
+        self.base_url = base[:-3] if base.endswith("/v1") else base
+        self.model, self.name, self.chat = model, model, chat
         self.retries, self.backoff, self.max_concurrency = retries, backoff, max_concurrency
+        api_key = api_key or os.environ.get("OPENAI_API_KEY") or None
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         self.http = httpx.Client(timeout=timeout, headers=headers)
         self.requests = 0  # HTTP requests sent, retries included

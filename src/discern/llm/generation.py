@@ -140,6 +140,166 @@ class TransformersBackend:
         gen = self.model.generate(input_ids=ids, attention_mask=mask, num_return_sequences=per, **kw)
         return self.tokenizer.batch_decode(gen[:, L:], skip_special_tokens=True)
 
+    def encode(self, prompt: str) -> list[int]:
+        """The token ids ``generate`` would feed for ``prompt`` (the tokenizer's special tokens included)."""
+        return self.tokenizer(prompt)["input_ids"]
+
+    @torch.no_grad()
+    def complete(self, prompt: str | list[int], n: int, params: GenParams, logprobs: int | None = None,
+                 echo: bool = False, on_text=None, should_stop=None) -> Completed:
+        """``n`` completions of one prompt (text, or token ids used as they are) with what an OpenAI-style
+        server reports: finish reasons, token counts and, with ``logprobs=k``, each generated token's
+        log-probability under the model (before temperature and top-p) with the ``k`` most likely
+        tokens; ``echo`` adds the prompt's own log-probabilities (one forward pass).  ``on_text(text)``
+        receives the completion decoded so far after every token (one sequence: ``n == 1`` or greedy);
+        ``should_stop()`` returning true ends the generation early (a client that disconnected).
+        ``max_tokens == 0`` generates nothing (with ``echo``: score the prompt only)."""
+        ids = self.encode(prompt) if isinstance(prompt, str) else list(prompt)
+        if not ids:
+            raise ValueError("the prompt has no tokens")
+        dev = self.model.device
+        x = torch.tensor([ids], device=dev)
+        sample = params.temperature > 0
+        rows = n if sample else 1
+        ends = end_token_ids(self.model, self.tokenizer)
+        out = Completed(ids, [])
+        with _GENERATE_LOCK:
+            torch.manual_seed(params.seed)
+            if echo and logprobs is not None:
+                logp = self.model(input_ids=x).logits[0, :-1].float().log_softmax(-1)
+                chosen = logp.gather(1, x[0, 1:, None])[:, 0].tolist()
+                out.prompt_logprobs = [None] + chosen
+                out.prompt_top = [None] + _top(logp, logprobs)
+            if params.max_tokens == 0:
+                out.choices = [Scored("", "length", []) for _ in range(n)]
+                return out
+            kw = dict(max_new_tokens=params.max_tokens, do_sample=sample, top_k=None,
+                      temperature=params.temperature if sample else None, top_p=params.top_p if sample else None,
+                      pad_token_id=self.tokenizer.pad_token_id, num_return_sequences=rows,
+                      return_dict_in_generate=True, output_logits=logprobs is not None)
+            criteria = []
+            if params.stop or params.stop_pattern:
+                criteria.append(_StopWhenDone(self.tokenizer, len(ids), params.stop, params.stop_pattern))
+            if should_stop is not None:
+                criteria.append(_Cancelled(should_stop))
+            if criteria:
+                kw["stopping_criteria"] = criteria
+            if on_text is not None and rows == 1:
+                kw["streamer"] = _TextStreamer(self.tokenizer, on_text, ends)
+            res = self.model.generate(input_ids=x, attention_mask=torch.ones_like(x), **kw)
+            gen_all = res.sequences[:, len(ids):].tolist()
+            logits = torch.stack(res.logits, 1) if logprobs is not None else None
+        for r, gen in enumerate(gen_all):
+            choice = self._finish(gen, params)
+            if logits is not None:
+                logp = logits[r, :len(choice.token_ids)].float().log_softmax(-1)
+                choice.logprobs = logp.gather(1, torch.tensor(choice.token_ids, dtype=torch.long,
+                                                              device=logp.device)[:, None])[:, 0].tolist()
+                choice.top = _top(logp, logprobs)
+            out.choices.append(choice)
+        if not sample:
+            out.choices = [out.choices[0]] + [Scored(c.text, c.finish_reason, list(c.token_ids),
+                                                     c.logprobs, c.top) for c in out.choices * (n - 1)]
+        return out
+
+    def _finish(self, gen: list[int], params: GenParams) -> Scored:
+        """Cut a generated row after its first end token (kept among the tokens, as generated and
+        counted, not in the text), then at the first stop string; the tokens kept are those up to the
+        one that completed the stop string."""
+        ends = end_token_ids(self.model, self.tokenizer) | (
+            {self.tokenizer.pad_token_id} if self.tokenizer.pad_token_id is not None else set())
+        cut = next((i for i, t in enumerate(gen) if t in ends), None)
+        finish = "length" if cut is None else "stop"
+        gen = gen if cut is None else gen[:cut + 1]
+        decode = lambda k: self.tokenizer.decode(gen[:k], skip_special_tokens=True)  # noqa: E731
+        text = decode(len(gen))
+        cut_text = truncate_at_stop(text, params.stop, params.stop_pattern)
+        if cut_text != text:
+            lo, hi = 1, len(gen)  # the fewest tokens whose text already holds the stop string
+            while lo < hi:
+                mid = (lo + hi) // 2
+                t = decode(mid)
+                if truncate_at_stop(t, params.stop, params.stop_pattern) != t:
+                    hi = mid
+                else:
+                    lo = mid + 1
+            gen, finish = gen[:lo], "stop"
+        return Scored(cut_text, finish, gen)
+
+
+@dataclass
+class Scored:
+    """One completion as an OpenAI-style answer reports it: the text, why it ended (``"stop"``: the
+    end-of-sequence token or a stop string; ``"length"``: ``max_tokens`` reached), its token ids and,
+    when asked, each token's log-probability and the ``k`` most likely tokens at its position."""
+
+    text: str
+    finish_reason: str
+    token_ids: list[int]
+    logprobs: list[float] | None = None
+    top: list[list[tuple[int, float]]] | None = None
+
+
+@dataclass
+class Completed:
+    """The prompt's token ids, its per-token log-probabilities when echoed (the first is ``None``:
+    nothing predicts it) and the completions."""
+
+    prompt_ids: list[int]
+    choices: list[Scored]
+    prompt_logprobs: list[float | None] | None = None
+    prompt_top: list[list[tuple[int, float]] | None] | None = None
+
+
+class _Cancelled:
+    """A stopping criterion that ends every row once ``should_stop()`` is true (a client went away)."""
+
+    def __init__(self, should_stop):
+        self.should_stop = should_stop
+
+    def __call__(self, input_ids, scores=None, **kwargs):
+        return torch.full((input_ids.shape[0],), bool(self.should_stop()), dtype=torch.bool, device=input_ids.device)
+
+
+class _TextStreamer:
+    """``generate``'s streamer protocol (``put``/``end``) for one sequence: calls ``on_text`` with the
+    whole completion decoded so far after each new token (the first ``put`` is the prompt)."""
+
+    def __init__(self, tokenizer, on_text, ends: set[int]):
+        self.tokenizer, self.on_text, self.ends = tokenizer, on_text, ends
+        self.ids: list[int] = []
+        self.prompt_seen = self.ended = False
+
+    def put(self, value) -> None:
+        if not self.prompt_seen:
+            self.prompt_seen = True
+            return
+        for t in value.flatten().tolist():
+            self.ended = self.ended or t in self.ends
+            if not self.ended:
+                self.ids.append(t)
+        self.on_text(self.tokenizer.decode(self.ids, skip_special_tokens=True))
+
+    def end(self) -> None:
+        pass
+
+
+def _top(logp: torch.Tensor, k: int) -> list[list[tuple[int, float]]]:
+    """The ``k`` most likely (token id, log-probability) pairs of each row of ``logp``."""
+    if k <= 0:
+        return [[] for _ in range(logp.shape[0])]
+    v, i = logp.topk(k, dim=-1)
+    return [list(zip(ii, vv)) for ii, vv in zip(i.tolist(), v.tolist())]
+
+
+def end_token_ids(model, tokenizer) -> set[int]:
+    """The ids that end a completion: the generation config's end-of-sequence id(s) and the tokenizer's."""
+    ends = model.generation_config.eos_token_id
+    ends = set(ends if isinstance(ends, (list, tuple)) else [ends] if ends is not None else [])
+    if tokenizer.eos_token_id is not None:
+        ends.add(tokenizer.eos_token_id)
+    return ends
+
 
 class CachedBackend:
     """Wraps a backend with an SQLite cache; ``calls`` counts prompts sent to the backend."""
