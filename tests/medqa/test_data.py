@@ -57,7 +57,8 @@ def test_medmcqa_official_jsonl_numbers_the_correct_option_from_1(tmp_path):
     assert qs[0].question == "Question 0?" and qs[0].options == ["a", "b", "c", "d"]
     assert qs[0].explanation == "Because 0." and qs[1].explanation is None and qs[2].explanation is None
     assert qs[1].options[3] == "5"
-    assert qs[0].meta == {"id": "id-0", "subject": "Anatomy", "topic": "Head", "choice_type": "single"}
+    assert qs[0].meta == {"id": "id-0", "subject": "Anatomy", "topic": "Head", "choice_type": "single", "index": 0}
+    assert [q.meta["index"] for q in qs] == [0, 1, 2]  # rows of the file, blank lines not counted
     assert [q.question for q in medmcqa(root=tmp_path, first=2)] == ["Question 0?", "Question 1?"]
     _jsonl(tmp_path / "test.json", [{k: v for k, v in _mcqa(7).items() if k != "cop"}])
     assert medmcqa("test", root=tmp_path)[0].answer is None  # the official test split has no answers
@@ -183,7 +184,7 @@ def test_pubmedqa_invalid_json_and_missing_file(tmp_path):
         pubmedqa(root=tmp_path)
     path.write_text(json.dumps({"9": _pubmed()}))
     (q,) = pubmedqa(root=tmp_path)
-    assert q.context == "c1 c2" and q.answer == "A" and q.meta == {"pmid": "9", "long_answer": "Yes."}
+    assert q.context == "c1 c2" and q.answer == "A" and q.meta == {"pmid": "9", "long_answer": "Yes.", "index": 0}
     with pytest.raises(DataError) as e:
         pubmedqa(root=tmp_path, file="pqal_test.json")
     assert str(e.value) == (f"{tmp_path / 'pqal_test.json'}: missing; PubMedQA is at "

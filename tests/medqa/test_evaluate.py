@@ -12,6 +12,7 @@ from scipy import stats
 from discern.medqa.evaluate import (accuracy_ci, chance_rate, comparison_table, contaminated, ordering_test,
                                     shares_span, write_samples)
 from discern.medqa.prompts import Question
+from discern.medqa.strategies import StrategyConfig
 
 
 def test_accuracy_ci_has_the_wilson_interval_and_a_seeded_bootstrap():
@@ -72,14 +73,23 @@ def test_chance_is_one_over_the_number_of_options():
 
 
 def test_samples_file_and_table(tmp_path):
-    recs = [{"question": "q1", "target": "A", "prediction": "A", "correct": True, "answers": ["A", "B"],
-             "generations": ["g1", "g2"]},
-            {"question": "q2", "target": "B", "prediction": None, "correct": False, "answers": [None],
-             "generations": ["?"]}]
-    lines = [json.loads(x) for x in write_samples(tmp_path / "s.jsonl", recs).read_text().splitlines()]
-    assert lines[0] == {"doc_id": 0, "target": "A", "resps": ["g1", "g2"], "filtered_resps": ["A", "B"],
-                        "prediction": "A", "acc": 1.0, "question": "q1"}
-    assert lines[1]["prediction"] is None and lines[1]["acc"] == 0.0
+    from discern.medqa.strategies import run_strategy
+
+    class TwoSamples:  # q1: "A" then "B" (the tie goes to A); q2: nothing parses
+        name = "two"
+
+        def generate(self, prompts, n, params):
+            return [["x Answer: (A)", "y Answer: (B)"] if "q1" in p else ["?", "?"] for p in prompts]
+
+    qs = [Question("q1", ["a", "b"], "A", meta={"index": 7}), Question("q2", ["a", "b"], "B", meta={"index": 2})]
+    recs = run_strategy(TwoSamples(), "self_consistency", qs, [], StrategyConfig(k=2))
+    lines = [json.loads(x) for x in write_samples(tmp_path / "s.jsonl", recs, qs).read_text().splitlines()]
+    assert [x["doc_id"] for x in lines] == [7, 2]  # the source rows, not the positions in the run
+    assert lines[0]["resps"] == [["x Answer: (A)", "y Answer: (B)"]] and lines[0]["filtered_resps"] == ["A"]
+    assert lines[0]["target"] == "A" and lines[0]["acc"] == 1.0 and lines[0]["doc"]["question"] == "q1"
+    assert lines[1]["filtered_resps"] == ["[invalid]"] and lines[1]["acc"] == 0.0
+    with pytest.raises(ValueError):
+        write_samples(tmp_path / "s.jsonl", recs, qs[:1])
     table = comparison_table({"pubmedqa": {"cot": {"acc": 0.5, "bootstrap_ci": [0.4, 0.6]}}})
     assert table.splitlines()[-1] == "| pubmedqa | 50.0 [40.0, 60.0] |"
     two = comparison_table({"a": {"sc": {"acc": 1.0, "bootstrap_ci": [1, 1]}, "cot": {"acc": 0.0, "bootstrap_ci": [0, 0]}}})
@@ -100,7 +110,6 @@ def test_contamination_needs_512_shared_characters_exactly():
 
 def test_evaluate_writes_results_samples_and_table(tmp_path):
     from discern.medqa.evaluate import evaluate, load_dataset
-    from discern.medqa.strategies import StrategyConfig
 
     class Oracle:  # answers every MMLU anatomy val question right in CoT, wrong in few-shot
         name = "oracle"

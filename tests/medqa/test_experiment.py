@@ -21,15 +21,16 @@ def test_tiny_reproduction_reports_what_its_samples_say(tiny_reproduction):
             rows[ds, st] = [json.loads(line) for line in
                             (run / "samples" / f"samples_{ds}_{st}.jsonl").read_text().splitlines()]
             assert len(rows[ds, st]) == {"mmlu_anatomy": 2, "pubmedqa": 1, "medqa-usmle": 1}[ds]
-            assert all(r["acc"] == float(r["prediction"] == r["target"]) for r in rows[ds, st])
+            # the harness's samples format: the last request's filtered answer is the one scored
+            assert all(r["acc"] == float(r["filtered_resps"][-1] == r["target"]) for r in rows[ds, st])
             pooled = raw["pooled"][pool_of[ds]][st]
             assert pooled["acc"] == sum(r["acc"] for r in rows[ds, st]) / len(rows[ds, st])
             assert pooled["n"] == len(rows[ds, st])
-            assert pooled["unparsed"] == sum(r["prediction"] is None for r in rows[ds, st])
+            assert pooled["unparsed"] == sum(r["filtered_resps"][-1] == "[invalid]" for r in rows[ds, st])
     assert raw["pooled"]["mmlu_clinical"]["chance"] == 0.25
     assert abs(raw["pooled"]["pubmedqa"]["chance"] - 1 / 3) < 1e-12
     er = rows["pubmedqa", "ensemble_refinement"]
-    assert len(er[0]["resps"]) == 2  # k2 = 2 stage-2 samples at the tiny preset
+    assert [len(r) for r in er[0]["resps"]] == [2, 2]  # k1 = 2 stage-1 and k2 = 2 stage-2 samples (tiny)
     assert [c.statement for c in res.claims] == [
         "few-shot answers are above chance on every dataset (the baseline a strategy comparison needs)",
         "ensemble refinement >= self-consistency >= chain of thought (mmlu_clinical)",

@@ -59,7 +59,7 @@ def test_medqa_eval_on_medqa_usmle_with_qwen(qwen, tmp_path, capsys):
     assert main(args) == 0
     printed = json.loads(capsys.readouterr().out)
     assert printed["backend_calls"] == 2  # one prompt per question
-    res = json.loads((out / "results.json").read_text())["results"]["medqa-usmle"]["few_shot"]
+    res = json.loads((out / "results.json").read_text())["accuracy"]["medqa-usmle"]["few_shot"]
     rows = [json.loads(x) for x in (out / "samples_medqa-usmle_few_shot.jsonl").read_text().splitlines()]
     assert len(rows) == res["n"] == 2 and res["acc"] == sum(r["acc"] for r in rows) / 2
     assert all(r["target"] in "ABCD" for r in rows)

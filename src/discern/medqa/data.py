@@ -4,6 +4,10 @@ MedQA (USMLE, jsonl) and MedMCQA (jsonl); each returns :class:`~discern.medqa.pr
 Every reader checks its rows and raises :class:`~discern.core.errors.DataError` with one line naming the
 file and line (``path:line: ...``; PubMedQA, keyed by PMID: ``path: PMID n: ...``) and what is wrong; a
 missing file names the official source of the dataset.
+
+Every question's ``meta["index"]`` is its row in the file it was read from, counted from 0 over the data rows
+(MMLU: CSV records; PubMedQA: the PMIDs in file order; MedQA, MedMCQA: the non-blank lines): the ``doc_id``
+of the samples files, whatever subset a run takes.
 """
 
 from __future__ import annotations
@@ -126,7 +130,7 @@ def pubmedqa(root=None, file: str = "pqal_dev.json") -> list[Question]:
     if not isinstance(data, dict):
         raise DataError(f"{path}: expected a JSON object keyed by PMID, got {type(data).__name__}")
     out = []
-    for pmid, d in data.items():
+    for i, (pmid, d) in enumerate(data.items()):
         where = f"{path}: PMID {pmid if pmid.isdigit() and len(pmid) <= 20 else brief(pmid)}"
         if not isinstance(d, dict):
             raise DataError(f"{where}: expected an object, got {type(d).__name__}")
@@ -142,7 +146,8 @@ def pubmedqa(root=None, file: str = "pqal_dev.json") -> list[Question]:
         if not isinstance(decision, str) or decision not in PUBMEDQA_LETTERS:
             raise DataError(f"{where}: 'final_decision' must be yes, no or maybe, got {brief(decision)}")
         out.append(Question(d["QUESTION"], ["Yes", "No", "Maybe"], PUBMEDQA_LETTERS[decision],
-                            context=" ".join(ctx), meta={"pmid": pmid, "long_answer": d.get("LONG_ANSWER")}))
+                            context=" ".join(ctx),
+                            meta={"pmid": pmid, "long_answer": d.get("LONG_ANSWER"), "index": i}))
     return out
 
 
@@ -199,7 +204,7 @@ def medmcqa(split: str = "dev", root=None, first: int | None = None) -> list[Que
                 if parquet else "")
         raise DataError(f"{path}: missing{hint}; {SOURCES['medmcqa']}")
     out = []
-    for n, line in _lines(path):
+    for i, (n, line) in enumerate(_lines(path)):
         if first is not None and len(out) >= first:
             break
         d = _json_object(path, n, line)
@@ -226,5 +231,5 @@ def medmcqa(split: str = "dev", root=None, first: int | None = None) -> list[Que
         explanation = exp.strip() if isinstance(exp, str) and exp.strip() else None
         out.append(Question(question, options, answer, explanation=explanation,
                             meta={"id": d.get("id"), "subject": d.get("subject_name"), "topic": d.get("topic_name"),
-                                  "choice_type": d.get("choice_type")}))
+                                  "choice_type": d.get("choice_type"), "index": i}))
     return out

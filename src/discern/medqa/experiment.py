@@ -144,12 +144,22 @@ def _pool(cfg: Config, run: Run, per: dict, chance: dict) -> dict:
                     unparsed += per[d][st]["unparsed"]
                 else:  # a stage stored before the count was kept
                     path = run.path / "samples" / f"samples_{d.replace(':', '_')}_{st}.jsonl"
-                    unparsed += sum(json.loads(x)["prediction"] is None for x in path.read_text().splitlines())
+                    unparsed += sum(_unparsed(json.loads(x)) for x in path.read_text().splitlines())
             r.update(correct=correct, unparsed=unparsed,
                      seconds_per_question=sum(per[d][st]["seconds"] for d in dss) / max(r["n"], 1),
                      parse_failure_rate=sum(per[d][st]["parse_failure_rate"] for d in dss) / len(dss))
             pooled[key]["strategies"][st] = r
     return pooled
+
+
+def _unparsed(sample: dict) -> bool:
+    """Whether a samples-file line's vote found no answer (the harness format: the last request's filtered
+    answer is ``[invalid]``; an older file: ``prediction`` is null)."""
+    from .evaluate import INVALID
+
+    if "prediction" in sample:
+        return sample["prediction"] is None
+    return sample["filtered_resps"][-1] == INVALID
 
 
 def _ordering_claim(ds: str, pooled: dict, paper_row, test: dict) -> Claim:
