@@ -24,7 +24,7 @@ class _AlwaysC:
 def test_evaluate_over_a_server_then_from_the_cache(serve, tmp_path, capsys):
     be = _AlwaysC()
     url = serve(be)
-    args = ["medqa", "evaluate", "--backend", url, "--model", "always-c", "--datasets", "mmlu:anatomy",
+    args = ["medqa", "evaluate", "--model", url + "/v1", "--served-model-name", "always-c", "--datasets", "mmlu:anatomy",
             "--strategies", "cot,self_consistency,ensemble_refinement", "--limit", "4", "--k", "3", "--k1", "2",
             "--k2", "3", "--out", str(tmp_path / "out")]
     assert main(args) == 0
@@ -76,7 +76,7 @@ def test_answer_over_a_server_is_greedy_and_cached(serve, tmp_path, capsys):
     qs.write_text(json.dumps({"question": "abc?", "answer": "Reference."}) + "\n" + json.dumps({"question": "xyz?"})
                   + "\n")
     out = tmp_path / "run" / "answers.jsonl"
-    args = ["medqa", "answer", "--backend", url, "--model", "rec", "--questions", str(qs), "--out", str(out),
+    args = ["medqa", "answer", "--model", url, "--served-model-name", "rec", "--questions", str(qs), "--out", str(out),
             "--max-tokens", "40", "--role", "medication", "--adversarial"]
     assert main(args) == 0
     summary = json.loads(capsys.readouterr().out)

@@ -15,13 +15,15 @@ BACKEND_HELP = ("qwen2.5-0.5b, qwen2.5-1.5b or smollm2 (registry models, 'discer
                 ".gguf file or hub id (in-process), or an http(s):// OpenAI-compatible URL")
 
 
-def make_backend(spec: str, model: str | None = None, chat: bool = False, dtype: str = "bfloat16"):
-    """A backend for ``spec``: a server URL gets the OpenAI-compatible client (``model`` is the name
-    sent to it), anything else is loaded in process (``model`` names it in the cache key)."""
+def make_backend(spec: str, model: str | None = None, chat: bool = False, dtype: str = "bfloat16",
+                 api_key: str | None = None, concurrency: int = 4):
+    """A backend for ``spec``: a server URL (with or without ``/v1``) gets the OpenAI-compatible client
+    (``model`` is the name sent to it; ``api_key``, else ``$OPENAI_API_KEY``; ``concurrency`` requests in
+    flight), anything else is loaded in process (``model`` names it in the cache key)."""
     if spec.startswith(("http://", "https://")):
         from discern.llm.client import OpenAIClient
 
-        return OpenAIClient(spec, model or spec, chat=chat)
+        return OpenAIClient(spec, model or spec, api_key=api_key, max_concurrency=concurrency, chat=chat)
     import torch
 
     from discern.llm import load_causal_lm

@@ -21,8 +21,14 @@ from .backend import BACKEND_HELP
 
 
 def _backend_args(p) -> None:
-    p.add_argument("--backend", default="qwen2.5-0.5b", help=BACKEND_HELP + " (default: %(default)s)")
-    p.add_argument("--model", default=None, help="model name sent to a server (default: the backend string)")
+    p.add_argument("--model", "--backend", dest="backend", default="qwen2.5-0.5b",
+                   help=BACKEND_HELP + " (default: %(default)s; --backend is the old spelling)")
+    p.add_argument("--served-model-name", dest="model", default=None,
+                   help="with a server URL: the model name sent to it (default: the URL)")
+    p.add_argument("--api-key", default=None,
+                   help="with a server URL: its API key (default: $OPENAI_API_KEY, else none)")
+    p.add_argument("--concurrency", type=int, default=4,
+                   help="with a server URL: requests in flight at once (default: %(default)s)")
     p.add_argument("--chat", action="store_true", help="chat: the server's chat endpoint, or the in-process model's chat template")
     p.add_argument("--dtype", default="bfloat16", choices=("float32", "bfloat16"),
                    help="in-process model precision (default: %(default)s; with Qwen2.5-0.5B 2.2x faster than "
@@ -124,7 +130,7 @@ def _eval(args) -> int:
     strategies = [s for s in args.strategies.split(",") if s]
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    backend = CachedBackend(make_backend(args.backend, args.model, args.chat, args.dtype),
+    backend = CachedBackend(make_backend(args.backend, args.model, args.chat, args.dtype, args.api_key, args.concurrency),
                             args.cache or out / "cache.sqlite")
     cfg = StrategyConfig(k=args.k, k1=args.k1, k2=args.k2, temperature=args.temperature, max_tokens=args.max_tokens,
                          seed=args.seed)
@@ -149,7 +155,7 @@ def _answer(args) -> int:
     # an in-process instruct model answers consumer questions through its chat template (a bare completion
     # prompt mostly gets an empty answer from SmolLM2-Instruct)
     chat = args.chat or not args.backend.startswith(("http://", "https://"))
-    backend = CachedBackend(make_backend(args.backend, args.model, chat, args.dtype), cache)
+    backend = CachedBackend(make_backend(args.backend, args.model, chat, args.dtype, args.api_key, args.concurrency), cache)
     try:
         recs = generate_answers(backend, questions, max_tokens=args.max_tokens, seed=args.seed, role=args.role,
                                 adversarial=args.adversarial)
