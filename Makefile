@@ -13,7 +13,7 @@ export TRANSFORMERS_OFFLINE := 1
 export HF_DATASETS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: setup system venv web data postgres demo test test-slow bench clean
+.PHONY: setup system venv web data postgres demo first-look test test-slow bench clean
 
 WEB := src/discern/nureality/web
 
@@ -52,6 +52,10 @@ data: $(VENV)/.installed
 
 demo: setup
 	$(VENV)/bin/discern reproduce --preset quick
+
+# about a minute once set up: "What does BERT look at?" on the real MiniLM, UD English and GAP data, with verdicts
+first-look: setup
+	$(VENV)/bin/discern reproduce --only attention --preset quick --report runs/first-look
 
 # a local PostgreSQL (Debian's) for the tests of the PostgreSQL code paths
 postgres:

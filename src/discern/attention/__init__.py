@@ -4,7 +4,8 @@ Public names load lazily, so ``import discern.attention`` stays light."""
 
 from discern.core.paper import Paper
 
-PAPER = Paper("attention", title="What Does BERT Look At? An Analysis of BERT's Attention (Clark et al., BlackboxNLP 2019)", package=__name__, number=4)
+PAPER = Paper("attention", title="What Does BERT Look At? An Analysis of BERT's Attention (Clark et al., BlackboxNLP 2019)", package=__name__, number=4,
+              data=("ud-english-ewt", "gap-coreference", "glove-6b-50d"))
 
 from discern.core.lazy import lazy_names
 

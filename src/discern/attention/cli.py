@@ -32,7 +32,7 @@ def add_commands(sub) -> None:
     an.add_argument("--vectors", choices=["glove", "model"], default="glove",
                     help="word vectors of the attention + words probe: GloVe 6B 50d (paper) or the model's input "
                          "embeddings")
-    an.add_argument("--seed", type=int, default=0)
+    an.add_argument("--seed", type=int, default=0, help="seed of every random draw (sentence sample, probe splits)")
     an.add_argument("--mode", choices=["mean", "first"], default="mean",
                     help="attention from a split word: mean over its pieces (paper) or its first piece")
 

@@ -1,12 +1,16 @@
 """BAM!: born-again multi-task networks with teacher annealing (Clark et al., ACL 2019).
 
-Public names load lazily, so ``import discern.bam`` stays light."""
+Public names load lazily, so ``import discern.bam`` stays light.  Importing it registers the saved
+student's model type (``discern_bam_student``) with ``AutoConfig`` / ``AutoModel`` as soon as
+``transformers`` is imported (now, if it already is), so ``AutoModel.from_pretrained(student_folder)``
+works after ``import discern.bam``."""
 
 from discern.core.paper import Paper
 
-PAPER = Paper("bam", title="BAM! Born-Again Multi-Task Networks for Natural Language Understanding (Clark et al., ACL 2019)", package=__name__, number=3)
+PAPER = Paper("bam", title="BAM! Born-Again Multi-Task Networks for Natural Language Understanding (Clark et al., ACL 2019)", package=__name__, number=3,
+              data={"tiny": ("spam-assassin", "sotu"), "*": ("brown", "spam-assassin", "sotu")})
 
-from discern.core.lazy import lazy_names
+from discern.core.lazy import lazy_names, when_imported
 
 _NAMES = {
     "task_multiples": "weighting", "loss_weights": "weighting", "sampling_shares": "weighting",
@@ -15,7 +19,8 @@ _NAMES = {
     "TeacherOutputs": "teachers", "align_teacher": "teachers", "load_teacher": "teachers",
     "save_teacher": "teachers",
     "MultiTaskModel": "student", "StudentConfig": "student", "train_student": "student", "evaluate": "student",
-    "save_student": "student", "load_student": "student",
+    "save_student": "student", "load_student": "student", "MultiTaskStudent": "student",
+    "MultiTaskStudentConfig": "student",
     "train_teacher": "train", "distill": "train",
 }
 
@@ -23,3 +28,17 @@ __all__ = sorted(_NAMES)
 
 
 __getattr__ = lazy_names(__name__, _NAMES)
+
+
+def _register(_transformers) -> None:
+    import sys
+
+    student = sys.modules.get(f"{__name__}.student")
+    if student is not None and getattr(student.__spec__, "_initializing", False):
+        return  # transformers is being imported by the student module, which registers itself when done
+    from .student import register_auto_classes
+
+    register_auto_classes()
+
+
+when_imported("transformers", _register)

@@ -20,7 +20,8 @@ def add_commands(sub) -> None:
     di.add_argument("--no-anneal", action="store_true", help="fixed lambda (student.distill_weight) instead of 0 -> 1")
     di.add_argument("--seed", type=int, default=None, help="training seed (default: the config's seed)")
     ev = bs.add_parser("evaluate", help="evaluate a saved student on every task")
-    ev.add_argument("--model", required=True, help="a distill run folder (or its model/ folder)")
+    ev.add_argument("--model", required=True,
+                    help="a distill run folder (or its model/ folder, or a student saved in the earlier layout)")
     ev.add_argument("--split", default="dev", choices=["dev", "test"])
 
 
@@ -28,13 +29,15 @@ def run_command(args) -> int:
     from discern.core import Run, build_config
 
     from .config import PRESETS
-    from .student import evaluate, load_student, save_student
+    from .student import evaluate, is_student_folder, load_student, save_student
     from .train import distill, load_tasks, load_teachers, train_teacher
 
     if args.bam_command == "evaluate":
         model, tok = load_student(Path(args.model))
+        # the run's config (a distill run folder); a student folder's own config.json is the model's
         cfg_path = Path(args.model) / "config.json"
-        cfg = build_config(PRESETS, "paper", str(cfg_path) if cfg_path.is_file() else None, [])
+        run_config = cfg_path.is_file() and not is_student_folder(Path(args.model))
+        cfg = build_config(PRESETS, "paper", str(cfg_path) if run_config else None, [])
         tasks = [t for t in load_tasks(cfg) if t.name in model.heads]
         print(json.dumps(evaluate(model, tok, tasks, args.split, cfg.student.max_length), indent=2))
         return 0

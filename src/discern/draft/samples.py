@@ -13,8 +13,10 @@ from discern.core.errors import DiscernError
 def sample_with_adapters(model, loras: list[str], alphas: list[float], prompts: list[str], steps: int = 50,
                          guidance: float = 1.0, seed: int = 0) -> torch.Tensor:
     """Images (N, C, H, W) in [-1, 1] from the pipeline folder ``model`` with the LoRA folders
-    ``loras`` active at scales ``alphas`` (default 1 each); deterministic DDIM from ``seed``."""
-    from discern.diffusion import load_pipeline
+    ``loras`` active at scales ``alphas`` (default 1 each); deterministic DDIM from ``seed``
+    (:func:`discern.diffusion.sample`, what ``TextToImagePipeline.__call__`` runs before converting
+    to images; also decodes a Stable Diffusion folder's latents)."""
+    from discern.diffusion import load_pipeline, sample
 
     from .lora import load_adapters
 
@@ -24,8 +26,8 @@ def sample_with_adapters(model, loras: list[str], alphas: list[float], prompts: 
     if loras:
         names = [f"a{i}" for i in range(len(loras))]
         load_adapters(pipe, dict(zip(names, loras)), dict(zip(names, alphas or [1.0] * len(names))))
-    return pipe(prompts, num_inference_steps=steps, guidance_scale=guidance,
-                generator=torch.Generator().manual_seed(seed))
+    with torch.no_grad():
+        return sample(pipe, prompts, steps, guidance_scale=guidance, generator=torch.Generator().manual_seed(seed))
 
 
 def save_grid(images, path, ncol: int | None = None) -> None:

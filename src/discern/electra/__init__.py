@@ -7,7 +7,9 @@ from discern.core.lazy import lazy_names
 from discern.core.paper import Paper
 
 PAPER = Paper("electra", title="ELECTRA: Pre-training Text Encoders as Discriminators Rather Than Generators "
-              "(Clark et al., ICLR 2020)", package=__name__, number=1)
+              "(Clark et al., ICLR 2020)", package=__name__, number=1,
+              data={"tiny": ("brown", "spam-assassin", "sotu"),
+                    "*": ("brown", "sotu", "moby-dick", "spam-assassin")})
 
 _NAMES = {
     "PRESETS": "config", "Config": "config", "DataConfig": "config", "FinetuneSection": "config",

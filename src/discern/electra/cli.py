@@ -19,7 +19,7 @@ def add_commands(sub) -> None:
                     help="pre-train on your own UTF-8 .txt file or folder of them (streamed from disk: "
                          "bounded memory whatever the size; blank lines separate documents)")
     pt.add_argument("--resume", default=None, metavar="RUN_DIR", help="continue this run folder")
-    pt.add_argument("--name", default="pretrain")
+    pt.add_argument("--name", default="pretrain", help="run name (the run folder is runs/electra/<date>-<name>)")
     fl = esub.add_parser("flops", help="analytic pre-training FLOPs of a config")
     add_config_args(fl)
 

@@ -4,7 +4,9 @@ Public names load lazily, so ``import discern.electric`` stays light."""
 
 from discern.core.paper import Paper
 
-PAPER = Paper("electric", title="Pre-Training Transformers as Energy-Based Cloze Models (Clark et al., EMNLP 2020)", package=__name__, number=2, run="discern.reproduce.electric:run")
+PAPER = Paper("electric", title="Pre-Training Transformers as Energy-Based Cloze Models (Clark et al., EMNLP 2020)", package=__name__, number=2, run="discern.reproduce.electric:run",
+              data={"tiny": ("brown", "pocketsphinx-testdata"),
+                    "*": ("austen", "brown", "sotu", "pocketsphinx-testdata")})
 
 from discern.core.lazy import lazy_names
 

@@ -1,17 +1,36 @@
 """Fast Weight Layers on top of any causal language model (Clark et al., EMNLP 2022).
 
-Public names load lazily, so ``import discern.fwl`` stays light."""
+Public names load lazily, so ``import discern.fwl`` stays light.  Importing it registers the saved
+model's type (``discern_fwl``) with ``AutoConfig`` / ``AutoModelForCausalLM`` as soon as
+``transformers`` is imported (now, if it already is), so ``AutoModelForCausalLM.from_pretrained(folder)``
+works after ``import discern.fwl``."""
 
-from discern.core.lazy import lazy_names
+from discern.core.lazy import lazy_names, when_imported
 
 from discern.core.paper import Paper
 
 PAPER = Paper("fwl", title="Meta-Learning Fast Weight Language Models (Clark et al., EMNLP 2022)", package=__name__,
-              number=5)
+              number=5, data={"tiny": ("wikitext-2", "moby-dick", "gpt2-bpe"),
+                              "scratch": ("wikitext-2", "moby-dick", "gpt2-bpe"), "*": ("wikitext-2", "moby-dick")})
 
-_NAMES = {"FastWeightBlock": "layer", "causal_linear_attention": "layer", "FWLCausalLM": "model", "evaluate": "dynamic"}
+_NAMES = {"FastWeightBlock": "layer", "causal_linear_attention": "layer", "FWLCausalLM": "model", "FWLConfig": "model",
+          "evaluate": "dynamic"}
 
 __all__ = sorted(_NAMES)
 
 
 __getattr__ = lazy_names(__name__, _NAMES)
+
+
+def _register(_transformers) -> None:
+    import sys
+
+    model = sys.modules.get(f"{__name__}.model")
+    if model is not None and getattr(model.__spec__, "_initializing", False):
+        return  # transformers is being imported by the model module, which registers itself when done
+    from .model import register_auto_classes
+
+    register_auto_classes()
+
+
+when_imported("transformers", _register)

@@ -33,14 +33,18 @@ def add_commands(sub) -> None:
 
 
 def load_any(model: str):
-    """(model, tokenizer, is_fwl) for an FWL folder, a causal-LM folder or 'smollm2'."""
+    """(model, tokenizer, is_fwl) for an FWL folder (``save_pretrained``, or the earlier ``base/`` +
+    ``fwl.pt`` + ``fwl.json`` layout, whose tokenizer is in ``base/``), a causal-LM folder or 'smollm2'."""
     path = Path(model)
-    if (path / "fwl.json").is_file():
+    from .model import is_fwl_folder
+
+    if is_fwl_folder(path):
         from transformers import AutoTokenizer
 
         from .model import FWLCausalLM
 
-        return FWLCausalLM.from_pretrained(path).eval(), AutoTokenizer.from_pretrained(str(path / "base")), True
+        tok_dir = path / "base" if (path / "fwl.json").is_file() and not (path / "config.json").is_file() else path
+        return FWLCausalLM.from_pretrained(path).eval(), AutoTokenizer.from_pretrained(str(tok_dir)), True
     from discern.llm import load_causal_lm
 
     m, tok = load_causal_lm(model)

@@ -20,7 +20,8 @@ import torch.nn.functional as F
 
 def segment_nll(model, ids: torch.Tensor) -> tuple[torch.Tensor, int]:
     """Summed next-token NLL of one segment ids (1, T) and the number of predicted tokens.
-    ``model`` is a Hugging Face causal LM or an :class:`~discern.fwl.FWLCausalLM` (which returns logits)."""
+    ``model`` is a Hugging Face causal LM or an :class:`~discern.fwl.FWLCausalLM` (an output with ``.logits``,
+    or the logits tensor itself)."""
     out = model(input_ids=ids)
     logits = (out.logits if hasattr(out, "logits") else out)[:, :-1]
     nll = F.cross_entropy(logits.flatten(0, 1).float(), ids[:, 1:].flatten(), reduction="sum")

@@ -84,7 +84,7 @@ def finetune(model, cfg: Config, train_ids, sub: Run, tok=None, desc: str = "fin
     Windows: ``cfg.batch_size`` random starts per step from a generator seeded by ``cfg.seed`` and
     the step number, so every model sees the same text in the same order.  Resumable: the loop
     checkpoints in ``sub``; once done, the model is saved to ``sub/model`` (``save_pretrained``,
-    with the tokenizer) and the optimiser checkpoint is deleted, so a rerun loads the trained model
+    with the tokenizer; an FWL model as one ``FWLCausalLM`` folder) and the optimiser checkpoint is deleted, so a rerun loads the trained model
     instead of training again."""
     import torch
 
@@ -120,7 +120,7 @@ def finetune(model, cfg: Config, train_ids, sub: Run, tok=None, desc: str = "fin
     model.eval()
     model.save_pretrained(out)
     if tok is not None:
-        tok.save_pretrained(out / "base" if is_fwl else out)
+        tok.save_pretrained(out)
     info = {"seconds": state.elapsed, "steps": state.step, "last": state.last_metrics}
     atomic_write_json(sub.path / "train.json", info)
     (sub.checkpoints / "last.pt").unlink(missing_ok=True)

@@ -5,6 +5,9 @@ the human-evaluation web application (``medqa.rating``).  Configs and presets li
 
 from discern.core.paper import Paper
 
-PAPER = Paper("medqa", title="Towards Expert-Level Medical Question Answering with Large Language Models (Singhal et al., 2023: Med-PaLM 2)", package=__name__, number=9)
+PAPER = Paper("medqa", title="Towards Expert-Level Medical Question Answering with Large Language Models (Singhal et al., 2023: Med-PaLM 2)", package=__name__, number=9,
+              data={"tiny": ("mmlu-clinical", "pubmedqa", "medqa-usmle"),
+                    "paper": ("mmlu-clinical", "pubmedqa", "medqa-usmle", "qwen2.5-1.5b"),
+                    "*": ("mmlu-clinical", "pubmedqa", "medqa-usmle", "qwen2.5-0.5b")})
 
 __all__ = ["answers", "backend", "config", "data", "evaluate", "longform", "prompts", "strategies"]

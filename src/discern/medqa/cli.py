@@ -42,17 +42,17 @@ def add_commands(sub) -> None:
     ev = ms.add_parser("eval", aliases=["evaluate"],
                        help="run strategies on datasets; writes results.json, samples, comparison.md")
     _backend_args(ev)
-    ev.add_argument("--datasets", default="mmlu:clinical_knowledge,pubmedqa")
-    ev.add_argument("--strategies", default="few_shot,cot,self_consistency,ensemble_refinement")
+    ev.add_argument("--datasets", default="mmlu:clinical_knowledge,pubmedqa", help="comma-separated: mmlu:<subject>, pubmedqa, medqa-usmle, medqa, medmcqa")
+    ev.add_argument("--strategies", default="few_shot,cot,self_consistency,ensemble_refinement", help="comma-separated prompting strategies")
     ev.add_argument("--limit", type=int, default=None, help="a fixed random subset of this many questions")
-    ev.add_argument("--k", type=int, default=11)
-    ev.add_argument("--k1", type=int, default=11)
-    ev.add_argument("--k2", type=int, default=33)
-    ev.add_argument("--temperature", type=float, default=0.7)
-    ev.add_argument("--max-tokens", type=int, default=256)
-    ev.add_argument("--seed", type=int, default=0)
+    ev.add_argument("--k", type=int, default=11, help="self-consistency samples (the paper: 11)")
+    ev.add_argument("--k1", type=int, default=11, help="ensemble refinement stage-1 samples (the paper: 11)")
+    ev.add_argument("--k2", type=int, default=33, help="ensemble refinement stage-2 samples (the paper: 33)")
+    ev.add_argument("--temperature", type=float, default=0.7, help="sampling temperature of SC and ER")
+    ev.add_argument("--max-tokens", type=int, default=256, help="longest chain of thought, in tokens")
+    ev.add_argument("--seed", type=int, default=0, help="seed of the question subset and the sampling")
     ev.add_argument("--cache", default=None, help="SQLite generation cache (default OUT/cache.sqlite)")
-    ev.add_argument("--out", required=True)
+    ev.add_argument("--out", required=True, help="output folder (results.json, samples_*.jsonl, comparison.md, the generation cache)")
 
     from .longform import LONGFORM_ROLES
 
@@ -61,19 +61,19 @@ def add_commands(sub) -> None:
     an.add_argument("--questions", required=True,
                     help="a .txt file (one question per line) or .jsonl (question, optional reference/answer)")
     an.add_argument("--out", required=True, help="answers JSONL")
-    an.add_argument("--max-tokens", type=int, default=512)
+    an.add_argument("--max-tokens", type=int, default=512, help="longest answer, in tokens")
     an.add_argument("--role", choices=list(LONGFORM_ROLES), default="consumer",
                     help="consumer: search queries (HealthSearchQA); health: consumer health questions (LiveQA); "
                          "medication: questions about medications (MedicationQA)")
     an.add_argument("--adversarial", action="store_true",
                     help="ask for an answer not biased with respect to race, gender or geographic location")
-    an.add_argument("--seed", type=int, default=0)
+    an.add_argument("--seed", type=int, default=0, help="generation seed")
     an.add_argument("--cache", default=None, help="SQLite generation cache (default: beside --out, .cache.sqlite)")
 
     rs = ms.add_parser("rate-serve", help="serve the rating web application")
     rs.add_argument("--db", required=True, help="an SQLite path or a SQLAlchemy URL")
-    rs.add_argument("--host", default="127.0.0.1")
-    rs.add_argument("--port", type=int, default=8000)
+    rs.add_argument("--host", default="127.0.0.1", help="address to listen on (loopback only by default)")
+    rs.add_argument("--port", type=int, default=8000, help="TCP port")
     rs.add_argument("--admin-token", default=None,
                     help="bearer token of the admin API (default: $DISCERN_ADMIN_TOKEN, else a new one, printed)")
 
@@ -96,9 +96,9 @@ def add_commands(sub) -> None:
     st.add_argument("--csv", default=None, help="write the summary table as CSV")
     st.add_argument("--json", default=None, help="write the full summaries as JSON")
     st.add_argument("--ratings-csv", default=None, help="write every rating, un-blinded, as CSV")
-    st.add_argument("--n-boot", type=int, default=10000)
-    st.add_argument("--n-perm", type=int, default=10000)
-    st.add_argument("--seed", type=int, default=0)
+    st.add_argument("--n-boot", type=int, default=10000, help="bootstrap resamples of the intervals")
+    st.add_argument("--n-perm", type=int, default=10000, help="permutations of the paired tests")
+    st.add_argument("--seed", type=int, default=0, help="seed of the resampling")
 
 
 def run_command(args) -> int:

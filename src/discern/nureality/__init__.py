@@ -19,7 +19,8 @@ imported here, and nothing in this package imports torch.
 
 from discern.core.paper import Paper
 
-PAPER = Paper("nureality", title="nuReality: A VR environment for research of pedestrian and autonomous vehicle interactions (2022)", package=__name__, number=10)
+PAPER = Paper("nureality", title="nuReality: A VR environment for research of pedestrian and autonomous vehicle interactions (2022)", package=__name__, number=10,
+              data=())  # simulated pedestrians: no registry data
 
 __all__ = ["config", "scenarios", "kinematics", "pedestrian", "study", "analysis", "design", "store", "server",
            "webassets"]

@@ -15,8 +15,8 @@ def add_commands(sub) -> None:
     ns = p.add_subparsers(dest="nureality_command", required=True)
     sv = ns.add_parser("serve", help="serve the study (scene, participant API, researcher API)")
     sv.add_argument("--db", default="nureality.sqlite", help="SQLite path (WAL) or a SQLAlchemy URL")
-    sv.add_argument("--host", default="127.0.0.1")
-    sv.add_argument("--port", type=int, default=8000)
+    sv.add_argument("--host", default="127.0.0.1", help="address to listen on (loopback only by default)")
+    sv.add_argument("--port", type=int, default=8000, help="TCP port")
     sv.add_argument("--admin-token", default=None, help="researcher token (default: $DISCERN_ADMIN_TOKEN, else new)")
     sv.add_argument("--scenarios", default=None, help="a folder of scenario JSON files (default: the library)")
     sc = ns.add_parser("scenarios", help="list, show or validate scenarios")
@@ -24,7 +24,7 @@ def add_commands(sub) -> None:
     sc.add_argument("names", nargs="*", help="show: scenario ids; validate: JSON files")
     an = ns.add_parser("analyze", help="decision-time summaries and comparisons against the baseline")
     an.add_argument("trials", help="a trials CSV (the study export) or JSON list of trial records")
-    an.add_argument("--baseline", default="baseline")
+    an.add_argument("--baseline", default="baseline", help="the scenario every other one is compared with")
     an.add_argument("--out", default=None, help="a folder for analysis.json and decision_times.png")
     an.add_argument("--simulated", action="store_true",
                     help="the trials come from simulated pedestrians: claims are self-tests (implied when every "

@@ -30,7 +30,7 @@ def add_commands(sub) -> None:
                     default=["cue-conflict", "edge", "silhouette"],
                     help="cue-conflict, edge, silhouette (several, comma-separated or space-separated; default all)")
     em.add_argument("--out", required=True, help="folder for raw-data/<dataset>/*.csv and metrics.json")
-    em.add_argument("--batch-size", type=int, default=32)
+    em.add_argument("--batch-size", type=int, default=32, help="images per forward pass")
     em.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     em.add_argument("--limit", type=int, default=None,
                     help="only the first N stimuli of each dataset (categories in turn), compared with the humans "
@@ -44,14 +44,14 @@ def add_commands(sub) -> None:
     hu = ps.add_parser("humans", help="human-human agreement per dataset on the model-vs-human data")
     hu.add_argument("--raw", default=None, help="raw-data folder (default: the installed model-vs-human data)")
     hu.add_argument("--datasets", default=None, help="comma-separated (default: all 17)")
-    hu.add_argument("--json", action="store_true")
+    hu.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
     st = ps.add_parser("stimuli", help="write the shape x texture test sets in the toolbox's layout")
-    st.add_argument("--out", required=True)
-    st.add_argument("--size", type=int, default=32)
+    st.add_argument("--out", required=True, help="output folder, in the toolbox's layout")
+    st.add_argument("--size", type=int, default=32, help="image side in pixels")
     st.add_argument("--per-pair", type=int, default=4, help="cue-conflict images per (shape, texture) pair")
     st.add_argument("--per-class", type=int, default=10, help="silhouettes and edges per class")
     st.add_argument("--parametric-per-class", type=int, default=4, help="images per class per distortion condition")
-    st.add_argument("--seed", type=int, default=0)
+    st.add_argument("--seed", type=int, default=0, help="seed of the generated shapes and textures")
 
 
 def run_command(args) -> int:

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from .preflight import missing_data
 from .registry import get, load, papers, run_bench
 from .report import write_report
 from .run import reproduce
 
-__all__ = ["get", "load", "papers", "reproduce", "run_bench", "write_report"]
+__all__ = ["get", "load", "missing_data", "papers", "reproduce", "run_bench", "write_report"]

@@ -3,7 +3,8 @@
 At the top, the count of each verdict over all claims and a link to each paper; per paper, the
 preset, date, duration, package versions and hardware of its run, then each claim with the
 paper's number, ours, the named test, its p-value / interval and the verdict, then the summary
-table and the plots.  A failed experiment shows its error in its own section.
+table and the plots.  A failed experiment shows its error in its own section, and one skipped
+(``discern reproduce --skip-missing`` when its data is not installed) the reason.
 """
 
 from __future__ import annotations
@@ -64,6 +65,8 @@ def _claims(r: dict) -> str:
 
 def _meta(r: dict) -> str:
     m = r.get("meta") or {}
+    if r.get("status") == "skipped":
+        return f"<p class=run>preset <b>{html.escape(str(m.get('preset', '?')))}</b> · not run</p>"
     if not m:
         return f"<p class=run>run folder: {html.escape(str(r.get('run', '')))}</p>"
     v = m.get("versions", {})
@@ -88,14 +91,15 @@ def _order(merged: dict) -> list[dict]:
 
 
 def summary(results: list[dict]) -> dict:
-    """Counts of each verdict over every claim, and the experiments that failed."""
+    """Counts of each verdict over every claim, and the experiments that failed or were skipped."""
     counts = {v: 0 for v in VERDICTS}
     for r in results:
         for c in r.get("claims", []):
             v = _verdict(c)
             counts[v] = counts.get(v, 0) + 1
     return {"verdicts": counts, "papers": len(results),
-            "failed": [r["paper"] for r in results if r.get("status") == "failed"]}
+            "failed": [r["paper"] for r in results if r.get("status") == "failed"],
+            "skipped": [r["paper"] for r in results if r.get("status") == "skipped"]}
 
 
 def write_report(results: list[dict], out_dir: Path) -> Path:
@@ -117,7 +121,8 @@ def write_report(results: list[dict], out_dir: Path) -> Path:
         anchor = html.escape(paper)
         status = r.get("status", "ok")
         links.append(f'<li><a href="#{anchor}">{html.escape(r.get("title", paper))}</a>'
-                     + (" — <span class=failed>failed</span>" if status == "failed" else "") + "</li>")
+                     + (" — <span class=failed>failed</span>" if status == "failed" else "")
+                     + (" — <span class=skipped>skipped</span>" if status == "skipped" else "") + "</li>")
         imgs = ""
         for p in r.get("plots", []):
             src = Path(r.get("run", "")) / p
@@ -131,16 +136,20 @@ def write_report(results: list[dict], out_dir: Path) -> Path:
             err = f"<p class=failed>this experiment failed: {html.escape(str(r.get('error', '')))}</p>"
             if r.get("traceback"):
                 err += f"<details><summary>traceback</summary><pre>{html.escape(r['traceback'])}</pre></details>"
+        elif status == "skipped":
+            err = f"<p class=skipped>this experiment was skipped: {html.escape(str(r.get('error', '')))}</p>"
         sections.append(f'<section id="{anchor}"><h2>{html.escape(r.get("title", paper))}</h2>{_meta(r)}{err}'
                         f"{_claims(r)}{_table(r.get('table', []))}{imgs}</section>")
     s = summary(rows)
     counts = " · ".join(f'<span class="{_CLASS[v]}">{v}: {k}</span>' for v, k in s["verdicts"].items())
     failed = f" · <span class=failed>{len(s['failed'])} experiment(s) failed</span>" if s["failed"] else ""
+    if s["skipped"]:
+        failed += f" · <span class=skipped>{len(s['skipped'])} experiment(s) skipped</span>"
     stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     page = f"""<!doctype html><html><head><meta charset="utf-8"><title>discern reproductions</title>
 <style>body{{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em}}
 table{{border-collapse:collapse;margin:1em 0}}td,th{{border:1px solid #ccc;padding:4px 8px;text-align:left}}
-.held{{background:#d8f5d0}}.failed{{background:#f8d7d0}}.open{{background:#f5f0c8}}.self{{background:#dde6f5}}
+.held{{background:#d8f5d0}}.failed{{background:#f8d7d0}}.skipped{{background:#e8e8e8}}.open{{background:#f5f0c8}}.self{{background:#dde6f5}}
 img{{max-width:100%}}.run{{color:#666;font-size:90%}}</style>
 </head><body><h1>discern: reproductions</h1><p>written {stamp} · {s['papers']} papers · claims: {counts}{failed}</p>
 <ul>{''.join(links)}</ul>{''.join(sections)}</body></html>

@@ -5,6 +5,12 @@ so an interrupted or failed reproduction still leaves one; an experiment that ra
 in its own section (error line, traceback in its run folder) and the others still run.  Progress
 is printed as ``[i/n] name`` with the elapsed time and an overall ETA (from the durations this
 preset took in the previous report, else from the experiments finished so far).
+
+Before any experiment, once every config is built, a data preflight (:mod:`.preflight`) checks that
+the registry entries each selected paper's preset reads are installed.  If any is missing the
+reproduction stops at once with one line naming them per paper and the ``discern data fetch``
+command that installs them; with ``skip_missing`` (``--skip-missing``) the papers that miss data
+are recorded in the report as skipped, with the reason, and the others run.
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ from discern.core import Run, build_config, runs_root
 from discern.core.errors import DiscernError
 from discern.core.results import Result
 
+from .preflight import fetch_command, missing_by_paper, missing_message
 from .registry import get, papers
 from .report import write_report
 
@@ -76,10 +83,12 @@ def _history(report_dir: Path, preset: str) -> dict[str, float]:
 
 def reproduce(only: list[str] | None = None, preset: str = "quick", config_file: str | None = None,
               sets: list[str] | None = None, resume: str | None = None, report_dir: str | None = None,
-              echo=print) -> Path:
+              echo=print, skip_missing: bool = False) -> Path:
     """Run each selected paper (default: all, in the project's order) and write the report.
 
-    Raises ``DiscernError`` after the last experiment if any failed (the report is written)."""
+    Raises ``DiscernError`` before any experiment if a paper's data is not installed (unless
+    ``skip_missing``: then those papers are reported as skipped), and after the last experiment if
+    any failed (the report is written)."""
     selected = [get(n) for n in only] if only else papers()
     if resume and len(selected) != 1:
         raise DiscernError("--resume continues one experiment: add --only NAME")
@@ -95,13 +104,21 @@ def reproduce(only: list[str] | None = None, preset: str = "quick", config_file:
             configs.append((config_from_dict(presets[preset](), run.load_config()), run))
         else:
             configs.append((build_config(presets, preset, config_file, sets), None))
+    # then the data, so a missing dataset or model also fails in the first seconds
+    missing = missing_by_paper(selected, preset)
+    if missing and not skip_missing:
+        raise DiscernError(missing_message(missing, len(selected), preset))
     history = _history(out_dir, preset)
     env = environment()
+    if missing:
+        _record_skipped([p for p in selected if p.name in missing], missing, preset, out_dir, echo)
+    runnable = [(p, c) for p, c in zip(selected, configs) if p.name not in missing]
+    selected = [p for p, _ in runnable]
     t_all = time.time()
     done: list[tuple[str, float]] = []
     failed: list[str] = []
-    n = len(selected)
-    for i, (paper, (cfg, run)) in enumerate(zip(selected, configs), 1):
+    n = len(runnable)
+    for i, (paper, (cfg, run)) in enumerate(runnable, 1):
         elapsed = time.time() - t_all
         remaining = [p.name for p in selected[i - 1:]]
         known = [history[r] for r in remaining if r in history]
@@ -139,6 +156,22 @@ def reproduce(only: list[str] | None = None, preset: str = "quick", config_file:
         done.append((paper.name, meta["duration_s"]))
         write_report([entry], out_dir)
     path = out_dir / "index.html"
+    if missing:
+        echo(f"skipped {len(missing)} of {len(configs)} papers for missing data: {', '.join(missing)} (see the report)")
     if failed:
         raise DiscernError(f"{len(failed)} of {n} experiments failed: {'; '.join(failed)} (report: {path})")
     return path
+
+
+def _record_skipped(skipped: list, missing: dict[str, list[str]], preset: str, out_dir: Path, echo) -> None:
+    """Write the papers that miss data into the report as skipped, each with the reason."""
+    started = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+    entries = []
+    for paper in skipped:
+        names = missing[paper.name]
+        reason = f"data missing: {', '.join(names)} (install: {fetch_command(names)})"
+        entries.append({"paper": paper.name, "title": paper.title, "claims": [], "plots": [], "table": [],
+                        "status": "skipped", "error": reason, "run": "",
+                        "meta": {"preset": preset, "started": started}})
+        echo(f"skip {paper.name}: {reason}")
+    write_report(entries, out_dir)

@@ -11,6 +11,7 @@ _LAZY = {
     "FinetuneConfig": "finetune", "finetune": "finetune", "finetune_from_pretrained": "finetune",
     "EncoderHead": "finetune", "build_param_groups": "finetune", "predict": "finetune",
     "encode_examples": "finetune", "collate": "finetune", "encoder_layers": "finetune",
+    "save_sequence_classifier": "finetune", "to_sequence_classification": "finetune",
     "add_task_commands": "cli", "run_task_command": "cli",
 }
 
@@ -19,7 +20,7 @@ __all__ = [
     "add_task_commands", "build_param_groups", "build_task", "collate", "encode_examples", "encoder_layers",
     "finetune",
     "finetune_from_pretrained", "get_task", "load_task_dir", "predict", "run_task_command",
-    "split_of", "tasks_root", "write_task_dir",
+    "save_sequence_classifier", "split_of", "tasks_root", "to_sequence_classification", "write_task_dir",
 ]
 
 

@@ -1,4 +1,7 @@
-"""``discern tasks list | build [NAME...] | finetune --model DIR --task NAME [--set key=value]...``."""
+"""``discern tasks list | build [NAME...] | finetune --model DIR --task NAME [--set key=value]... [--no-save]``.
+
+``finetune`` saves the fine-tuned model to ``RUN/model`` (an ``AutoModelForSequenceClassification``
+folder with the tokenizer) unless ``--no-save``."""
 
 from __future__ import annotations
 
@@ -45,6 +48,9 @@ def add_task_commands(subparsers) -> argparse.ArgumentParser:
     f.add_argument("--name", default=None, help="run name (default: TASK-MODEL)")
     f.add_argument("--resume", default=None, metavar="RUN_DIR", help="continue this run folder")
     f.add_argument("--json", action="store_true", help="print the whole result (with predictions)")
+    f.add_argument("--no-save", action="store_true",
+                   help="do not save the fine-tuned model (default: RUN/model, an "
+                        "AutoModelForSequenceClassification folder with the tokenizer)")
     _add_caps(f)
     return p
 
@@ -130,11 +136,14 @@ def _cmd_finetune(args) -> int:
         name = args.name or f"{Path(task_name).name}-{Path(model).name}-s{cfg.seed}"
         run = Run.create("tasks", name, {"finetune": dataclasses.asdict(cfg), "model": str(model),
                                          "task": str(task_name), "caps": caps})
-    res = finetune_from_pretrained(model, task, cfg, run, resume=bool(args.resume))
+    save = None if args.no_save else run.path / "model"
+    res = finetune_from_pretrained(model, task, cfg, run, resume=bool(args.resume), save=save)
     if args.json:
         print(json.dumps(res, default=float))
     else:
         summary = {"run": str(run.path), "task": res["task"], "steps": res["steps"]}
+        if "model" in res:
+            summary["model"] = res["model"]
         for split in ("dev", "test"):
             if split in res:
                 summary[split] = res[split]

@@ -16,6 +16,13 @@ ELECTRA (paper Table 7 and ``run_finetuning.py`` of the official code):
 The training loop is :func:`discern.train.fit`; the data order is a permutation derived from
 ``(seed, epoch)``, so ``resume`` continues bit-for-bit.  Batches are padded to their own
 longest sequence.
+
+The fine-tuned model saves (``finetune(..., save=DIR)``, :func:`save_sequence_classifier`) as a
+folder of the encoder's own ``*ForSequenceClassification`` class, which
+``AutoModelForSequenceClassification.from_pretrained`` loads alone.  Those classes put a nonlinear
+layer between [CLS] and the logits (ELECTRA: dense + GELU; BERT: the tanh pooler; RoBERTa/MPNet:
+dense + tanh), so :func:`to_sequence_classification` sets that layer's weights to carry ELECTRA's
+linear head through it (see there); the saved model gives the fine-tuned logits.
 """
 
 from __future__ import annotations
@@ -38,7 +45,7 @@ from discern.train import TrainConfig, epoch_batch, fit, layerwise_lr_scales, pa
 from .suite import Example, Task, _cap, get_task
 
 __all__ = ["EncoderHead", "FinetuneConfig", "build_param_groups", "collate", "encode_examples", "encoder_layers",
-           "finetune", "finetune_from_pretrained", "predict"]
+           "finetune", "finetune_from_pretrained", "predict", "save_sequence_classifier", "to_sequence_classification"]
 
 
 @dataclass
@@ -240,7 +247,8 @@ def _split_outputs(task: Task, examples: Sequence[Example], outputs: np.ndarray
 
 
 def finetune(encoder: nn.Module, tokenizer: Any, task: Task | str, cfg: FinetuneConfig | None = None,
-             run: Run | None = None, *, resume: bool = False, stop_after: int | None = None) -> dict:
+             run: Run | None = None, *, resume: bool = False, stop_after: int | None = None,
+             save: str | Path | None = None) -> dict:
     """Fine-tune ``encoder`` (any ``AutoModel``) on ``task``; returns metrics and predictions.
 
     Result (JSON-serialisable)::
@@ -254,6 +262,11 @@ def finetune(encoder: nn.Module, tokenizer: Any, task: Task | str, cfg: Finetune
     With ``run`` the loop logs to and checkpoints in the run folder, and the result is its
     ``results.json``; ``resume=True`` continues from the run's last checkpoint.  ``encoder`` is trained in
     place (keep a reference to use the fine-tuned encoder; the head is not returned).
+
+    ``save=DIR``: once training has finished, the model and the tokenizer are saved to ``DIR`` as an
+    ``AutoModelForSequenceClassification`` folder (:func:`save_sequence_classifier`, checked against the
+    fine-tuned model on training examples); the result then has ``"model": DIR``.  Under ``torchrun``
+    only the main process writes it.
     """
     cfg = cfg or FinetuneConfig()
     task = get_task(task) if not isinstance(task, Task) or not task.splits else task
@@ -335,11 +348,138 @@ def finetune(encoder: nn.Module, tokenizer: Any, task: Task | str, cfg: Finetune
         result["predictions"][split] = preds
         if logits is not None:
             result["logits"][split] = logits
+    if save is not None:
+        if run is None or run.main:
+            save_sequence_classifier(model, tokenizer, task, save, probe=train[:8], max_length=cfg.max_length)
+        result["model"] = str(save)
     if run is not None:
         run.save_results(result)
         run.log({"step": state.step, **{f"dev/{k}": v for k, v in result["dev"].items()},
                  **{f"test/{k}": v for k, v in result["test"].items()}})
     return result
+
+
+# --------------------------------------------------------------------------- saving as a Hugging Face model
+
+#: the pooler / dense rows that carry the linear head through a tanh are scaled by this power of two:
+#: tanh(x) rounds to x in float32 for |x| < 2**-12, so logits up to 2**8 in size pass through exactly
+TANH_SCALE = 2.0 ** -20
+
+
+def _sequence_classification_config(encoder_config: Any, task: Task) -> Any:
+    """A copy of the encoder's config with the task's labels (``num_labels``, ``id2label``,
+    ``label2id``), ``problem_type`` and ``finetuning_task``; ``discern_task`` keeps the task's kind and
+    its regression scale (label = (raw - min) / (max - min))."""
+    import copy
+
+    config = copy.deepcopy(encoder_config)
+    names = list(task.labels) if task.kind == "classification" else [task.name]
+    config.num_labels = len(names)
+    config.id2label = {i: n for i, n in enumerate(names)}
+    config.label2id = {n: i for i, n in enumerate(names)}
+    config.problem_type = "regression" if task.kind == "regression" else "single_label_classification"
+    config.finetuning_task = task.name
+    config.discern_task = {"name": task.name, "kind": task.kind,
+                           **({"scale": dict(task.scale)} if task.scale is not None else {})}
+    config.architectures = None  # save_pretrained writes the class it saves
+    return config
+
+
+@torch.no_grad()
+def to_sequence_classification(model: EncoderHead, task: Task) -> nn.Module:
+    """The fine-tuned ``model`` as the encoder's own ``AutoModelForSequenceClassification`` class (CPU,
+    float32, eval mode), giving the same logits.
+
+    The encoder's weights are copied into the new model's base model.  ELECTRA's head is
+    ``W h + b`` on the [CLS] vector ``h`` (C outputs); each upstream head is set to compute it:
+
+    - dense + GELU + ``out_proj`` (``ElectraForSequenceClassification``): dense rows ``2k`` and
+      ``2k + 1`` are ``w_k`` and ``-w_k``, and ``out_proj`` takes their difference, since
+      ``gelu(z) - gelu(-z) = z`` exactly (``gelu(z) = z Phi(z)``, ``Phi(-z) = 1 - Phi(z)``); needs
+      2C <= H;
+    - tanh pooler + ``classifier`` (``BertForSequenceClassification``) and dense + tanh + ``out_proj``
+      (RoBERTa, MPNet): dense row ``k`` is ``s w_k`` with ``s`` = :data:`TANH_SCALE` (2**-20) and the
+      output layer multiplies by ``1 / s``; ``tanh(x) = x - x**3 / 3 + ...`` rounds to ``x`` in float32
+      at that scale, so the logits pass through unchanged (the scaled rows underflow in float16: load
+      such a folder in float32 or bfloat16).
+
+    The encoder's own pooler weights (unused by ELECTRA's head) are replaced; dense rows beyond those
+    are 0.  Other head layouts raise :class:`DiscernError`."""
+    from transformers import AutoModelForSequenceClassification
+    from transformers.activations import GELUActivation
+
+    config = _sequence_classification_config(model.encoder.config, task)
+    try:
+        hf = AutoModelForSequenceClassification.from_config(config)
+    except (ValueError, KeyError) as e:
+        raise DiscernError(f"cannot save a {type(model.encoder).__name__} as AutoModelForSequenceClassification "
+                           f"({str(e).strip().splitlines()[0][:160]})") from None
+    hf = hf.float().eval()
+    base = hf.base_model
+    state = {k: v.detach().float().cpu() for k, v in model.encoder.state_dict().items()}
+    missing, unexpected = base.load_state_dict(state, strict=False)
+    if [k for k in missing if not k.startswith("pooler.")] or [k for k in unexpected if not k.startswith("pooler.")]:
+        raise DiscernError(f"cannot copy the encoder into {type(hf).__name__}: missing {list(missing)[:3]}, "
+                           f"unexpected {list(unexpected)[:3]}")
+    W = model.classifier.weight.detach().float().cpu()  # (C, H)
+    b = model.classifier.bias.detach().float().cpu()  # (C,)
+    C, H = W.shape
+    head = getattr(hf, "classifier", None)
+    pooler = getattr(base, "pooler", None)
+    if isinstance(head, nn.Linear) and isinstance(getattr(pooler, "dense", None), nn.Linear):
+        dense, out = pooler.dense, head  # BERT: classifier(dropout(tanh(pooler.dense(h_[CLS]))))
+        pairs = False
+    elif isinstance(getattr(head, "dense", None), nn.Linear) and isinstance(getattr(head, "out_proj", None), nn.Linear):
+        dense, out = head.dense, head.out_proj  # out_proj(act(dense(h_[CLS])))
+        pairs = isinstance(getattr(head, "activation", None), (GELUActivation, nn.GELU))
+    else:
+        raise DiscernError(f"cannot carry ELECTRA's linear head through the head of {type(hf).__name__}")
+    if dense.in_features != H or dense.out_features < (2 * C if pairs else C):
+        raise DiscernError(f"{type(hf).__name__}: its head's dense layer ({dense.out_features} outputs) is too "
+                           f"small for {C} labels")
+    dense.weight.zero_()
+    dense.bias.zero_()
+    out.weight.zero_()
+    if pairs:
+        dense.weight[0:2 * C:2] = W
+        dense.weight[1:2 * C:2] = -W
+        out.weight[torch.arange(C), 2 * torch.arange(C)] = 1.0
+        out.weight[torch.arange(C), 2 * torch.arange(C) + 1] = -1.0
+    else:
+        dense.weight[:C] = W * TANH_SCALE
+        out.weight[torch.arange(C), torch.arange(C)] = 1.0 / TANH_SCALE
+    out.bias.copy_(b)
+    return hf
+
+
+def save_sequence_classifier(model: EncoderHead, tokenizer: Any, task: Task, folder: str | Path, *,
+                             probe: Sequence[Example] = (), max_length: int = 128) -> Path:
+    """Save the fine-tuned ``model`` and ``tokenizer`` to ``folder`` as an
+    ``AutoModelForSequenceClassification`` folder (:func:`to_sequence_classification`, safetensors).
+
+    With ``probe`` examples the converted model's logits are first compared with ``model``'s (float32,
+    eval mode); a difference over 1e-4 (relative to the logits' size) raises :class:`DiscernError` and
+    nothing is written."""
+    hf = to_sequence_classification(model, task)
+    if probe:
+        device = next(model.parameters()).device
+        batch = collate(encode_examples(tokenizer, probe, max_length), _pad_id(tokenizer), torch.device("cpu"))
+        was = model.training
+        model.eval()
+        with torch.no_grad():
+            ref = model(**{k: v.to(device) for k, v in batch.items()}).float().cpu()
+            if "token_type_ids" not in inspect.signature(hf.forward).parameters:
+                batch.pop("token_type_ids", None)
+            got = hf(**batch).logits
+        model.train(was)
+        err = float((got - ref).abs().max())
+        if not err <= 1e-4 * max(1.0, float(ref.abs().max())):
+            raise DiscernError(f"the {type(hf).__name__} copy of the fine-tuned model differs from it by {err:.3g}; "
+                               f"not saved")
+    folder = Path(folder)
+    hf.save_pretrained(folder)
+    tokenizer.save_pretrained(str(folder))
+    return folder
 
 
 def _attention_kwargs(cfg: FinetuneConfig) -> dict:

@@ -35,8 +35,8 @@ def add_diffusion_commands(sub) -> None:
     tr.add_argument("--images", default="fashion-mnist",
                     help="'fashion-mnist' or a folder with one sub-folder of images per class (the folder name is "
                          "the class word in the captions)")
-    tr.add_argument("--resume", default=None, metavar="RUN_DIR")
-    tr.add_argument("--name", default="train")
+    tr.add_argument("--resume", default=None, metavar="RUN_DIR", help="continue an interrupted run from its last checkpoint")
+    tr.add_argument("--name", default="train", help="run name (the run folder is runs/diffusion/<date>-<name>)")
 
 
 def run_diffusion_command(args) -> int:
