@@ -10,7 +10,7 @@ from discern.core.paper import Paper
 PAPER = Paper("bam", title="BAM! Born-Again Multi-Task Networks for Natural Language Understanding (Clark et al., ACL 2019)", package=__name__, number=3,
               data={"tiny": ("spam-assassin", "sotu"), "*": ("brown", "spam-assassin", "sotu")})
 
-from discern.core.lazy import lazy_names, when_imported
+from discern.core.lazy import lazy_names, register_with_transformers
 
 _NAMES = {
     "task_multiples": "weighting", "loss_weights": "weighting", "sampling_shares": "weighting",
@@ -30,15 +30,4 @@ __all__ = sorted(_NAMES)
 __getattr__ = lazy_names(__name__, _NAMES)
 
 
-def _register(_transformers) -> None:
-    import sys
-
-    student = sys.modules.get(f"{__name__}.student")
-    if student is not None and getattr(student.__spec__, "_initializing", False):
-        return  # transformers is being imported by the student module, which registers itself when done
-    from .student import register_auto_classes
-
-    register_auto_classes()
-
-
-when_imported("transformers", _register)
+register_with_transformers(__name__, "student")

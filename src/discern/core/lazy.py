@@ -100,3 +100,17 @@ class _HookLoader:
 
     def __getattr__(self, name: str) -> Any:  # get_resource_reader, is_package, get_code, ...
         return getattr(self._loader, name)
+
+
+def register_with_transformers(package: str, module: str) -> None:
+    """Once ``transformers`` is imported, import ``package.module`` and call its ``register_auto_classes()``
+    (the module registers itself when it is what imports ``transformers``)."""
+    import sys
+
+    def hook(_transformers) -> None:
+        loading = sys.modules.get(f"{package}.{module}")
+        if loading is not None and getattr(loading.__spec__, "_initializing", False):
+            return
+        import_module(f".{module}", package).register_auto_classes()
+
+    when_imported("transformers", hook)

@@ -5,7 +5,7 @@ model's type (``discern_fwl``) with ``AutoConfig`` / ``AutoModelForCausalLM`` as
 ``transformers`` is imported (now, if it already is), so ``AutoModelForCausalLM.from_pretrained(folder)``
 works after ``import discern.fwl``."""
 
-from discern.core.lazy import lazy_names, when_imported
+from discern.core.lazy import lazy_names, register_with_transformers
 
 from discern.core.paper import Paper
 
@@ -22,15 +22,4 @@ __all__ = sorted(_NAMES)
 __getattr__ = lazy_names(__name__, _NAMES)
 
 
-def _register(_transformers) -> None:
-    import sys
-
-    model = sys.modules.get(f"{__name__}.model")
-    if model is not None and getattr(model.__spec__, "_initializing", False):
-        return  # transformers is being imported by the model module, which registers itself when done
-    from .model import register_auto_classes
-
-    register_auto_classes()
-
-
-when_imported("transformers", _register)
+register_with_transformers(__name__, "model")
