@@ -100,3 +100,27 @@ def test_bench_prints_the_json_convention(name, capsys):
     data = json.loads(out[-1])
     registry.check_bench(data, name)
     assert data["bench"].replace("-", "_") == name
+
+
+def _lazy_tables(package: str) -> dict[str, str]:
+    """The ``{"Name": "module"}`` tables a package's ``__init__`` hands to ``lazy_names``."""
+    tree = ast.parse((Path(importlib.import_module(package).__file__)).read_text())
+    out = {}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Assign) and isinstance(node.value, ast.Dict) and all(
+                isinstance(k, ast.Constant) and isinstance(v, ast.Constant) for k, v in zip(node.value.keys,
+                                                                                         node.value.values)):
+            out.update({k.value: v.value for k, v in zip(node.value.keys, node.value.values)})
+    return out
+
+
+@pytest.mark.parametrize("package", [f"discern.{n}" for n in PAPERS] + ["discern.tasks", "discern.metrics"])
+def test_a_lazy_public_name_is_never_shadowed_by_its_submodule(package):
+    # importing discern.x.pretrain binds the attribute discern.x.pretrain to the module, so a lazy
+    # name equal to its module's name would give users the module, not the function
+    mod = importlib.import_module(package)
+    table = _lazy_tables(package)
+    assert [n for n, m in table.items() if n == m] == []
+    for name, module in table.items():
+        importlib.import_module(f"{package}.{module}")
+        assert not isinstance(getattr(mod, name), type(importlib)), f"{package}.{name} is a module"

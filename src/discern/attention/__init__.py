@@ -10,7 +10,7 @@ PAPER = Paper("attention", title="What Does BERT Look At? An Analysis of BERT's 
 from discern.core.lazy import lazy_names
 
 _NAMES = {
-    "Example": "extract", "load_encoder": "extract", "ensure_attentions": "extract", "extract": "extract",
+    "Example": "extract", "load_encoder": "extract", "ensure_attentions": "extract",
     "extract_cached": "extract", "word_level": "extract", "word_units": "extract", "resolve_model": "extract",
     "complete": "extract", "PACKAGED_MODELS": "extract",
     "token_type_attention": "surface", "token_type_per_example": "surface", "entropies": "surface",

@@ -15,7 +15,8 @@ def bench(quick: bool = False) -> dict:
     import torch
     from transformers import AutoModel, AutoTokenizer
 
-    from discern.tasks import FinetuneConfig, finetune
+    from discern.tasks import FinetuneConfig
+    from discern.tasks.finetune import finetune
 
     from .config import quick as quick_preset
     from .train import encoder_folder, load_tasks

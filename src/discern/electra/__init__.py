@@ -15,7 +15,7 @@ _NAMES = {
     "PRESETS": "config", "Config": "config", "DataConfig": "config", "FinetuneSection": "config",
     "ModelConfig": "config", "Masked": "masking", "mask_tokens": "masking", "max_predictions": "masking",
     "ElectraPretrainer": "model", "MLMPretrainer": "model", "load_pretrainer": "model", "tie_generator": "model",
-    "encoder_dir": "pretrain", "flops_per_step": "pretrain", "pretrain": "pretrain",
+    "encoder_dir": "pretrain", "flops_per_step": "pretrain",
 }
 
 __all__ = sorted(_NAMES) + ["PAPER"]

@@ -13,7 +13,6 @@ from discern.core.lazy import lazy_names
 _NAMES = {
     "PRESETS": "config", "Config": "config", "ModelConfig": "config",
     "ElectricPretrainer": "model", "TwoTowerCloze": "model", "load_pretrainer": "model",
-    "pretrain": "pretrain",
     "ElectricScorer": "pll", "TwoTowerScorer": "pll",
     "MaskedLMScorer": "scoring", "CausalLMScorer": "scoring", "Scorer": "scoring",
     "Hypothesis": "nbest", "Utterance": "nbest", "read_nbest": "nbest", "write_nbest": "nbest",

@@ -8,7 +8,7 @@ from .suite import (BROWN_COARSE, SPLITS, TASKS, Example, Task, build_task, get_
                     load_task_dir, split_of, tasks_root, write_task_dir)
 
 _LAZY = {
-    "FinetuneConfig": "finetune", "finetune": "finetune", "finetune_from_pretrained": "finetune",
+    "FinetuneConfig": "finetune", "finetune_from_pretrained": "finetune",
     "EncoderHead": "finetune", "build_param_groups": "finetune", "predict": "finetune",
     "encode_examples": "finetune", "collate": "finetune", "encoder_layers": "finetune",
     "save_sequence_classifier": "finetune", "to_sequence_classification": "finetune",
@@ -18,7 +18,6 @@ _LAZY = {
 __all__ = [
     "BROWN_COARSE", "EncoderHead", "Example", "FinetuneConfig", "SPLITS", "TASKS", "Task",
     "add_task_commands", "build_param_groups", "build_task", "collate", "encode_examples", "encoder_layers",
-    "finetune",
     "finetune_from_pretrained", "get_task", "load_task_dir", "predict", "run_task_command",
     "save_sequence_classifier", "split_of", "tasks_root", "to_sequence_classification", "write_task_dir",
 ]
