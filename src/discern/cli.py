@@ -103,8 +103,9 @@ def _reproduce(args) -> int:
     only = [x for x in args.only.split(",") if x]
     out = reproduce(only=only, preset=args.preset, config_file=args.config, sets=args.sets,
                     resume=args.resume, report_dir=args.report, echo=lambda m: print(m, file=sys.stderr, flush=True),
-                    skip_missing=args.skip_missing)
-    print(f"report: {out}")
+                    skip_missing=args.skip_missing, print_config=args.print_config)
+    if out is not None:
+        print(f"report: {out}")
     return 0
 
 
@@ -114,6 +115,8 @@ def main(argv: list[str] | None = None) -> int:
 
     parser = build_parser()
     args = parser.parse_args(argv)
+    from discern.core import config as config_module
+    config_module.PRINT_AND_EXIT[:] = [True] if getattr(args, "print_config", False) and args.command != "reproduce" else []
     try:
         if args.command == "diffusion":
             from discern.train.cli import run_diffusion_command

@@ -204,13 +204,20 @@ def load_config_file(path: str | Path) -> dict:
     return read_json(p, expect=dict, error=ConfigError, label=f"config file {p}")
 
 
+# set by the command line for ``--print-config``: build_config prints the config it built and exits
+PRINT_AND_EXIT: list[bool] = []
+
+
 def build_config(
     presets: Mapping[str, Callable[[], Any]],
     preset: str,
     config_file: str | Path | None = None,
     sets: list[str] | None = None,
+    final: bool = True,
 ) -> Any:
-    """Preset, then ``--config file`` (JSON), then ``--set`` overrides, in that order."""
+    """Preset, then ``--config file`` (JSON), then ``--set`` overrides, in that order.  Under
+    ``--print-config`` the result is printed as JSON and the command ends there (exit status 0);
+    ``final=False``: the caller adjusts the config further and calls :func:`print_config_and_exit`."""
     if preset not in presets:
         raise ConfigError(f"unknown preset '{preset}' (choose from: {', '.join(presets)})")
     cfg = presets[preset]()
@@ -223,7 +230,21 @@ def build_config(
         except RecursionError:
             raise ConfigError(f"config file {config_file}: sections nested too deeply") from None
     overrides = dict(parse_set(s) for s in (sets or []))
-    return apply_overrides(cfg, overrides)
+    cfg = apply_overrides(cfg, overrides)
+    if final:
+        print_config_and_exit(cfg)
+    return cfg
+
+
+def print_config_and_exit(cfg: Any) -> None:
+    """Under ``--print-config``: print ``cfg`` as JSON and end the command (exit status 0); else nothing."""
+    if PRINT_AND_EXIT:
+        import json
+        import sys
+
+        print(json.dumps(config_to_dict(cfg), indent=2, default=str))
+        sys.stdout.flush()
+        raise SystemExit(0)
 
 
 def add_config_args(p, presets: str = "tiny, quick or paper", default: str = "quick") -> None:
@@ -232,3 +253,5 @@ def add_config_args(p, presets: str = "tiny, quick or paper", default: str = "qu
     p.add_argument("--config", default=None, help="JSON file of config values, applied after the preset")
     p.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
                    help="override one config value, e.g. --set train.steps=2000 (repeatable)")
+    p.add_argument("--print-config", action="store_true",
+                   help="print the config the preset, --config and --set give, as JSON, and exit")

@@ -128,7 +128,7 @@ def run_training_command(paper: str, presets: dict, args: Any, fn, name=None, ad
     (``name(cfg)`` when given, after ``adjust(cfg)``) and the other ranks follow.  Calls
     ``fn(cfg, run, resume)``; a new run folder that never started is removed if it fails."""
     from . import dist
-    from .config import build_config, config_from_dict
+    from .config import build_config, config_from_dict, print_config_and_exit
 
     dist.init_from_env()
     if args.resume:
@@ -141,9 +141,10 @@ def run_training_command(paper: str, presets: dict, args: Any, fn, name=None, ad
             raise DiscernError(f"--resume {run.path}: its preset '{preset}' is not one of {', '.join(presets)}")
         cfg = config_from_dict(presets[preset](), run.load_config())
     else:
-        cfg = build_config(presets, args.preset, args.config, args.sets)
+        cfg = build_config(presets, args.preset, args.config, args.sets, final=False)
         if adjust is not None:
             cfg = adjust(cfg)
+        print_config_and_exit(cfg)
         label = name(cfg) if name is not None else args.name
         path = None
         if dist.is_main():

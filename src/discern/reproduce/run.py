@@ -83,12 +83,13 @@ def _history(report_dir: Path, preset: str) -> dict[str, float]:
 
 def reproduce(only: list[str] | None = None, preset: str = "quick", config_file: str | None = None,
               sets: list[str] | None = None, resume: str | None = None, report_dir: str | None = None,
-              echo=print, skip_missing: bool = False) -> Path:
+              echo=print, skip_missing: bool = False, print_config: bool = False) -> Path | None:
     """Run each selected paper (default: all, in the project's order) and write the report.
 
     Raises ``DiscernError`` before any experiment if a paper's data is not installed (unless
     ``skip_missing``: then those papers are reported as skipped), and after the last experiment if
-    any failed (the report is written)."""
+    any failed (the report is written).  ``print_config``: print every selected paper's config as one
+    JSON object and return None, running nothing."""
     selected = [get(n) for n in only] if only else papers()
     if resume and len(selected) != 1:
         raise DiscernError("--resume continues one experiment: add --only NAME")
@@ -104,6 +105,11 @@ def reproduce(only: list[str] | None = None, preset: str = "quick", config_file:
             configs.append((config_from_dict(presets[preset](), run.load_config()), run))
         else:
             configs.append((build_config(presets, preset, config_file, sets), None))
+    if print_config:
+        from discern.core import config_to_dict
+
+        print(json.dumps({p.name: config_to_dict(c) for p, (c, _) in zip(selected, configs)}, indent=2, default=str))
+        return None
     # then the data, so a missing dataset or model also fails in the first seconds
     missing = missing_by_paper(selected, preset)
     if missing and not skip_missing:
