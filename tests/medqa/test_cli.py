@@ -155,7 +155,7 @@ def test_rate_setup_then_stats_on_submitted_ratings(tmp_path, capsys):
     db.submit_rating(session, r["carol"], items[2], {"intent": "directly addresses", "helpfulness": "helpful"})
 
     out_csv, out_json, ratings_csv = tmp_path / "s.csv", tmp_path / "s.json", tmp_path / "r.csv"
-    assert main(["medqa", "stats", "--db", path, "--study", "demo", "--csv", str(out_csv), "--json", str(out_json),
+    assert main(["medqa", "stats", "--db", path, "--study", "demo", "--csv", str(out_csv), "--out", str(out_json),
                  "--ratings-csv", str(ratings_csv)]) == 0
     text = capsys.readouterr().out
     # consensus: 4 of 4 ratings choose the model; both items d = 1, exact sign flips: 2 of 4 reach |sum| = 2.
@@ -205,6 +205,8 @@ def test_rate_setup_then_stats_on_submitted_ratings(tmp_path, capsys):
     assert main(["medqa", "stats", "--db", str(tmp_path / "nope.sqlite"), "--study", "1"]) == 2
     assert "nope.sqlite: no such database" in capsys.readouterr().err
 
+    assert main(["medqa", "stats", "--db", path, "--study", "demo", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out) == json.loads(out_json.read_text())
 
 def test_rate_setup_checks_before_writing(tmp_path, capsys):
     from discern.medqa.rating import db

@@ -94,7 +94,8 @@ def add_commands(sub) -> None:
     st.add_argument("--db", required=True, help="an SQLite path or a SQLAlchemy URL")
     st.add_argument("--study", required=True, help="study id or name")
     st.add_argument("--csv", default=None, help="write the summary table as CSV")
-    st.add_argument("--json", default=None, help="write the full summaries as JSON")
+    st.add_argument("--out", default=None, help="write the full summaries as JSON to this file")
+    st.add_argument("--json", action="store_true", help="print the full summaries as one JSON object instead of tables")
     st.add_argument("--ratings-csv", default=None, help="write every rating, un-blinded, as CSV")
     st.add_argument("--n-boot", type=int, default=10000, help="bootstrap resamples of the intervals")
     st.add_argument("--n-perm", type=int, default=10000, help="permutations of the paired tests")
@@ -244,9 +245,9 @@ def _stats(args) -> int:
     with sessionmaker() as s:
         study = find_study(s, args.study)
         res = study_stats(s, study.id, n_boot=args.n_boot, n_perm=args.n_perm, seed=args.seed)
-        print(format_stats(res))
-        if args.json:
-            Path(args.json).write_text(json.dumps(res, indent=2) + "\n", encoding="utf-8")
+        print(json.dumps(res) if args.json else format_stats(res))
+        if args.out:
+            Path(args.out).write_text(json.dumps(res, indent=2) + "\n", encoding="utf-8")
         if args.csv:
             with open(args.csv, "w", newline="", encoding="utf-8") as f:
                 w = csv.DictWriter(f, fieldnames=list(SUMMARY_COLUMNS), lineterminator="\n")
