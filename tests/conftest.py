@@ -63,3 +63,21 @@ def serve():
     yield start
     for server in servers:
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def random_image_folder():
+    """``random_image_folder(folder)`` writes 3 random 20 x 20 grey PNGs per class (circle, square) and
+    returns ``folder``: an image-folder dataset for the diffusion commands."""
+    def write(folder):
+        import numpy as np
+        from PIL import Image
+
+        rng = np.random.default_rng(0)
+        for name in ("circle", "square"):
+            (folder / name).mkdir(parents=True)
+            for k in range(3):
+                Image.fromarray(rng.integers(0, 255, (20, 20), dtype=np.uint8)).save(folder / name / f"{k}.png")
+        return folder
+
+    return write

@@ -13,30 +13,45 @@ README is rendered) whose Python runs first in the same namespace, e.g. to make 
     ...
     ```
 
+A setup that makes a saved artifact (a fine-tuned model, a pipeline folder) calls a helper of
+``tests/readme_setup.py`` (importable as ``readme_setup``), which writes in seconds, with the library's own
+functions on a small model, the folder the README's command would write; the visible code uses only the
+library's public API.
+
 Tracebacks point at the README's own lines (the code is compiled under the README's path with its
 line numbers).  Each block should run in under about 30 s on one CPU thread.
 
-Only the READMEs listed in ``SNIPPET_READMES`` are collected for now.  Still to add once their
-```python blocks run: README.md (top level), src/discern/bam/README.md, diffusion/README.md,
-diffusion_classifier/README.md, draft/README.md, fwl/README.md, medqa/README.md.
+Every README with a ```python block is listed in ``SNIPPET_READMES``: the top-level one and those of the
+ten paper packages and of the shared ``tasks`` and ``diffusion`` layers.
 """
 
 from __future__ import annotations
 
 import re
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
+if str(Path(__file__).parent) not in sys.path:  # setup comments import readme_setup (tests/readme_setup.py)
+    sys.path.insert(0, str(Path(__file__).parent))
 
 # READMEs whose ```python blocks are executed (paths relative to the repository root)
 SNIPPET_READMES = (
+    "README.md",
+    "src/discern/tasks/README.md",
+    "src/discern/diffusion/README.md",
     "src/discern/electra/README.md",
     "src/discern/electric/README.md",
+    "src/discern/bam/README.md",
     "src/discern/attention/README.md",
+    "src/discern/fwl/README.md",
+    "src/discern/diffusion_classifier/README.md",
     "src/discern/psychophysics/README.md",
+    "src/discern/draft/README.md",
+    "src/discern/medqa/README.md",
     "src/discern/nureality/README.md",
 )
 

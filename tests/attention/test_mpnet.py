@@ -140,7 +140,7 @@ def test_cli_analyze_mpnet_base_on_a_tiny_slice(mpnet, tmp_path, capsys, monkeyp
     from discern.cli import main
 
     calls = []
-    monkeypatch.setattr(an, "load_encoder", lambda d: calls.append(d) or mpnet)  # the session's model
+    monkeypatch.setattr(an, "load_encoder", lambda d, *rest: calls.append(d) or mpnet)  # the session's model
     out = tmp_path / "out"
     assert main(["attention", "analyze", "--model", "mpnet-base", "--out", str(out), "--max-sentences", "12",
                  "--gap-examples", "6", "--probe-train", "6", "--probe-eval", "6"]) == 0

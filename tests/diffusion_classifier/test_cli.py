@@ -1,20 +1,12 @@
 import csv
 import json
 
-import numpy as np
-from PIL import Image
-
 from discern.cli import main
 
 
-def test_train_then_classify_a_folder(tmp_path, monkeypatch, capsys):
+def test_train_then_classify_a_folder(tmp_path, monkeypatch, capsys, random_image_folder):
     monkeypatch.setenv("DISCERN_RUNS", str(tmp_path / "runs"))
-    folder = tmp_path / "images"
-    rng = np.random.default_rng(0)
-    for name in ("circle", "square"):
-        (folder / name).mkdir(parents=True)
-        for k in range(3):
-            Image.fromarray(rng.integers(0, 255, (20, 20), dtype=np.uint8)).save(folder / name / f"{k}.png")
+    folder = random_image_folder(tmp_path / "images")
     assert main(["diffusion", "train", "--preset", "tiny", "--images", str(folder)]) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["classes"] == ["circle", "square"] and out["images"] == 6 and out["steps"] == 3

@@ -61,6 +61,39 @@ def test_tasks_finetune_on_a_task_folder(capsys, tmp_path, monkeypatch, make_enc
     assert "no such folder" in capsys.readouterr().err
 
 
+def test_tasks_finetune_dtype_is_the_runs_autocast_and_a_resume_keeps_it(capsys, tmp_path, monkeypatch,
+                                                                          make_encoder, tokenizer, toy_task):
+    import torch
+
+    import discern.tasks.finetune as F
+
+    monkeypatch.setenv("DISCERN_RUNS", str(tmp_path / "runs"))
+    write_task_dir(toy_task, tmp_path / "toy")
+    make_encoder("bert").save_pretrained(tmp_path / "model")
+    tokenizer.save_pretrained(tmp_path / "model")
+    seen = []
+    original = F.EncoderHead.forward
+
+    def forward(self, *args, **kwargs):
+        if self.training:
+            seen.append((torch.is_autocast_enabled("cpu"), next(self.parameters()).device.type))
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(F.EncoderHead, "forward", forward)
+    argv = ["tasks", "finetune", "--model", str(tmp_path / "model"), "--task", str(tmp_path / "toy"),
+            "--set", "max_steps=2", "--no-save", "--device", "cpu", "--dtype", "bfloat16"]
+    assert _run(argv) == 0
+    run = Path(json.loads(capsys.readouterr().out)["run"])
+    saved = json.loads((run / "config.json").read_text())["finetune"]
+    assert saved["bf16"] is True and saved["device"] == "cpu"
+    assert seen == [(True, "cpu"), (True, "cpu")]
+    assert _run(["tasks", "finetune", "--resume", str(run), "--dtype", "float32"]) == 2
+    assert ("error: --dtype float32: the resumed run was started with bf16=true (bfloat16); drop --dtype or give "
+            "--dtype bfloat16") in capsys.readouterr().err
+    assert _run(argv[:-1] + ["float16"]) == 2
+    assert "--dtype float16 needs a GPU" in capsys.readouterr().err
+
+
 def test_finetune_model_takes_a_folder_or_a_named_encoder(tmp_path):
     from discern.core.errors import DiscernError
     from discern.data.models import model_path

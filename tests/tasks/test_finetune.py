@@ -7,7 +7,8 @@ import torch
 
 from discern.core import Run
 from discern.tasks import (EncoderHead, Example, FinetuneConfig, Task, build_param_groups,
-                           finetune, finetune_from_pretrained, predict)
+                           finetune_from_pretrained, predict)
+from discern.tasks.finetune import finetune
 
 FAST = dict(lr=2e-3, epochs=8, batch_size=16, layerwise_lr_decay=0.8, device="cpu")
 

@@ -38,7 +38,7 @@ def treebank_path(name: str) -> Path:
 def analyze(model_dir: str | Path, treebank: str | None, out: str | Path, max_sentences: int = 500,
             max_length: int = 128, mode: str = "mean", cache_dir: str | Path | None = None,
             text: str | Path | None = None, min_count: int = 20, gap_examples: int = 300, probe_train: int = 600,
-            probe_eval: int = 300, vectors: str = "glove", seed: int = 0) -> dict:
+            probe_eval: int = 300, vectors: str = "glove", seed: int = 0, device=None, dtype=None) -> dict:
     """Analyse ``model_dir`` (a model folder, or a packaged name: ``minilm``, ``mpnet-base``) on a
     treebank (gold trees) or, with ``text``, on spaCy's silver parses of a UTF-8 text file.
 
@@ -47,7 +47,8 @@ def analyze(model_dir: str | Path, treebank: str | None, out: str | Path, max_se
     0 skips it) and the attention probes (section 5; ``probe_train`` 0 skips them): attention only,
     attention + word vectors (``vectors``: GloVe 6B 50d or the model's input embeddings) and
     random-init attention + the same vectors, trained on the first ``min(probe_train, N/2)`` analysed
-    sentences and scored by UAS on the next ``probe_eval``."""
+    sentences and scored by UAS on the next ``probe_eval``.  The model runs on ``device`` in ``dtype``
+    (None: the CPU, float32); the maps are read in float32."""
     import time
 
     from discern.core import DiscernError, derive_seed
@@ -82,7 +83,7 @@ def analyze(model_dir: str | Path, treebank: str | None, out: str | Path, max_se
         if not sents:
             raise DataError(f"{path}: no sentence of 3 to 40 words to analyse")
     model_dir = resolve_model(model_dir)
-    model, tok = load_encoder(model_dir)
+    model, tok = load_encoder(model_dir, device, dtype)
     out.mkdir(parents=True, exist_ok=True)
     cache = cache_dir or out / "cache"
     examples = extract_cached(model_dir, [s.words for s in sents], cache,
@@ -191,6 +192,8 @@ def _probes(model, tok, sents, maps, word_ids, n_train, n_eval, vectors, mode, i
     attn_vec = uas(train_probe(sents[tr], maps[tr], vecs[tr], seed=seed), sents[te], maps[te], vecs[te])
     torch.manual_seed(init_seed)
     rnd = AutoModel.from_config(model.config, attn_implementation="eager").eval()
+    ref = next(model.parameters())
+    rnd.to(device=ref.device, dtype=ref.dtype)  # where and as the analysed model runs
     rmaps = [word_level(e.maps, e.word_ids, mode) for e in extract(rnd, tok, [s.words for s in used])]
     del rnd
     rnd_vec = uas(train_probe(sents[tr], rmaps[tr], vecs[tr], seed=seed), sents[te], rmaps[te], vecs[te])

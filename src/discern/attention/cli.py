@@ -35,6 +35,9 @@ def add_commands(sub) -> None:
     an.add_argument("--seed", type=int, default=0, help="seed of every random draw (sentence sample, probe splits)")
     an.add_argument("--mode", choices=["mean", "first"], default="mean",
                     help="attention from a split word: mean over its pieces (paper) or its first piece")
+    from discern.core.device import add_device_args
+
+    add_device_args(an, "float32 (the encoder is loaded in this precision; its maps are read in float32)")
 
 
 def sizes(args) -> dict:
@@ -52,11 +55,14 @@ def sizes(args) -> dict:
 
 
 def run_command(args) -> int:
+    from discern.core.device import apply
+
     from .analyze import analyze
 
+    device, dtype = apply(args, cpu="float32", cuda="float32")
     # a packaged name or a folder; resolved inside analyze, after the input file is checked
     res = analyze(args.model, args.treebank, args.out, mode=args.mode, text=args.text, vectors=args.vectors,
-                  seed=args.seed, **sizes(args))
+                  seed=args.seed, device=device, dtype=dtype, **sizes(args))
     s = res["summary"]
     brief = {"out": args.out, "model": res["model"], "sentences": res["sentences"],
              "special_tokens": res["special_tokens"],

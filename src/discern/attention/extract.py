@@ -66,8 +66,9 @@ def resolve_model(name: str | Path) -> Path:
     return p
 
 
-def load_encoder(path: str | Path):
-    """``AutoModel`` with eager attention (so maps are returned) and its tokenizer."""
+def load_encoder(path: str | Path, device=None, dtype=None):
+    """``AutoModel`` with eager attention (so maps are returned) and its tokenizer; the model on ``device``
+    in ``dtype`` (None: the CPU, float32)."""
     from transformers import AutoModel, AutoTokenizer
 
     p = Path(path)
@@ -86,6 +87,8 @@ def load_encoder(path: str | Path):
         model = AutoModel.from_pretrained(str(p), attn_implementation="eager")
     except (OSError, ValueError) as e:
         raise DiscernError(f"cannot load an encoder from {p}: {str(e).splitlines()[0][:160]}") from None
+    if device is not None or dtype is not None:
+        model.to(device=device, dtype=dtype)
     return model.eval(), tok
 
 
@@ -188,12 +191,15 @@ def word_level(maps: np.ndarray, word_ids: Sequence[int | None], mode: str = "me
     return np.stack(rows, -2)  # (..., W, W)
 
 
-def cache_key(model_dir: str | Path, sentences: Sequence[Sequence[str]], max_length: int) -> str:
+def cache_key(model_dir: str | Path, sentences: Sequence[Sequence[str]], max_length: int,
+              dtype: str = "float32") -> str:
     p = Path(model_dir)
     ident = {"config": (p / "config.json").read_text() if (p / "config.json").is_file() else str(p),
              "weights": sorted((f.name, f.stat().st_size) for f in p.glob("*.safetensors")) if p.is_dir() else [],
              "sentences": [list(s) for s in sentences], "max_length": max_length,
              "format": 2}  # 2: examples carry the tokenizer's special-token names
+    if dtype != "float32":  # maps of a model run in another precision are cached apart (float32 keeps its key)
+        ident["dtype"] = dtype
     return hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:20]
 
 
@@ -220,7 +226,8 @@ def extract_cached(model_dir: str | Path, sentences: Sequence[Sequence[str]], ca
                    batch_size: int = 16, max_length: int = 128, model=None, tokenizer=None) -> list[Example]:
     """:func:`extract`, stored under ``cache_dir``; a second call with the same model and sentences
     reads the file instead of running the model."""
-    f = Path(cache_dir) / f"attn-{cache_key(model_dir, sentences, max_length)}.npz"
+    dtype = str(next(model.parameters()).dtype).removeprefix("torch.") if model is not None else "float32"
+    f = Path(cache_dir) / f"attn-{cache_key(model_dir, sentences, max_length, dtype)}.npz"
     if f.is_file():
         return load_examples(f)
     if model is None:

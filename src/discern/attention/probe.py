@@ -153,7 +153,7 @@ def uas_difference(right_a, right_b, scored, n_resamples: int = 10_000, level: f
 
 def word_embeddings(model, tokenizer, words_list: Sequence[Sequence[str]], word_ids_list) -> list[np.ndarray]:
     """The model's own input embedding of each word's first piece: (W, E) per sentence."""
-    table = model.get_input_embeddings().weight.detach().cpu().numpy()
+    table = model.get_input_embeddings().weight.detach().float().cpu().numpy()
     out = []
     for words, word_ids in zip(words_list, word_ids_list):
         enc = tokenizer(list(words), is_split_into_words=True, add_special_tokens=True)

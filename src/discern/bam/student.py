@@ -358,7 +358,9 @@ def train_student(encoder: nn.Module, tokenizer, tasks: Sequence[Task], cfg: Stu
         missing = [t for t in names if t not in teachers]
         if missing:
             raise DiscernError(f"no teacher outputs for task {missing[0]!r}")
-    dev = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    from discern.core import dist as ddist
+
+    dev = ddist.device()  # CUDA when available; a command's --device chooses
     model = MultiTaskModel(encoder, {t.name: t.num_outputs for t in tasks}, cfg.dropout, cfg.seed,
                            cfg.head_input).to(dev)
     unused = set(model.unused_parameters())

@@ -8,7 +8,10 @@
   the precision the model is loaded in.
 
 A command calls :func:`add_device_args` on its parser and :func:`apply` on its parsed arguments; training
-code that picks its device through :func:`discern.core.dist.device` then follows the choice too.
+code that picks its device through :func:`discern.core.dist.device` then follows the choice too.  A training
+command calls :func:`apply_training` instead: ``--dtype`` becomes the ``--set`` override of the run's autocast
+setting (``train.bf16=true`` ...), so the saved config records it and ``--resume`` keeps it
+(:func:`check_resumed`).
 """
 
 from __future__ import annotations
@@ -70,6 +73,48 @@ def apply(args, cpu: str = "float32", cuda: str = "bfloat16"):
     dtype = resolve_dtype(getattr(args, "dtype", "auto"), cuda if device.type == "cuda" else cpu, device)
     _CHOSEN[:] = [device]
     return device, dtype
+
+
+def apply_training(args, keys):
+    """Resolve a training command's ``--device`` (the process-wide choice, as :func:`apply`) and turn its
+    ``--dtype`` into config overrides of the run's bf16 autocast setting(s) ``keys`` (dotted config keys):
+    ``bfloat16`` gives ``KEY=true``, ``float32`` ``KEY=false``, ``auto`` nothing (the preset's own setting).
+
+    The overrides are appended to ``args.sets`` (the ``--set`` list the config is built from, so the saved
+    config records them) and kept in ``args.dtype_overrides`` for :func:`check_resumed`.  ``float16`` is
+    refused: the training loop's autocast is bfloat16 or none (it has no float16 loss scaling).  Returns the
+    device."""
+    device = resolve_device(getattr(args, "device", "auto"))
+    name = getattr(args, "dtype", "auto") or "auto"
+    if name != "auto":
+        resolve_dtype(name, device=device)  # float16 on the CPU, bfloat16 on a GPU without it: one line
+    if name == "float16":
+        raise DiscernError("--dtype float16: training runs in float32 or under bfloat16 autocast (no float16 "
+                           "loss scaling); use --dtype bfloat16 or float32")
+    value = {"auto": None, "float32": False, "bfloat16": True}.get(name)
+    overrides = {} if value is None else {k: value for k in keys}
+    sets = list(getattr(args, "sets", None) or [])
+    for item in sets:
+        key = item.split("=", 1)[0].strip()
+        if key in overrides:
+            raise DiscernError(f"--dtype {name} and --set {key}=...: give one of them")
+    args.sets = sets + [f"{k}={'true' if v else 'false'}" for k, v in overrides.items()]
+    args.dtype_overrides = overrides
+    _CHOSEN[:] = [device]
+    return device
+
+
+def check_resumed(cfg, args) -> None:
+    """A resumed run keeps the autocast setting its saved config records: an explicit ``--dtype`` that
+    differs from it is a one-line error (``--dtype auto`` keeps the saved setting)."""
+    for key, want in (getattr(args, "dtype_overrides", None) or {}).items():
+        have = cfg
+        for part in key.split("."):
+            have = getattr(have, part)
+        if bool(have) != want:
+            saved = "bfloat16" if have else "float32"
+            raise DiscernError(f"--dtype {getattr(args, 'dtype', '?')}: the resumed run was started with {key}="
+                               f"{str(bool(have)).lower()} ({saved}); drop --dtype or give --dtype {saved}")
 
 
 def chosen():

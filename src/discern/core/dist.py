@@ -24,14 +24,18 @@ def init_from_env() -> tuple[int, int]:
 
 def device() -> torch.device:
     """This process's device: ``cuda:LOCAL_RANK`` when a GPU is visible, else the CPU; a command's
-    ``--device cpu`` (:func:`discern.core.device.apply`) keeps it on the CPU."""
+    ``--device cpu`` (:func:`discern.core.device.apply`) keeps it on the CPU, and its ``--device cuda:N``
+    picks that GPU outside ``torchrun``."""
     from discern.core.device import chosen
 
     want = chosen()
     if want is not None and want.type == "cpu":
         return torch.device("cpu")
     if torch.cuda.is_available():
-        d = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+        if want is not None and want.index is not None and "LOCAL_RANK" not in os.environ:
+            d = want  # --device cuda:N outside torchrun
+        else:
+            d = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
         torch.cuda.set_device(d)
         return d
     return torch.device("cpu")

@@ -140,6 +140,9 @@ def run_training_command(paper: str, presets: dict, args: Any, fn, name=None, ad
         if preset not in presets:
             raise DiscernError(f"--resume {run.path}: its preset '{preset}' is not one of {', '.join(presets)}")
         cfg = config_from_dict(presets[preset](), run.load_config())
+        from .device import check_resumed
+
+        check_resumed(cfg, args)  # an explicit --dtype must agree with the run's saved autocast setting
     else:
         cfg = build_config(presets, args.preset, args.config, args.sets, final=False)
         if adjust is not None:

@@ -6,6 +6,7 @@ Public names load lazily, so ``import discern.diffusion`` does not import ``diff
 from discern.core.lazy import lazy_names
 
 _NAMES = {"ModelConfig": "config", "build_pipeline": "models", "load_pipeline": "models",
+          "place": "models",
           "TextToImagePipeline": "models", "Denoiser": "denoise", "denoising_loss": "denoise",
           "elementwise_loss": "denoise", "sample": "sampling", "ddim_timesteps": "sampling",
           "ddim_sample": "sampling", "ddim_step": "sampling", "guided_eps": "sampling", "decode": "sampling",

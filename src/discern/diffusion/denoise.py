@@ -14,6 +14,8 @@ ELBO term; the classifier of Clark & Jaini (2023) scores a label by a weighted s
 
 from __future__ import annotations
 
+from contextlib import nullcontext
+
 import torch
 import torch.nn.functional as F
 
@@ -31,30 +33,49 @@ class Denoiser:
         self.alphas_cumprod = pipe.scheduler.alphas_cumprod.to(torch.float32)
         self.num_timesteps = int(pipe.scheduler.config.num_train_timesteps)
         self.evaluations = 0  # UNet evaluations (one per image-prompt-timestep), for compute reports
+        self.bf16 = False  # bf16 autocast around the networks' forward passes (DRaFT's --dtype bfloat16)
 
     @property
     def device(self) -> torch.device:
         return next(self.unet.parameters()).device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        """The UNet's parameter dtype: its inputs are cast to it, its outputs come back in float32."""
+        return next(self.unet.parameters()).dtype
+
+    def autocast(self):
+        """bf16 autocast when ``self.bf16``; otherwise nothing (an enclosing autocast, the training loop's,
+        stays in force: ``torch.autocast(enabled=False)`` would switch it off)."""
+        if not self.bf16:
+            return nullcontext()
+        return torch.autocast(self.device.type, dtype=torch.bfloat16)
 
     def encode_images(self, images: torch.Tensor) -> torch.Tensor:
         """images in [-1, 1], (B, C, H, W) -> x0: the pixels, or the VAE's mean latent x scaling factor."""
         images = images.to(self.device)
         if self.vae is None:
             return images
-        return self.vae.encode(images).latent_dist.mean * self.vae.config.scaling_factor
+        vae_dtype = next(self.vae.parameters()).dtype
+        with self.autocast():
+            latent = self.vae.encode(images.to(vae_dtype)).latent_dist.mean
+        return latent.float() * self.vae.config.scaling_factor
 
     def encode_prompts(self, prompts: list[str]) -> torch.Tensor:
         """(P, L, D) text-encoder states, padded to the tokenizer's model_max_length."""
         tok = self.tokenizer(list(prompts), padding="max_length", max_length=self.tokenizer.model_max_length,
                              truncation=True, return_tensors="pt")
-        return self.text_encoder(tok["input_ids"].to(self.device))[0]
+        with self.autocast():
+            return self.text_encoder(tok["input_ids"].to(self.device))[0]
 
     def add_noise(self, x0: torch.Tensor, eps: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         ab = self.alphas_cumprod.to(x0.device)[t].view(-1, *([1] * (x0.dim() - 1)))
         return ab.sqrt() * x0 + (1 - ab).sqrt() * eps
 
     def predict_eps(self, x_t: torch.Tensor, t: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
-        out = self.unet(x_t, t, encoder_hidden_states=cond).sample
+        dtype = self.dtype
+        with self.autocast():
+            out = self.unet(x_t.to(dtype), t, encoder_hidden_states=cond.to(dtype)).sample.float()
         self.evaluations += x_t.shape[0]
         if self.prediction_type == "v_prediction":
             ab = self.alphas_cumprod.to(x_t.device)[t].view(-1, *([1] * (x_t.dim() - 1)))

@@ -110,6 +110,24 @@ def build_pipeline(cfg: ModelConfig | None = None, seed: int = 0):
     return TextToImagePipeline(unet=unet, text_encoder=text, tokenizer=tok, scheduler=sched)
 
 
+def place(pipe, device=None, dtype=None):
+    """Move ``pipe``'s networks (UNet, text encoder, VAE when present) to ``device`` and cast them to
+    ``dtype`` (None leaves either as it is); returns ``pipe``.  :class:`~discern.diffusion.Denoiser` casts
+    the networks' inputs to their dtype and returns float32, so sampling and scoring work in any dtype."""
+    for name in ("unet", "text_encoder", "vae"):
+        m = getattr(pipe, name, None)
+        if m is None:
+            continue
+        if device is not None:
+            m.to(device)
+        if dtype is not None and next(m.parameters()).dtype != dtype:
+            if getattr(m, "_keep_in_fp32_modules", None):
+                m.to(dtype=dtype)  # diffusers warns about the modules it would keep in float32
+            else:  # nothing to keep in float32: skip diffusers' warning that says so
+                torch.nn.Module.to(m, dtype=dtype)
+    return pipe
+
+
 def load_pipeline(path: str | Path):
     """Open a pipeline folder: one written here (``TextToImagePipeline``) or a Stable Diffusion folder."""
     path = Path(path)

@@ -67,7 +67,9 @@ def decode(den: Denoiser, x: torch.Tensor) -> torch.Tensor:
     """Latents -> pixels in [-1, 1] through the VAE (differentiable); pixels pass through."""
     if den.vae is None:
         return x
-    return den.vae.decode(x / den.vae.config.scaling_factor).sample
+    vae_dtype = next(den.vae.parameters()).dtype
+    with den.autocast():
+        return den.vae.decode((x / den.vae.config.scaling_factor).to(vae_dtype)).sample.float()
 
 
 def initial_noise(pipe, n: int, generator: torch.Generator | None = None) -> torch.Tensor:

@@ -24,6 +24,9 @@ def add_commands(sub) -> None:
     cl.add_argument("--li-keep", default="3,1", help="Li schedule: classes kept after each stage")
     cl.add_argument("--shard", default="0/1", help="i/n: classify every n-th image starting at i")
     cl.add_argument("--out", required=True, help="output folder")
+    from discern.core.device import add_device_args
+
+    add_device_args(cl, "float32 (the pipeline is loaded in this precision; errors are summed in float32)")
 
 
 def run_command(args) -> int:
@@ -49,7 +52,11 @@ def run_command(args) -> int:
         assert 0 <= i < n
     except (ValueError, AssertionError):
         raise DiscernError(f"--shard {args.shard!r}: expected i/n with 0 <= i < n") from None
-    pipe = load_pipeline(args.model)
+    from discern.core.device import apply
+    from discern.diffusion import place
+
+    device, dtype = apply(args, cpu="float32", cuda="float32")
+    pipe = place(load_pipeline(args.model), device, dtype)
     unet = pipe.unet.config
     vae = getattr(pipe, "vae", None)
     size = unet.sample_size * (2 ** (len(vae.config.block_out_channels) - 1) if vae is not None else 1)

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 from discern.core.config import add_config_args
+from discern.core.device import add_device_args
 from discern.core.errors import DiscernError
 
 
@@ -25,6 +26,8 @@ def add_commands(sub) -> None:
     tr.add_argument("--clip", default=None, help="a CLIP folder (rewards aesthetic, preference)")
     tr.add_argument("--resume", default=None, metavar="RUN_DIR", help="continue an interrupted run from its last checkpoint")
     tr.add_argument("--name", default="train", help="run name (the run folder is runs/draft/<date>-<name>)")
+    add_device_args(tr, "the preset's autocast, draft.bf16 (float32 in every preset); bfloat16 / float32 set "
+                        "draft.bf16, float16 is refused")
     sp = ds.add_parser("sample", help="sample with LoRA adapters scaled (and mixed): W + sum a_i dW_i")
     sp.add_argument("--model", required=True, help="a text-to-image pipeline folder (discern diffusion train writes RUN/pipeline)")
     sp.add_argument("--lora", action="append", default=[], help="a LoRA folder (repeat to mix adapters)")
@@ -34,6 +37,7 @@ def add_commands(sub) -> None:
     sp.add_argument("--guidance", type=float, default=1.0, help="classifier-free guidance scale (1 = none)")
     sp.add_argument("--seed", type=int, default=0, help="seed of the initial noise")
     sp.add_argument("--out", required=True, help="output PNG (a grid: one row per prompt)")
+    add_device_args(sp, "float32 (the pipeline is loaded in this precision)")
 
 
 def run_command(args) -> int:
@@ -42,6 +46,10 @@ def run_command(args) -> int:
     from .config import TRAIN_PRESETS
 
     if args.draft_command == "train":
+        from discern.core.device import apply_training
+
+        apply_training(args, ["draft.bf16"])
+
         def adjust(cfg):
             if args.reward:
                 cfg.reward = args.reward
@@ -69,8 +77,12 @@ def run_command(args) -> int:
     if args.draft_command == "sample":
         from .samples import sample_with_adapters, save_grid
 
+        from discern.core.device import apply
+
+        device, dtype = apply(args, cpu="float32", cuda="float32")
         prompts = args.prompt or ["a photo of a bag"]
-        imgs = sample_with_adapters(args.model, args.lora, args.alpha, prompts, args.steps, args.guidance, args.seed)
+        imgs = sample_with_adapters(args.model, args.lora, args.alpha, prompts, args.steps, args.guidance, args.seed,
+                                    device=device, dtype=dtype)
         save_grid(imgs, args.out)
         print(json.dumps({"out": args.out, "images": len(prompts)}))
         return 0

@@ -53,6 +53,7 @@ class DraftConfig:
     eval_seed: int = 0  # the evaluation set's noises (the same for every run that compares)
     checkpoint_every: int = 50
     seed: int = 0
+    bf16: bool = False  # bf16 autocast around the UNet, text encoder and VAE (LoRA weights stay float32)
 
 
 @dataclass

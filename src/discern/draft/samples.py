@@ -11,12 +11,14 @@ from discern.core.errors import DiscernError
 
 
 def sample_with_adapters(model, loras: list[str], alphas: list[float], prompts: list[str], steps: int = 50,
-                         guidance: float = 1.0, seed: int = 0) -> torch.Tensor:
+                         guidance: float = 1.0, seed: int = 0, device=None, dtype=None) -> torch.Tensor:
     """Images (N, C, H, W) in [-1, 1] from the pipeline folder ``model`` with the LoRA folders
     ``loras`` active at scales ``alphas`` (default 1 each); deterministic DDIM from ``seed``
     (:func:`discern.diffusion.sample`, what ``TextToImagePipeline.__call__`` runs before converting
-    to images; also decodes a Stable Diffusion folder's latents)."""
-    from discern.diffusion import load_pipeline, sample
+    to images; also decodes a Stable Diffusion folder's latents).  The networks run on ``device`` in
+    ``dtype`` (None: the CPU, float32); the noise is drawn on the CPU, so a seed gives the same start
+    everywhere, and the images come back in float32."""
+    from discern.diffusion import load_pipeline, place, sample
 
     from .lora import load_adapters
 
@@ -26,6 +28,7 @@ def sample_with_adapters(model, loras: list[str], alphas: list[float], prompts: 
     if loras:
         names = [f"a{i}" for i in range(len(loras))]
         load_adapters(pipe, dict(zip(names, loras)), dict(zip(names, alphas or [1.0] * len(names))))
+    place(pipe, device, dtype)
     with torch.no_grad():
         return sample(pipe, prompts, steps, guidance_scale=guidance, generator=torch.Generator().manual_seed(seed))
 

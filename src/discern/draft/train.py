@@ -110,6 +110,7 @@ def train_draft(pipe, reward, prompts: list[str], cfg: DraftConfig, run: Run, re
     if not prompts:
         raise DiscernError("no prompts to train on")
     den = Denoiser(pipe)
+    den.bf16 = cfg.bf16
     pipe.text_encoder.requires_grad_(False)
     params = add_lora(pipe.unet, cfg.rank, cfg.lora_alpha, seed=cfg.seed)
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay, betas=(0.9, 0.999))
@@ -184,5 +185,10 @@ def fine_tune(model, cfg: TrainCommandConfig, run: Run, resume: bool = False, ae
 
     from .rewards import build_reward
 
+    from discern.core import dist as ddist
+
     reward = build_reward(cfg.reward, aesthetic_weights, clip)
-    return train_draft(load_pipeline(model), reward, cfg.prompts, cfg.draft, run, resume=resume)
+    device = ddist.device()  # CUDA when available; a command's --device chooses
+    if isinstance(reward, torch.nn.Module):
+        reward.to(device)
+    return train_draft(load_pipeline(model).to(device), reward, cfg.prompts, cfg.draft, run, resume=resume)

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 from discern.core.config import add_config_args
+from discern.core.device import add_device_args
 
 
 def add_commands(sub) -> None:
@@ -20,6 +21,8 @@ def add_commands(sub) -> None:
                          "bounded memory whatever the size; blank lines separate documents)")
     pt.add_argument("--resume", default=None, metavar="RUN_DIR", help="continue this run folder")
     pt.add_argument("--name", default="pretrain", help="run name (the run folder is runs/electra/<date>-<name>)")
+    add_device_args(pt, "the preset's autocast, train.bf16 (bfloat16 in quick and gpu, float32 in tiny and paper); "
+                        "bfloat16 / float32 set train.bf16, float16 is refused")
     fl = esub.add_parser("flops", help="analytic pre-training FLOPs of a config")
     add_config_args(fl)
 
@@ -44,6 +47,9 @@ def run_command(args) -> int:
                          indent=2))
         return 0
 
+    from discern.core.device import apply_training
+
+    apply_training(args, ["train.bf16"])
     run, res = run_training_command(
         "electra", PRESETS, args, lambda cfg, run, resume: pretrain(cfg, run, resume=resume),
         name=lambda cfg: f"{args.name}-{cfg.model.objective}",

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from discern.core.config import add_config_args
+from discern.core.device import add_device_args
 
 
 SCORER_HELP = ("KIND:PATH, repeatable: electric:RUN/model (one pass), two-tower:RUN/model, "
@@ -20,11 +21,14 @@ def add_commands(sub) -> None:
     add_config_args(pt)
     pt.add_argument("--resume", default=None, metavar="RUN_DIR", help="continue this run folder")
     pt.add_argument("--name", default="pretrain", help="run name (the run folder is runs/electric/<date>-<name>)")
+    add_device_args(pt, "the preset's autocast, train.bf16 (bfloat16 in quick and gpu, float32 in tiny and paper); "
+                        "bfloat16 / float32 set train.bf16, float16 is refused")
     sc = es.add_parser("score", help="score sentences (one per line from --file, or arguments)")
     sc.add_argument("sentences", nargs="*")
     sc.add_argument("--file", default=None, help="UTF-8 text file, one sentence per line")
     sc.add_argument("--scorer", required=True, help=SCORER_HELP.replace(", repeatable", ""))
     sc.add_argument("--batch-size", type=int, default=64, help="sentences per forward pass")
+    add_device_args(sc, "float32 (the scorer's model is loaded in this precision)")
     nb = es.add_parser("nbest", help="speak held-out sentences with espeak-ng and decode n-best lists with pocketsphinx")
     add_config_args(nb)
     nb.add_argument("--out", required=True, help="output JSONL file (resumes if it exists)")
@@ -37,10 +41,12 @@ def add_commands(sub) -> None:
     rr.add_argument("--sentence-case", action="store_true", help="score 'He said so.' instead of 'he said so'")
     rr.add_argument("--batch-size", type=int, default=64, help="sentences per forward pass")
     rr.add_argument("--out", default=None, help="write the full report as JSON here")
+    add_device_args(rr, "float32 (each scorer's model is loaded in this precision)")
 
 
-def make_scorer(spec: str, batch_size: int = 64, text_transform=None):
-    """``KIND:PATH`` -> a scorer with ``score(sentences)`` and ``passes(sentence)``."""
+def make_scorer(spec: str, batch_size: int = 64, text_transform=None, device=None, dtype=None):
+    """``KIND:PATH`` -> a scorer with ``score(sentences)`` and ``passes(sentence)``; its model on ``device``
+    in ``dtype`` (None: where and as it loads, the CPU in float32)."""
     from discern.core import DiscernError
 
     kind, _, path = spec.partition(":")
@@ -48,8 +54,8 @@ def make_scorer(spec: str, batch_size: int = 64, text_transform=None):
         raise DiscernError(f"--scorer {spec!r}: expected KIND:PATH ({SCORER_HELP})")
     if kind == "electric":
         from .pll import ElectricScorer
-        return ElectricScorer.from_pretrained(path, batch_size=batch_size, text_transform=text_transform)
-    if kind == "two-tower":
+        scorer = ElectricScorer.from_pretrained(path, batch_size=batch_size, text_transform=text_transform)
+    elif kind == "two-tower":
         from .model import load_pretrainer
         from .config import ModelConfig
         from .pll import TwoTowerScorer
@@ -58,14 +64,20 @@ def make_scorer(spec: str, batch_size: int = 64, text_transform=None):
         model_folder = Path(path)
         tok = AutoTokenizer.from_pretrained(str(model_folder / "energy"))
         pre = load_pretrainer(model_folder, ModelConfig(), tok.all_special_ids)
-        return TwoTowerScorer(pre.noise, tok, batch_size, text_transform=text_transform)
-    if kind == "mlm":
+        scorer = TwoTowerScorer(pre.noise, tok, batch_size, text_transform=text_transform)
+    elif kind == "mlm":
         from .scoring import MaskedLMScorer
-        return MaskedLMScorer.from_pretrained(path, batch_size=batch_size, text_transform=text_transform)
-    if kind == "causal":
+        scorer = MaskedLMScorer.from_pretrained(path, batch_size=batch_size, text_transform=text_transform,
+                                                **({"device": device} if device is not None else {}))
+    elif kind == "causal":
         from .scoring import CausalLMScorer
-        return CausalLMScorer.from_pretrained(path, text_transform=text_transform)
-    raise DiscernError(f"--scorer {spec!r}: unknown kind {kind!r} (electric, two-tower, mlm, causal)")
+        scorer = CausalLMScorer.from_pretrained(path, text_transform=text_transform,
+                                                **({"dtype": dtype} if dtype is not None else {}))
+    else:
+        raise DiscernError(f"--scorer {spec!r}: unknown kind {kind!r} (electric, two-tower, mlm, causal)")
+    if device is not None or dtype is not None:
+        scorer.model.to(device=device, dtype=dtype)
+    return scorer
 
 
 def run_command(args) -> int:
@@ -77,7 +89,11 @@ def run_command(args) -> int:
 
     cmd = args.electric_command
     if cmd == "pretrain":
+        from discern.core.device import apply_training
+
         from .pretrain import pretrain
+
+        apply_training(args, ["train.bf16"])
 
         run, res = run_training_command("electric", PRESETS, args,
                                         lambda cfg, run, resume: pretrain(cfg, run, resume=resume))
@@ -95,7 +111,10 @@ def run_command(args) -> int:
             sentences += [line.strip() for line in p.read_text(encoding="utf-8").splitlines() if line.strip()]
         if not sentences:
             raise DataError("electric score: no sentences (give them as arguments or with --file)")
-        scorer = make_scorer(args.scorer, args.batch_size)
+        from discern.core.device import apply
+
+        device, dtype = apply(args, cpu="float32", cuda="float32")
+        scorer = make_scorer(args.scorer, args.batch_size, device=device, dtype=dtype)
         for s, v in zip(sentences, scorer.score(sentences)):
             print(json.dumps({"sentence": s, "score": v, "passes": scorer.passes(s)}))
         return 0
@@ -115,12 +134,15 @@ def run_command(args) -> int:
         from .evaluate import score_all
         from .scoring import sentence_case
 
+        from discern.core.device import apply
+
+        device, dtype = apply(args, cpu="float32", cuda="float32")
         path = Path(args.nbest)
         utts = read_mlm_scoring(path) if path.name.endswith(".json") else read_nbest(path)
         grid = [float(x) for x in args.lambdas.split(",") if x] or PRESETS["paper"]().rerank.lambdas
         scores = {}
         for spec in args.scorer:
-            scorer = make_scorer(spec, args.batch_size, sentence_case if args.sentence_case else None)
+            scorer = make_scorer(spec, args.batch_size, sentence_case if args.sentence_case else None, device, dtype)
             scores[spec.partition(":")[0] if len(args.scorer) == len({s.partition(':')[0] for s in args.scorer})
                    else spec] = score_all(scorer, utts)["scores"]
         report = rerank_report(utts, scores, grid, args.dev_fraction, args.bootstrap)

@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 from discern.core.config import add_config_args
+from discern.core.device import add_device_args
 
 
 def add_commands(sub) -> None:
@@ -19,7 +20,9 @@ def add_commands(sub) -> None:
     tr.add_argument("--control", action="store_true",
                     help="train the control instead: the same block with its fast-weight step sizes fixed at 0")
     tr.add_argument("--resume", default=None, metavar="RUN_DIR", help="continue this run folder")
-    tr.add_argument("--name", default="train")
+    tr.add_argument("--name", default="train", help="run name (the run folder is runs/fwl/<date>-<name>)")
+    add_device_args(tr, "the preset's autocast, bf16 (float32 in every preset); bfloat16 / float32 set bf16, "
+                        "float16 is refused")
     ev = fs.add_parser("evaluate", help="perplexity of an FWL folder or any causal LM, optionally with dynamic evaluation")
     ev.add_argument("--model", required=True,
                     help="a folder written by 'fwl train' (RUN/model), a causal-LM folder, or 'smollm2'")
@@ -29,12 +32,16 @@ def add_commands(sub) -> None:
     ev.add_argument("--max-tokens", type=int, default=0, help="score only the first N tokens (0 = all)")
     ev.add_argument("--dynamic", action="store_true", help="dynamic evaluation: SGD on each segment after scoring it")
     ev.add_argument("--lr", type=float, default=1e-2, help="dynamic evaluation's SGD learning rate")
-    ev.add_argument("--dynamic-steps", type=int, default=1)
+    ev.add_argument("--dynamic-steps", type=int, default=1, help="SGD steps on each segment (dynamic evaluation)")
+    add_device_args(ev, "float32 (the model is loaded, and adapted by dynamic evaluation, in this precision)")
 
 
-def load_any(model: str):
+def load_any(model: str, device=None, dtype=None):
     """(model, tokenizer, is_fwl) for an FWL folder (``save_pretrained``, or the earlier ``base/`` +
-    ``fwl.pt`` + ``fwl.json`` layout, whose tokenizer is in ``base/``), a causal-LM folder or 'smollm2'."""
+    ``fwl.pt`` + ``fwl.json`` layout, whose tokenizer is in ``base/``), a causal-LM folder or 'smollm2';
+    the model on ``device`` in ``dtype`` (None: the CPU, float32)."""
+    import torch
+
     path = Path(model)
     from .model import is_fwl_folder
 
@@ -44,10 +51,15 @@ def load_any(model: str):
         from .model import FWLCausalLM
 
         tok_dir = path / "base" if (path / "fwl.json").is_file() and not (path / "config.json").is_file() else path
-        return FWLCausalLM.from_pretrained(path).eval(), AutoTokenizer.from_pretrained(str(tok_dir)), True
+        m = FWLCausalLM.from_pretrained(path).eval()
+        if device is not None or dtype is not None:
+            m.to(device=device, dtype=dtype)
+        return m, AutoTokenizer.from_pretrained(str(tok_dir)), True
     from discern.llm import load_causal_lm
 
-    m, tok = load_causal_lm(model)
+    m, tok = load_causal_lm(model, dtype=dtype or torch.float32)
+    if device is not None:
+        m.to(device)
     return m, tok, False
 
 
@@ -73,11 +85,15 @@ def run_command(args) -> int:
 
 
 def _train(args) -> int:
+    from discern.core import dist as ddist
+    from discern.core.device import apply_training
     from discern.core.runs import run_training_command
 
     from .config import PRESETS
     from .data import corpora, text_file_ids
     from .train import build, finetune, load_model
+
+    apply_training(args, ["bf16"])
 
     def fn(cfg, run, resume):
         marker = run.path / "variant.txt"  # a resumed run keeps the variant it started as
@@ -92,7 +108,8 @@ def _train(args) -> int:
             from discern.core import DiscernError
 
             raise DiscernError(f"the training text has {len(ids)} tokens; it needs more than seq_len={cfg.seq_len}")
-        _, info = finetune(build(base, cfg, variant), cfg, ids, run, tok,
+        model = build(base, cfg, variant).to(ddist.device())  # CUDA when available; --device chooses
+        _, info = finetune(model, cfg, ids, run, tok,
                            desc=f"train {variant}")
         return {"variant": variant, **info}
 
@@ -105,8 +122,11 @@ def _evaluate(args) -> int:
     from .config import Config
     from .dynamic import evaluate
 
+    from discern.core.device import apply
+
     _check_text(args.text)
-    model, tok, is_fwl = load_any(args.model)
+    device, dtype = apply(args, cpu="float32", cuda="float32")
+    model, tok, is_fwl = load_any(args.model, device, dtype)
     ids = _text_ids(args.text, tok, Config())
     if args.max_tokens > 0:
         ids = ids[: args.max_tokens + 1]

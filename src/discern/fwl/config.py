@@ -37,6 +37,7 @@ class Config:
     dev_tokens: int = 2048
     dynamic_lrs: tuple[float, ...] = (1e-3, 3e-3, 1e-2, 3e-2)  # SGD, chosen on the dev text
     dynamic_steps: int = 1
+    bf16: bool = False  # bf16 autocast while training (parameters stay float32)
     bootstrap: int = 10_000  # resamples of each bootstrap over scored segments
     seed: int = 0  # drives every random draw: model and block init, training windows, bootstrap
 

@@ -36,6 +36,7 @@ def evaluate(model, ids: torch.Tensor, segment_len: int, dynamic: bool = False, 
     order, ``segment_nll`` and ``segment_tokens``."""
     if ids.dim() != 2 or ids.shape[0] != 1:
         raise ValueError("evaluate: ids must have shape (1, N)")
+    ids = ids.to(next(model.parameters()).device)  # the text follows the model
     m = copy.deepcopy(model) if dynamic else model
     m.eval()  # no dropout, also while adapting
     opt = torch.optim.SGD(m.parameters(), lr=lr) if dynamic else None

@@ -103,17 +103,20 @@ def finetune(model, cfg: Config, train_ids, sub: Run, tok=None, desc: str = "fin
     if n_windows <= 0:
         raise ValueError(f"the training text ({len(train_ids)} tokens) is shorter than seq_len={L} + 1")
 
+    device = next(model.parameters()).device  # the batches follow the model
+
     def batch_fn(step, micro, rank, world):
         g = torch.Generator().manual_seed(derive_seed(cfg.seed, "fwl-batch", step, micro, rank))
         starts = torch.randint(0, n_windows, (cfg.batch_size // world,), generator=g)
-        return torch.stack([train_ids[s:s + L] for s in starts.tolist()])
+        return torch.stack([train_ids[s:s + L] for s in starts.tolist()]).to(device)
 
     def step_fn(m, ids):
         loss = m.loss(ids) if is_fwl else m(input_ids=ids, labels=ids).loss
         return loss, {}
 
     tc = TrainConfig(steps=cfg.steps, batch_size=cfg.batch_size, lr=cfg.lr, warmup_fraction=cfg.warmup_fraction,
-                     optimizer="adamw", weight_decay=0.0, bias_correction=True, log_every=5, seed=cfg.seed)
+                     optimizer="adamw", weight_decay=0.0, bias_correction=True, log_every=5, seed=cfg.seed,
+                     bf16=cfg.bf16)
     sub.checkpoints.mkdir(parents=True, exist_ok=True)
     resume = (sub.checkpoints / "last.pt").is_file()
     state = fit(model, step_fn, batch_fn, tc, sub, groups=param_groups_for(model, cfg), resume=resume, desc=desc)

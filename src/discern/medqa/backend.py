@@ -16,10 +16,11 @@ BACKEND_HELP = ("qwen2.5-0.5b, qwen2.5-1.5b or smollm2 (registry models, 'discer
 
 
 def make_backend(spec: str, model: str | None = None, chat: bool = False, dtype: str = "bfloat16",
-                 api_key: str | None = None, concurrency: int = 4):
+                 api_key: str | None = None, concurrency: int = 4, device=None):
     """A backend for ``spec``: a server URL (with or without ``/v1``) gets the OpenAI-compatible client
     (``model`` is the name sent to it; ``api_key``, else ``$OPENAI_API_KEY``; ``concurrency`` requests in
-    flight), anything else is loaded in process (``model`` names it in the cache key)."""
+    flight), anything else is loaded in process in ``dtype`` (a name: float32, bfloat16, float16) and moved
+    to ``device`` (None: it stays on the CPU); ``model`` names it in the cache key."""
     if spec.startswith(("http://", "https://")):
         from discern.llm.client import OpenAIClient
 
@@ -30,6 +31,8 @@ def make_backend(spec: str, model: str | None = None, chat: bool = False, dtype:
     from discern.llm.generation import TransformersBackend
 
     m, tok = load_causal_lm(spec, dtype=getattr(torch, dtype))
+    if device is not None:
+        m.to(device)
     name = model or spec
     return TransformersBackend(m, tok, name if dtype == "float32" else f"{name}@{dtype}", chat=chat)
 

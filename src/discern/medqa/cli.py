@@ -30,9 +30,11 @@ def _backend_args(p) -> None:
     p.add_argument("--concurrency", type=int, default=4,
                    help="with a server URL: requests in flight at once (default: %(default)s)")
     p.add_argument("--chat", action="store_true", help="chat: the server's chat endpoint, or the in-process model's chat template")
-    p.add_argument("--dtype", default="bfloat16", choices=("float32", "bfloat16"),
-                   help="in-process model precision (default: %(default)s; with Qwen2.5-0.5B 2.2x faster than "
-                        "float32 for option log-likelihoods on an AMX CPU, see the README)")
+    from discern.core.device import add_device_args
+
+    add_device_args(p, "bfloat16 on the CPU and on CUDA (with Qwen2.5-0.5B 2.2x faster than float32 for option "
+                       "log-likelihoods on an AMX CPU, see the README); an in-process model only: a server URL "
+                       "ignores --device and --dtype")
 
 
 def add_commands(sub) -> None:
@@ -117,6 +119,17 @@ def run_command(args) -> int:
     raise DiscernError(f"unknown medqa command {cmd!r}")
 
 
+def _placement(args) -> tuple:
+    """``(device, dtype name)`` of the in-process model: ``--dtype auto`` is bfloat16 on the CPU and on CUDA;
+    a server URL ignores both flags (``(None, "bfloat16")``, nothing checked)."""
+    if args.backend.startswith(("http://", "https://")):
+        return None, "bfloat16"
+    from discern.core.device import apply
+
+    device, dtype = apply(args, cpu="bfloat16", cuda="bfloat16")
+    return device, str(dtype).removeprefix("torch.")
+
+
 def _eval(args) -> int:
     from discern.llm.generation import CachedBackend
 
@@ -131,7 +144,9 @@ def _eval(args) -> int:
     strategies = [s for s in args.strategies.split(",") if s]
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    backend = CachedBackend(make_backend(args.backend, args.model, args.chat, args.dtype, args.api_key, args.concurrency),
+    device, dtype = _placement(args)
+    backend = CachedBackend(make_backend(args.backend, args.model, args.chat, dtype, args.api_key, args.concurrency,
+                                         device=device),
                             args.cache or out / "cache.sqlite")
     cfg = StrategyConfig(k=args.k, k1=args.k1, k2=args.k2, temperature=args.temperature, max_tokens=args.max_tokens,
                          seed=args.seed)
@@ -156,7 +171,9 @@ def _answer(args) -> int:
     # an in-process instruct model answers consumer questions through its chat template (a bare completion
     # prompt mostly gets an empty answer from SmolLM2-Instruct)
     chat = args.chat or not args.backend.startswith(("http://", "https://"))
-    backend = CachedBackend(make_backend(args.backend, args.model, chat, args.dtype, args.api_key, args.concurrency), cache)
+    device, dtype = _placement(args)
+    backend = CachedBackend(make_backend(args.backend, args.model, chat, dtype, args.api_key, args.concurrency,
+                                         device=device), cache)
     try:
         recs = generate_answers(backend, questions, max_tokens=args.max_tokens, seed=args.seed, role=args.role,
                                 adversarial=args.adversarial)

@@ -31,7 +31,9 @@ def add_commands(sub) -> None:
                     help="cue-conflict, edge, silhouette (several, comma-separated or space-separated; default all)")
     em.add_argument("--out", required=True, help="folder for raw-data/<dataset>/*.csv and metrics.json")
     em.add_argument("--batch-size", type=int, default=32, help="images per forward pass")
-    em.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    from discern.core.device import add_device_args
+
+    add_device_args(em, "float32 (the classifier is loaded in this precision)")
     em.add_argument("--limit", type=int, default=None,
                     help="only the first N stimuli of each dataset (categories in turn), compared with the humans "
                          "on those images")
@@ -81,10 +83,13 @@ def run_command(args) -> int:
         print(text)
         return 0
     if args.psy_command == "evaluate-model":
+        from discern.core.device import apply
+
         from .model_eval import evaluate_model, format_summary
 
-        res = evaluate_model(args.model, args.datasets, args.out, args.batch_size, args.device, args.limit,
-                             args.humans, args.stimuli)
+        device, dtype = apply(args, cpu="float32", cuda="float32")
+        res = evaluate_model(args.model, args.datasets, args.out, args.batch_size, device, args.limit,
+                             args.humans, args.stimuli, dtype=dtype)
         print(json.dumps(res["summary"], indent=2, default=float) if args.json else format_summary(res))
         return 0
     if args.psy_command == "stimuli":

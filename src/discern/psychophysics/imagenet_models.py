@@ -28,29 +28,31 @@ from discern.core.files import brief
 PACKAGED = ("efficientnet-lite0",)
 
 
-def resolve_device(device: str = "auto") -> str:
+def resolve_device(device="auto"):
+    """A ``torch.device`` for ``auto`` / ``cpu`` / ``cuda`` / ``cuda:N`` (:func:`discern.core.device.resolve_device`)
+    or a ``torch.device`` itself."""
     import torch
 
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if device == "cuda" and not torch.cuda.is_available():
-        raise DiscernError("--device cuda: no CUDA device is available (use --device cpu or auto)")
-    if device not in ("cpu", "cuda"):
-        raise DiscernError(f"unknown device {brief(device)} (choose auto, cpu or cuda)")
-    return device
+    if isinstance(device, torch.device):
+        return device
+    from discern.core.device import resolve_device as resolve
+
+    return resolve(device)
 
 
 class TorchImageNetClassifier:
-    """A torch module giving (N, 1000) logits, with its preprocessing (PIL images -> tensor)."""
+    """A torch module giving (N, 1000) logits, with its preprocessing (PIL images -> tensor); the module
+    runs on ``device`` in ``dtype`` (None: float32) and the probabilities come back in float64."""
 
-    def __init__(self, name: str, module, preprocess, device: str = "cpu"):
-        self.name, self.module, self.preprocess, self.device = name, module.to(device).eval(), preprocess, device
+    def __init__(self, name: str, module, preprocess, device="cpu", dtype=None):
+        self.name, self.preprocess, self.device, self.dtype = name, preprocess, device, dtype
+        self.module = module.to(device=device, dtype=dtype).eval()
 
     def probabilities(self, images) -> np.ndarray:
         import torch
 
         with torch.inference_mode():
-            x = self.preprocess(images).to(self.device)
+            x = self.preprocess(images).to(device=self.device, dtype=self.dtype)
             logits = self.module(x)
             logits = getattr(logits, "logits", logits)
             if logits.ndim != 2 or logits.shape[1] != 1000:
@@ -59,10 +61,10 @@ class TorchImageNetClassifier:
             return logits.float().softmax(-1).cpu().numpy().astype(np.float64)
 
 
-def _efficientnet(folder, name: str, device: str) -> TorchImageNetClassifier:
+def _efficientnet(folder, name: str, device: str, dtype=None) -> TorchImageNetClassifier:
     from . import efficientnet as E
 
-    return TorchImageNetClassifier(name, E.load(folder), E.preprocess, device)
+    return TorchImageNetClassifier(name, E.load(folder), E.preprocess, device, dtype)
 
 
 def _read_config(folder: Path) -> dict:
@@ -75,7 +77,7 @@ def _read_config(folder: Path) -> dict:
     return cfg
 
 
-def _huggingface(folder: Path, name: str, device: str) -> TorchImageNetClassifier:
+def _huggingface(folder: Path, name: str, device: str, dtype=None) -> TorchImageNetClassifier:
     import logging
 
     from transformers import AutoConfig, AutoImageProcessor, AutoModelForImageClassification
@@ -120,10 +122,10 @@ def _huggingface(folder: Path, name: str, device: str) -> TorchImageNetClassifie
     def preprocess(images):
         return processor(images=[im.convert("RGB") for im in images], return_tensors="pt")["pixel_values"]
 
-    return TorchImageNetClassifier(name, model, preprocess, device)
+    return TorchImageNetClassifier(name, model, preprocess, device, dtype)
 
 
-def _timm(folder: Path, cfg: dict, name: str, device: str) -> TorchImageNetClassifier:
+def _timm(folder: Path, cfg: dict, name: str, device: str, dtype=None) -> TorchImageNetClassifier:
     try:
         import timm
     except ImportError:
@@ -162,7 +164,7 @@ def _timm(folder: Path, cfg: dict, name: str, device: str) -> TorchImageNetClass
     def preprocess(images):
         return E.preprocess(images, norm=norm, resize=int(size / crop_pct), crop=size, resample=resample)
 
-    return TorchImageNetClassifier(name, model, preprocess, device)
+    return TorchImageNetClassifier(name, model, preprocess, device, dtype)
 
 
 def model_name(spec: str) -> str:
@@ -172,12 +174,13 @@ def model_name(spec: str) -> str:
     return "".join(ch if ch.isalnum() or ch in ".-" else "-" for ch in base) or "model"
 
 
-def load_classifier(spec: str, device: str = "auto") -> TorchImageNetClassifier:
-    """``efficientnet-lite0`` or a model folder (see the module docstring) -> a classifier."""
+def load_classifier(spec: str, device="auto", dtype=None) -> TorchImageNetClassifier:
+    """``efficientnet-lite0`` or a model folder (see the module docstring) -> a classifier on ``device``
+    (auto, cpu, cuda, cuda:N or a ``torch.device``) in ``dtype`` (None: float32)."""
     device = resolve_device(device)
     name = model_name(spec)
     if spec in PACKAGED:
-        return _efficientnet(None, name, device)
+        return _efficientnet(None, name, device, dtype)
     folder = Path(spec)
     if not folder.exists():
         raise DiscernError(f"{spec}: no such model folder (give efficientnet-lite0 or a Hugging Face / timm "
@@ -187,13 +190,13 @@ def load_classifier(spec: str, device: str = "auto") -> TorchImageNetClassifier:
     from .efficientnet import CHECKPOINT
 
     if (folder / CHECKPOINT).is_file():
-        return _efficientnet(folder, name, device)
+        return _efficientnet(folder, name, device, dtype)
     if not (folder / "config.json").is_file():
         raise DiscernError(f"{spec}: not a model folder (no config.json and no {CHECKPOINT})")
     cfg = _read_config(folder)
     if "architecture" in cfg and "model_type" not in cfg:
-        return _timm(folder, cfg, name, device)
+        return _timm(folder, cfg, name, device, dtype)
     if "model_type" not in cfg:
         raise DiscernError(f"{folder / 'config.json'}: neither a Hugging Face config (no model_type) "
                            "nor a timm config (no architecture)")
-    return _huggingface(folder, name, device)
+    return _huggingface(folder, name, device, dtype)

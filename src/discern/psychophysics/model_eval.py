@@ -111,11 +111,12 @@ def classify(classifier, files: list[Path], batch_size: int = 32, desc: str | No
 
 
 def evaluate_model(model: str, datasets, out, batch_size: int = 32, device: str = "auto", limit: int | None = None,
-                   humans: str = "auto", stimuli=None, classifier=None) -> dict:
+                   humans: str = "auto", stimuli=None, classifier=None, dtype=None) -> dict:
     """Classify the stimuli of each dataset, write the decision CSVs under ``out/raw-data``, and
     return (and write to ``out/metrics.json``) the metrics of :func:`.evaluate.evaluate` with a
     summary per dataset: accuracy, shape bias, and the mean over human subjects of error
-    consistency, observed consistency and accuracy difference."""
+    consistency, observed consistency and accuracy difference.  The classifier runs on ``device`` (auto,
+    cpu, cuda, cuda:N or a ``torch.device``) in ``dtype`` (a ``torch.dtype``; None: float32)."""
     from .decisions import write_decisions
     from .evaluate import evaluate
     from .imagenet_models import load_classifier
@@ -130,7 +131,7 @@ def evaluate_model(model: str, datasets, out, batch_size: int = 32, device: str 
         raise DiscernError(f"--out {out}: exists and is not a folder")
     lists = {ds: list_stimuli(ds, stimuli, limit) for ds in datasets}  # fail on missing data before loading
     t0 = time.perf_counter()
-    clf = classifier if classifier is not None else load_classifier(model, device)
+    clf = classifier if classifier is not None else load_classifier(model, device, dtype)
     load_s = time.perf_counter() - t0
     raw = Path(out) / "raw-data"
     paths, seconds = [], {}

@@ -52,6 +52,10 @@ def add_task_commands(subparsers) -> argparse.ArgumentParser:
                    help="do not save the fine-tuned model (default: RUN/model, an "
                         "AutoModelForSequenceClassification folder with the tokenizer)")
     _add_caps(f)
+    from discern.core.device import add_device_args
+
+    add_device_args(f, "the config's autocast, bf16 (false: float32); bfloat16 / float32 set bf16, float16 is "
+                       "refused")
     return p
 
 
@@ -116,10 +120,17 @@ def _cmd_finetune(args) -> int:
     from .finetune import FinetuneConfig, finetune_from_pretrained
     from .suite import get_task
 
+    from discern.core.device import apply_training, check_resumed
+
+    # --dtype becomes the override bf16=true|false (added to args.sets); --device the process's device
+    apply_training(args, ["bf16"])
     if args.resume:
         run = Run.open(args.resume)
         saved = run.load_config()
         cfg = apply_overrides(FinetuneConfig(), saved.get("finetune", {}))
+        check_resumed(cfg, args)
+        if args.device != "auto":  # where it runs may change between sessions; the saved config keeps the first
+            cfg.device = args.device
         model, task_name, caps = saved["model"], saved["task"], saved.get("caps", {})
         task = get_task(task_name, **{k: v for k, v in caps.items() if v is not None})
     else:
@@ -129,6 +140,8 @@ def _cmd_finetune(args) -> int:
         overrides = dict(parse_set(s) for s in args.sets)
         if args.seed is not None:
             overrides["seed"] = args.seed
+        if args.device != "auto":
+            overrides["device"] = args.device
         apply_overrides(cfg, overrides)
         model, task_name, caps = resolve_model(args.model), args.task, _caps(args)
         # the task is read and checked before the run folder is made: a bad task folder leaves nothing behind

@@ -73,7 +73,7 @@ class FinetuneConfig:
     eval_every: int = 0  # steps between dev evaluations logged to the run (0 = only at the end)
     log_every: int = 10
     checkpoint_every: int = 0
-    device: str = "auto"  # auto (cuda when available), cpu, cuda
+    device: str = "auto"  # auto (cuda when available, or the command's --device), cpu, cuda, cuda:N
     # attention kernel of a model loaded from a folder: auto = eager (matmul + softmax) on the CPU,
     # whose backward is faster than SDPA's CPU flash kernel, and the library's default on CUDA
     attention: str = "auto"
@@ -225,9 +225,15 @@ def predict(model: EncoderHead, tokenizer: Any, examples: Sequence[Example], *,
 
 
 def _resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
+    """``FinetuneConfig.device``: ``auto`` is the process's device (:func:`discern.core.dist.device`: CUDA
+    when available, or what a command's ``--device`` chose); ``cpu``, ``cuda``, ``cuda:N`` as
+    :func:`discern.core.device.resolve_device` reads them (one-line errors)."""
+    from discern.core import dist as ddist
+    from discern.core.device import resolve_device
+
+    if (name or "auto").strip().lower() == "auto":
+        return ddist.device()
+    return resolve_device(name)
 
 
 def _split_outputs(task: Task, examples: Sequence[Example], outputs: np.ndarray

@@ -37,11 +37,19 @@ def add_diffusion_commands(sub) -> None:
                          "the class word in the captions)")
     tr.add_argument("--resume", default=None, metavar="RUN_DIR", help="continue an interrupted run from its last checkpoint")
     tr.add_argument("--name", default="train", help="run name (the run folder is runs/diffusion/<date>-<name>)")
+    from discern.core.device import add_device_args
+
+    add_device_args(tr, "the preset's autocast, train.bf16 (float32 in every preset); bfloat16 / float32 set "
+                        "train.bf16, float16 is refused")
 
 
 def run_diffusion_command(args) -> int:
+    from discern.core.device import apply_training
+
+    apply_training(args, ["train.bf16"])  # a bad --device / --dtype fails before anything loads
     import numpy as np
 
+    from discern.core import dist as ddist
     from discern.core.runs import run_training_command
     from discern.diffusion import build_pipeline
     from discern.diffusion.captions import FASHION_NAMES, to_tensor
@@ -62,7 +70,7 @@ def run_diffusion_command(args) -> int:
             x, y, _ = read_image_folder(folder, cfg.model.image_size, cfg.model.channels, names)
             keep = [i for i, v in enumerate(y) if v >= 0][:cfg.max_images]
             x, y = x[keep], np.asarray(y)[keep]
-        pipe = build_pipeline(cfg.model, seed=cfg.seed)
+        pipe = build_pipeline(cfg.model, seed=cfg.seed).to(ddist.device())  # CUDA when available; --device chooses
         state = train_text_to_image(pipe, x, y, names, cfg.train, run, resume=resume)
         return {"steps": state.step, "classes": names, "images": len(y), "last": state.last_metrics}
 

@@ -29,6 +29,7 @@ class TextToImageTrainConfig:
     warmup_steps: int = 100
     caption_dropout: float = 0.1
     seed: int = 0
+    bf16: bool = False  # bf16 autocast for forward/backward (parameters stay float32)
 
 
 @dataclass
@@ -73,7 +74,8 @@ def train_text_to_image(pipe, images: torch.Tensor, labels: list[int] | torch.Te
 
     tc = TrainConfig(steps=cfg.steps, batch_size=cfg.batch_size, lr=cfg.lr, warmup_steps=cfg.warmup_steps,
                      optimizer="adamw", bias_correction=True, weight_decay=0.0, schedule="electra",
-                     log_every=10, checkpoint_every=max(50, cfg.steps // 10), seed=cfg.seed)
+                     log_every=10, checkpoint_every=max(50, cfg.steps // 10), seed=cfg.seed,
+                     bf16=cfg.bf16)
     state = fit(model, step_fn, batch_fn, tc, run, resume=resume, desc=desc)
     pipe.unet.eval()
     pipe.text_encoder.eval()
