@@ -62,3 +62,41 @@ def test_print_config_shows_what_command_flags_changed(tmp_path, monkeypatch, ca
     assert e.value.code == 0
     cfg = json.loads(capsys.readouterr().out)["draft"]
     assert (cfg["method"], cfg["K"], cfg["seed"]) == ("refl", 3, 5) and not (tmp_path / "runs").exists()
+
+
+def _commands(parser, path=("discern",)):
+    """(command path, parser) for every command and sub-command of the tree."""
+    import argparse
+
+    yield path, parser
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            seen = set()
+            for name, sub in action.choices.items():
+                if id(sub) not in seen:  # aliases share one parser
+                    seen.add(id(sub))
+                    yield from _commands(sub, path + (name,))
+
+
+def test_every_flag_has_help_and_shows_its_default():
+    from discern.cli import build_parser
+
+    commands = dict(_commands(build_parser()))
+    bare, count = [], 0
+    for path, parser in commands.items():
+        for action in parser._actions:
+            if action.option_strings and action.dest not in ("help", "version"):
+                count += 1
+                if not (action.help or "").strip():
+                    bare.append(f"{' '.join(path)} {action.option_strings[0]}")
+    assert bare == [] and count > 150
+    # the formatter shows a default once, and none for None or False
+    text = " ".join(commands[("discern", "llm", "serve")].format_help().split())
+    assert "TCP port (default: 8000)" in text and "(default: None)" not in text and "(default: False)" not in text
+    assert "the largest n a request may ask (default: 16)" in text
+
+
+def test_papers_are_named_as_their_command_in_messages(capsys):
+    assert main(["bench", "nureality-nope"]) == 2
+    err = capsys.readouterr().err
+    assert "diffusion-classifier" in err and "diffusion_classifier" not in err

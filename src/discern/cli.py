@@ -51,7 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     bp = sub.add_parser("bench", help="side-by-side performance ratios")
     from discern.reproduce.registry import papers
-    benches = [p.name for p in papers() if p.bench]
+    benches = [p.cli_command for p in papers() if p.bench]
     bp.add_argument("name", help=f"a paper's benchmark ({', '.join(benches)})")
     bp.add_argument("--quick", action="store_true", help="finish within about a minute")
     bp.add_argument("--json", action="store_true", help="print one JSON object")

@@ -75,7 +75,7 @@ def test_an_empty_data_root_stops_the_quick_reproduction_at_once(real_papers, mo
     names = QUICK_FETCH.split()[3:]
     names += [n for n in needs["medqa"] if n not in names]
     command = "discern data fetch " + " ".join(names)
-    per_paper = "; ".join(f"{k}: {', '.join(v)}" for k, v in missing.items())
+    per_paper = "; ".join(f"{k.replace('_', '-')}: {', '.join(v)}" for k, v in missing.items())  # the CLI's spelling
     assert "\n" not in msg
     assert msg.startswith(f"data missing for {len(missing)} of 10 papers (quick preset) -- {per_paper}; "
                           f"install them with: {command} (add --from DIR to take ud-english-ewt, gap-coreference, ")

@@ -27,7 +27,7 @@ def add_commands(sub) -> None:
     ev = bs.add_parser("evaluate", help="evaluate a saved student on every task")
     ev.add_argument("--model", required=True,
                     help="a distill run folder (or its model/ folder, or a student saved in the earlier layout)")
-    ev.add_argument("--split", default="dev", choices=["dev", "test"])
+    ev.add_argument("--split", default="dev", choices=["dev", "test"], help="the task split to evaluate on")
     add_device_args(ev, "float32 (the student is loaded in this precision)")
 
 

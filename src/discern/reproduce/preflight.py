@@ -42,7 +42,7 @@ def missing_message(missing: dict[str, list[str]], n_papers: int, preset: str) -
     """One line for the user: the missing entries per paper, the command that installs them, and
     ``--skip-missing`` when other papers could still run."""
     names = _unique(n for ns in missing.values() for n in ns)
-    per_paper = "; ".join(f"{paper}: {', '.join(ns)}" for paper, ns in missing.items())
+    per_paper = "; ".join(f"{paper.replace('_', '-')}: {', '.join(ns)}" for paper, ns in missing.items())
     msg = (f"data missing for {len(missing)} of {n_papers} papers ({preset} preset) -- {per_paper}; "
            f"install them with: {fetch_command(names)}")
     local = _local_only(names)

@@ -46,7 +46,7 @@ def get(name: str) -> Paper:
     reg = _registry()
     key = name.replace("-", "_")
     if key not in reg:
-        raise DiscernError(f"unknown paper '{name}' (choose from: {', '.join(reg)})")
+        raise DiscernError(f"unknown paper '{name}' (choose from: {', '.join(p.cli_command for p in reg.values())})")
     return reg[key]
 
 
@@ -61,8 +61,8 @@ def load(target: str, paper: Paper | None = None):
 def run_bench(name: str, quick: bool = False) -> dict:
     p = get(name)
     if p.bench is None:
-        raise DiscernError(f"paper '{p.name}' has no benchmark (papers with one: "
-                           f"{', '.join(x.name for x in papers() if x.bench)})")
+        raise DiscernError(f"paper '{p.cli_command}' has no benchmark (papers with one: "
+                           f"{', '.join(x.cli_command for x in papers() if x.bench)})")
     out = p.load(p.bench)(quick=quick)
     check_bench(out, p.name)
     return out

@@ -135,7 +135,7 @@ def reproduce(only: list[str] | None = None, preset: str = "quick", config_file:
             eta = f"ETA ~{_fmt_s(per * len(remaining))} (from the experiments so far)"
         else:
             eta = "ETA unknown (no earlier timing of this preset)"
-        echo(f"[{i}/{n}] {paper.name} ({preset}): elapsed {_fmt_s(elapsed)}, {eta}")
+        echo(f"[{i}/{n}] {paper.cli_command} ({preset}): elapsed {_fmt_s(elapsed)}, {eta}")
         run = run or Run.create(paper.name, f"reproduce-{preset}", cfg)
         started = datetime.now(timezone.utc)
         t0 = time.time()
@@ -155,7 +155,7 @@ def reproduce(only: list[str] | None = None, preset: str = "quick", config_file:
                      "status": "failed", "error": f"{type(e).__name__}: {line}",
                      "traceback": tb if not isinstance(e, DiscernError) else ""}
             failed.append(f"{paper.name} ({entry['error']})")
-            echo(f"[{i}/{n}] {paper.name} failed: {entry['error']}")
+            echo(f"[{i}/{n}] {paper.cli_command} failed: {entry['error']}")
         meta["duration_s"] = round(time.time() - t0, 1)
         entry["run"] = str(run.path)
         entry["meta"] = meta
@@ -179,5 +179,5 @@ def _record_skipped(skipped: list, missing: dict[str, list[str]], preset: str, o
         entries.append({"paper": paper.name, "title": paper.title, "claims": [], "plots": [], "table": [],
                         "status": "skipped", "error": reason, "run": "",
                         "meta": {"preset": preset, "started": started}})
-        echo(f"skip {paper.name}: {reason}")
+        echo(f"skip {paper.cli_command}: {reason}")
     write_report(entries, out_dir)

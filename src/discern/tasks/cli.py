@@ -42,7 +42,7 @@ def add_task_commands(subparsers) -> argparse.ArgumentParser:
                    help="a save_pretrained folder (ELECTRA discriminator, BERT, MiniLM, ...) or a named encoder: "
                         "minilm, mpnet-base")
     f.add_argument("--task", required=False, metavar="NAME", help="a built-in task or a task folder")
-    f.add_argument("--seed", type=int, default=None)
+    f.add_argument("--seed", type=int, default=None, help="seed of every random draw (default: the config's seed)")
     f.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
                    help="override a FinetuneConfig field, e.g. --set lr=1e-4 (repeatable)")
     f.add_argument("--name", default=None, help="run name (default: TASK-MODEL)")
