@@ -115,7 +115,7 @@ def test_missing_local_dataset_names_from(tmp_root):
     with pytest.raises(DataError) as e:
         registry.path("pubmedqa")
     msg = str(e.value)
-    assert "run: discern data fetch pubmedqa --from DIR" in msg and "\n" not in msg
+    assert "run: discern data fetch pubmedqa (or, offline, with --from DIR)" in msg and "\n" not in msg
 
 
 # ----------------------------------------------------------------------------- local copies

@@ -78,7 +78,7 @@ def test_an_empty_data_root_stops_the_quick_reproduction_at_once(real_papers, mo
     per_paper = "; ".join(f"{k.replace('_', '-')}: {', '.join(v)}" for k, v in missing.items())  # the CLI's spelling
     assert "\n" not in msg
     assert msg.startswith(f"data missing for {len(missing)} of 10 papers (quick preset) -- {per_paper}; "
-                          f"install them with: {command} (add --from DIR to take ud-english-ewt, gap-coreference, ")
+                          f"install them with: {command} (offline, add --from DIR to take ud-english-ewt, gap-coreference, ")
     assert msg.endswith(f"; or add --skip-missing to run the other {10 - len(missing)}")
     assert missing_data(registry.papers(), "quick") == names
     # nothing ran, nothing was written, nothing was fetched
@@ -130,7 +130,7 @@ def test_the_message_names_each_paper_s_missing_entries(fake_papers, monkeypatch
         reproduce(preset="tiny", report_dir=str(out), echo=lambda m: None)
     assert str(e.value) == (
         "data missing for 2 of 3 papers (tiny preset) -- pa: brown; pb: ud-english-ewt, brown; install them with: "
-        "discern data fetch brown ud-english-ewt (add --from DIR to take ud-english-ewt from a folder of local "
+        "discern data fetch brown ud-english-ewt (offline, add --from DIR to take ud-english-ewt from a folder of local "
         "copies); or add --skip-missing to run the other 1")
     assert not out.exists() and not (fake_papers / "runs").exists()
     assert missing_by_paper(registry.papers(), "tiny") == {"pa": ["brown"], "pb": ["ud-english-ewt", "brown"]}

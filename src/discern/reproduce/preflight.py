@@ -47,7 +47,7 @@ def missing_message(missing: dict[str, list[str]], n_papers: int, preset: str) -
            f"install them with: {fetch_command(names)}")
     local = _local_only(names)
     if local:
-        msg += f" (add --from DIR to take {', '.join(local)} from a folder of local copies)"
+        msg += f" (offline, add --from DIR to take {', '.join(local)} from a folder of local copies)"
     if len(missing) < n_papers:
         msg += f"; or add --skip-missing to run the other {n_papers - len(missing)}"
     return msg
