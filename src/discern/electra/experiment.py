@@ -75,7 +75,7 @@ def _grid(scores: dict, a: str, b: str, tasks: list[str], seeds: list[int]) -> l
     return [[scores[a][t][s] - scores[b][t][s] for s in seeds] for t in tasks]
 
 
-def run(cfg: Config, run: Run) -> dict:
+def run(cfg: Config, run: Run) -> Result:
     """Pre-train both encoders at equal FLOPs over seeds, fine-tune them and the random-init
     control on the task suite, and decide the claim by a paired bootstrap."""
     from discern.tasks import FinetuneConfig, finetune_from_pretrained, get_task
