@@ -288,3 +288,23 @@ def test_lm_eval_local_chat_completions_generates_the_models_text(live, tmp_path
         gen = greedy(be.model, be.tokenizer(prompt)["input_ids"], 5)
         want = be.tokenizer.decode(gen[:gen.index(0)] if 0 in gen else gen).split("\n")[0]
         assert s["resps"] == [[want]]
+
+
+def test_prompts_beyond_the_models_context_are_422_not_500(live):
+    url, be, client = live  # the tiny model has 64 positions
+    assert be.context_length == 64
+    with pytest.raises(openai.UnprocessableEntityError, match="exceed the model's context of 64"):
+        client.completions.create(model="tiny", prompt="a" * 60, max_tokens=10, temperature=0)
+    with pytest.raises(openai.UnprocessableEntityError, match="context"):
+        client.completions.create(model="tiny", prompt=[1] * 80, max_tokens=1, temperature=0)
+    with pytest.raises(openai.UnprocessableEntityError, match="context"):
+        client.chat.completions.create(model="tiny", messages=[{"role": "user", "content": "a" * 70}], max_tokens=2)
+    # a chat that leaves max tokens to the server gets what the context has room for
+    r = client.chat.completions.create(model="tiny", messages=[{"role": "user", "content": "abc"}], temperature=0)
+    assert r.usage.prompt_tokens + r.usage.completion_tokens <= 64
+    # inside a stream the refusal is an error event, then the end
+    with httpx.Client(timeout=30) as http:
+        r = http.post(url + "/v1/completions", headers={"Authorization": f"Bearer {KEY}"},
+                      json={"prompt": "a" * 60, "max_tokens": 10, "stream": True})
+    assert r.status_code == 200 and '"message":"the prompt\'s 60 tokens plus max_tokens 10 exceed' in r.text
+    assert "[DONE]" not in r.text

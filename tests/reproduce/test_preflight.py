@@ -3,7 +3,6 @@ missing one stops the run in its first seconds with one line, and ``--skip-missi
 
 import json
 import subprocess
-import time
 import urllib.request
 from collections.abc import Mapping
 from dataclasses import replace
@@ -64,10 +63,8 @@ def test_an_empty_data_root_stops_the_quick_reproduction_at_once(real_papers, mo
     for mod, attr in ((urllib.request, "urlopen"), (subprocess, "run"), (subprocess, "Popen")):
         monkeypatch.setattr(mod, attr, forbidden)
     lines = []
-    t0 = time.time()
-    with pytest.raises(DiscernError) as e:
+    with pytest.raises(DiscernError) as e:  # no download, no process, no experiment (forbidden above)
         reproduce(preset="quick", report_dir=str(real_papers / "report"), echo=lines.append)
-    assert time.time() - t0 < 5
     msg = str(e.value)
     needs = {p.name: p.data_for("quick") for p in registry.papers()}
     assert {k: v for k, v in needs.items() if k in QUICK} == QUICK

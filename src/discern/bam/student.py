@@ -254,13 +254,9 @@ def save_student(model: MultiTaskStudent, tokenizer, folder: Path) -> None:
 
 def is_student_folder(folder: Path) -> bool:
     """A saved student: ``config.json`` of model type ``discern_bam_student``, or the old ``heads.json``."""
-    folder = Path(folder)
-    if (folder / "heads.json").is_file():
-        return True
-    try:
-        return json.loads((folder / "config.json").read_text()).get("model_type") == MultiTaskStudentConfig.model_type
-    except (OSError, ValueError, AttributeError):
-        return False
+    from discern.core.files import is_saved_model
+
+    return is_saved_model(folder, MultiTaskStudentConfig.model_type, legacy_file="heads.json")
 
 
 def load_student(folder: Path):

@@ -82,3 +82,16 @@ def is_finite_number(value: Any) -> bool:
         return math.isfinite(value)
     except OverflowError:
         return False
+
+
+def is_saved_model(folder: str | Path, model_type: str, legacy_file: str | None = None) -> bool:
+    """A ``save_pretrained`` folder whose ``config.json`` names ``model_type`` (or, for an older layout,
+    one holding ``legacy_file``); False for anything unreadable."""
+    folder = Path(folder)
+    if legacy_file is not None and (folder / legacy_file).is_file():
+        return True
+    try:
+        return json.loads((folder / "config.json").read_text()).get("model_type") == model_type
+    except (OSError, ValueError, AttributeError):
+        return False
+

@@ -238,13 +238,9 @@ def register_auto_classes() -> None:
 
 def is_fwl_folder(path: str | Path) -> bool:
     """An FWL model folder: ``config.json`` of model type ``discern_fwl``, or the old ``fwl.json``."""
-    path = Path(path)
-    if (path / "fwl.json").is_file():
-        return True
-    try:
-        return json.loads((path / "config.json").read_text()).get("model_type") == FWLConfig.model_type
-    except (OSError, ValueError, AttributeError):
-        return False
+    from discern.core.files import is_saved_model
+
+    return is_saved_model(path, FWLConfig.model_type, legacy_file="fwl.json")
 
 
 register_auto_classes()

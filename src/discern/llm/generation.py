@@ -140,6 +140,15 @@ class TransformersBackend:
         gen = self.model.generate(input_ids=ids, attention_mask=mask, num_return_sequences=per, **kw)
         return self.tokenizer.batch_decode(gen[:, L:], skip_special_tokens=True)
 
+    @property
+    def context_length(self) -> int | None:
+        """The longest sequence (prompt and completion) the model's positions allow; None if unbounded."""
+        cfg = self.model.config
+        for key in ("max_position_embeddings", "n_positions"):
+            if isinstance(getattr(cfg, key, None), int):
+                return getattr(cfg, key)
+        return None
+
     def encode(self, prompt: str) -> list[int]:
         """The token ids ``generate`` would feed for ``prompt`` (the tokenizer's special tokens included)."""
         return self.tokenizer(prompt)["input_ids"]

@@ -49,7 +49,7 @@ import time
 import uuid
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
@@ -261,6 +261,8 @@ class _Job:
     on_text: object = None
     cancelled: threading.Event = field(default_factory=threading.Event)
     stream_usage: bool = False
+    chat: bool = False
+    default_tokens: bool = False  # max tokens left to the server: whatever the context has room for
 
 
 def _sse(obj) -> str:
@@ -339,11 +341,28 @@ def make_app(backend, model_name: str | None = None, *, api_key: str | None = No
     def count(text: str) -> int | None:
         return len(tok(text, add_special_tokens=False)["input_ids"]) if tok is not None else None
 
+    context = getattr(backend, "context_length", None) if scores else None
+
+    def fit(job: _Job, i: int, prompt) -> GenParams:
+        """The job's sampling for prompt ``i``, within the model's context: 422 when the prompt plus
+        ``max_tokens`` would not fit (a request that left max tokens to the server gets what remains)."""
+        if not context:
+            return job.params
+        n = len(backend.encode(prompt)) if isinstance(prompt, str) else len(prompt)
+        room = context - n
+        if job.default_tokens and room >= 1:
+            return replace(job.params, max_tokens=min(job.params.max_tokens, room))
+        if n + job.params.max_tokens > context:
+            raise APIError(422, f"the prompt's {n} tokens plus max_tokens {job.params.max_tokens} exceed the model's "
+                                f"context of {context} tokens", param="messages" if job.chat else f"prompt.{i}")
+        return job.params
+
     def run_job(job: _Job) -> list[Completed]:
         """On the worker thread: every prompt of the job, through ``complete`` when the backend has it."""
         if scores:
-            return [backend.complete(p, job.n, job.params, logprobs=job.logprobs, echo=job.echo,
-                                     on_text=job.on_text, should_stop=job.cancelled.is_set) for p in job.prompts]
+            return [backend.complete(p, job.n, fit(job, i, p), logprobs=job.logprobs, echo=job.echo,
+                                     on_text=job.on_text, should_stop=job.cancelled.is_set)
+                    for i, p in enumerate(job.prompts)]
         texts = backend.generate(job.prompts, job.n, job.params)
         return [Completed(tok(p)["input_ids"] if tok is not None else [],
                           [Scored(t, "stop", tok(t, add_special_tokens=False)["input_ids"] if tok is not None else [])
@@ -430,6 +449,9 @@ def make_app(backend, model_name: str | None = None, *, api_key: str | None = No
                         yield _sse({**meta, "choices": [make_chunk(index=0, text=d)]})
                 try:
                     done = fut.result()
+                except APIError as e:  # e.g. a prompt longer than the model's context
+                    yield _sse(e.body())
+                    return
                 except Exception:
                     log.exception("generation failed")
                     yield _sse(APIError(500, "the model failed to generate a completion", type="server_error").body())
@@ -496,7 +518,8 @@ def make_app(backend, model_name: str | None = None, *, api_key: str | None = No
         except Exception as e:  # e.g. a template that insists on alternating roles
             raise APIError(422, f"the messages do not fit the model's chat template: {e}", param="messages") from None
         limit = req.max_completion_tokens or req.max_tokens or max_tokens_limit
-        job = _Job([prompt], n, req.params(limit), (req.top_logprobs or 0) if req.logprobs else None)
+        job = _Job([prompt], n, req.params(limit), (req.top_logprobs or 0) if req.logprobs else None,
+                   chat=True, default_tokens=not (req.max_completion_tokens or req.max_tokens))
         check_job(job)
         job.stream_usage = bool(req.stream_options and req.stream_options.include_usage)
 
