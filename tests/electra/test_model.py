@@ -185,3 +185,20 @@ def test_eager_and_sdpa_attention_give_the_same_losses_and_gradients():
                      .attention.self.query.weight.grad.clone())
     for a, b in zip(out["eager"], out["sdpa"]):
         assert torch.allclose(a, b, atol=1e-5, rtol=1e-4)
+
+
+def test_details_record_each_real_token_with_its_label_and_discriminator_bce():
+    m = make().eval()
+    b = batch()
+    details: dict = {}
+    torch.manual_seed(3)
+    _, met = m(b, details)
+    ((tokens, labels, bce),) = details["tokens"]
+    real = b["attention_mask"].bool()
+    assert tokens.shape == labels.shape == bce.shape == (int(real.sum()),)  # padding left out
+    # the recorded BCE averages to the reported loss, and the labels count the replaced fraction
+    assert float(bce.mean()) == pytest.approx(float(met["disc_loss"]), rel=1e-5)
+    assert float(labels.mean()) == pytest.approx(float(met["replaced_frac"]), rel=1e-6)
+    # the tokens are the discriminator's input: originals where not replaced
+    orig = b["input_ids"][real].numpy()
+    assert (tokens[~labels] == orig[~labels]).all() and (tokens[labels] != orig[labels]).all()

@@ -198,3 +198,19 @@ def test_save_and_load_round_trip(tmp_path):
         assert torch.allclose(m.noise(b["input_ids"], b["attention_mask"]),
                               m2.noise(b["input_ids"], b["attention_mask"]), atol=1e-6)
     assert m2.noise.ltr.embeddings is m2.energy_model.electra.embeddings
+
+
+def test_details_record_tokens_noise_offsets_labels_and_nce_bce():
+    m = _model()
+    b = _batch()
+    details: dict = {}
+    _, met = m(b, generator=torch.Generator().manual_seed(0), details=details)
+    ((tokens, offset, labels, bce),) = details["tokens"]
+    real = b["attention_mask"].bool()
+    assert tokens.shape == offset.shape == labels.shape == bce.shape == (int(real.sum()),)
+    assert float(bce.mean()) == pytest.approx(float(met["nce_loss"]), rel=1e-5)
+    # offset = log q(token) + log(k / (n - k)): at special tokens log q is 0
+    special = torch.isin(b["input_ids"][real], torch.tensor(SPECIAL)).numpy()
+    assert offset[special] == pytest.approx(math.log(0.15 / 0.85), abs=1e-6)
+    assert (offset[~special] < math.log(0.15 / 0.85)).all()
+    assert labels[special].sum() == 0 and labels.sum() > 0

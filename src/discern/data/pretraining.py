@@ -1,4 +1,5 @@
-"""Pre-training examples as ELECTRA (and Electric) build them (``build_pretraining_dataset.py``, reference 1.11).
+"""Pre-training examples as ELECTRA (and Electric) build them (the official
+``build_pretraining_dataset.py``).
 
 Sentences of a document are packed up to the target length, never across documents; 5% of
 examples get a random target length in [5, L].  Each example is split into segment A and B:

@@ -26,7 +26,8 @@ def hf_config(cfg: ModelConfig, vocab_size: int, pad_id: int, generator: bool = 
     """A ``transformers.ElectraConfig`` for the discriminator or (``generator=True``) the generator.
 
     The generator is scaled in width, heads and FFN by ``generator_size``; it keeps all layers
-    unless ``generator_layers < 1`` (reference 1.2).  Heads: ``max(1, h // 64)`` as in the official
+    unless ``generator_layers < 1`` (paper section 3.2, Figure 3: generator size; the official
+    code's ``generator_layers``).  Heads: ``max(1, h // 64)`` as in the official
     code when scaled, else the discriminator's.
     """
     from transformers import ElectraConfig
@@ -100,7 +101,9 @@ class ElectraPretrainer(_Pretrainer):
     def forward(self, batch: dict, details: dict | None = None) -> tuple[torch.Tensor, dict]:
         """``details``: when a dict is given, it receives ``replacement_mass`` (V,), the expected
         count of each token written at a replaced position (generator probabilities at the masked
-        slots, minus the mass of the original token), for the unigram-detector reference."""
+        slots, minus the mass of the original token), for the unigram-detector reference, and
+        appends to ``details["tokens"]`` this batch's ``(token, replaced, discriminator BCE)`` at
+        its real positions (numpy arrays), for the detector's per-batch gaps."""
         ids, attn, seg = batch["input_ids"], batch["attention_mask"], batch["token_type_ids"]
         c = self.cfg
         m = self._mask(ids, attn, self.vocab_size)
@@ -134,6 +137,9 @@ class ElectraPretrainer(_Pretrainer):
                 mass = p.sum(0)
                 mass.index_add_(0, m.targets[active], -p_orig)  # a sample equal to the original is real
                 details["replacement_mass"] = details.get("replacement_mass", 0) + mass.clamp_min(0)
+                real_pos = attn.bool()
+                details.setdefault("tokens", []).append(
+                    (fake[real_pos].cpu().numpy(), labels[real_pos].cpu().numpy(), bce[real_pos].cpu().numpy()))
         with torch.no_grad():
             pred = d_logits > 0
             real = attn.bool()
@@ -191,7 +197,7 @@ class MLMPretrainer(_Pretrainer):
 
 def tie_generator(generator, discriminator) -> None:
     """Share the whole embedding module (token, position, segment, LayerNorm) and tie the
-    generator's output layer to the shared token embeddings (reference 1.6)."""
+    generator's output layer to the shared token embeddings (paper section 3.2, "weight sharing")."""
     generator.electra.embeddings = discriminator.electra.embeddings
     generator.generator_lm_head.weight = discriminator.electra.embeddings.word_embeddings.weight
 

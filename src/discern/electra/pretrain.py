@@ -12,7 +12,9 @@ from discern.core import ConfigError, Run, derive_seed, seed_everything
 from discern.core import dist as ddist
 from discern.data.pretraining import build_examples, corpus_documents, iter_text_documents, write_examples
 from discern.data.tokenizer import run_tokenizer
-from discern.metrics.plateau import unigram_detector_loss, unigram_references
+from discern.metrics.plateau import (detector_gaps, unigram_detector_loss, unigram_detector_posterior,
+                                     unigram_references)
+from discern.metrics.stats import mean_interval
 from discern.train import fit, held_out_batches, held_out_token_counts, token_counts
 from discern.train.plots import plot_losses
 
@@ -134,10 +136,15 @@ def pretrain(cfg: Config, run: Run | None = None, resume: bool = False, stop_aft
         out["mlm_below_plateau"] = refs["unigram_held_out"] - out["mlm_loss"]
         if electra:
             r = out["replaced_frac"]
-            ref = unigram_detector_loss(counts, details["replacement_mass"].cpu().numpy(), r,
-                                        eval_original_counts=eval_counts) if r > 0 else 0.0
+            mass = details["replacement_mass"].cpu().numpy()
+            ref = unigram_detector_loss(counts, mass, r, eval_original_counts=eval_counts) if r > 0 else 0.0
             out["ref_unigram_detector"] = ref
             out["disc_below_plateau"] = ref - out["disc_loss"]
+            if r > 0:  # "clearly below": a t-interval over the held-out batches of the paired gaps
+                post = unigram_detector_posterior(counts, mass, r, eval_original_counts=eval_counts)
+                gaps = detector_gaps(post, details["tokens"])
+                if len(gaps) > 1:
+                    out["disc_below_plateau_lo"], out["disc_below_plateau_hi"] = mean_interval(gaps)["ci"]
         return out
 
     state = fit(model, step_fn, batch_fn, tc, run, eval_fn=eval_fn, resume=resume,
@@ -150,7 +157,10 @@ def pretrain(cfg: Config, run: Run | None = None, resume: bool = False, stop_aft
     if electra:
         plateau["discriminator"] = {"loss": ev.get("disc_loss"), "reference": ev.get("ref_unigram_detector"),
                                     "reference_name": "unigram-frequency detector on the held-out examples",
-                                    "nats_below": ev.get("disc_below_plateau")}
+                                    "nats_below": ev.get("disc_below_plateau"),
+                                    "nats_below_ci": [ev.get("disc_below_plateau_lo"), ev.get("disc_below_plateau_hi")],
+                                    "interval": "Student t over held-out batches of the per-batch detector - "
+                                                "discriminator BCE"}
     result = {
         "objective": cfg.model.objective,
         "steps": state.step,

@@ -139,7 +139,7 @@ def run(cfg: Config, run: Run, mlm_trainer: MLMTrainer | None = None) -> Result:
             paper="an energy model that only matches its noise distribution sits at the noise-rate prior "
                   "(0.42 nats at 15% noise); the paper's Electric-Base re-ranks and fine-tunes well",
             ours=f"NCE {nce.get('loss', float('nan')):.4f} vs prior {nce.get('reference', float('nan')):.4f}: "
-                 f"{nce.get('nats_below', float('nan')):+.4f} nats below [{lo:+.4f}, {hi:+.4f}]",
+                 f"{nce.get('nats_below', float('nan')):+.4f} nats below [{lo:+.4f}, {hi:+.4f}]" + _token_only(electric),
             test="Student-t 95% interval of (prior - NCE loss) over held-out batches: held if wholly above 0, "
                  "not held if wholly below, else inconclusive",
             ci=(lo, hi), verdict=nce_verdict),
@@ -203,3 +203,14 @@ def _plots(run: Run, report: dict) -> list[str]:
     fig.savefig(p, dpi=110)
     plt.close(fig)
     return [str(Path(p).relative_to(run.path))]
+
+
+def _token_only(electric: dict) -> str:
+    """The no-context plateau's line for claim 1: does the energy model use context at all?"""
+    t = electric.get("plateau", {}).get("token_only_energy") or {}
+    if t.get("reference") is None:
+        return ""
+    lo, hi = t.get("nats_below_ci") or [float("nan"), float("nan")]
+    return (f"; against the token-only energy {t['reference']:.4f} (same positions): {t['nats_below']:+.4f} "
+            f"nats below [{lo:+.4f}, {hi:+.4f}]")
+

@@ -184,7 +184,11 @@ class ElectricPretrainer(nn.Module):
         return self.energy_model(input_ids, attention_mask=attention_mask,
                                  token_type_ids=token_type_ids).logits.float()
 
-    def forward(self, batch: dict, generator: torch.Generator | None = None) -> tuple[torch.Tensor, dict]:
+    def forward(self, batch: dict, generator: torch.Generator | None = None,
+                details: dict | None = None) -> tuple[torch.Tensor, dict]:
+        """``(loss, metrics)``; ``details``: when a dict is given, this batch's ``(token, noise
+        offset log q + log(k / (n - k)), noised, NCE BCE)`` at its real positions is appended to
+        ``details["tokens"]`` (numpy arrays), for the token-only energy plateau."""
         ids, attn = batch["input_ids"], batch["attention_mask"]
         seg = batch.get("token_type_ids")
         c = self.cfg
@@ -226,6 +230,11 @@ class ElectricPretrainer(nn.Module):
         bce = F.binary_cross_entropy_with_logits(logits, labels, reduction="none")
         rw = real.float()
         nce_loss = (bce * rw).sum() / rw.sum()
+        if details is not None:
+            with torch.no_grad():
+                offset = logits.detach() - energy.detach()
+                details.setdefault("tokens", []).append(tuple(
+                    x[real].cpu().numpy() for x in (fake_ids, offset, labels, bce.detach())))
         loss = c.disc_weight * nce_loss + c.gen_weight * cloze_loss
         with torch.no_grad():
             pred = logits > 0

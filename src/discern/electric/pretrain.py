@@ -13,7 +13,7 @@ from discern.core import ConfigError, Run, derive_seed, seed_everything
 from discern.core import dist as ddist
 from discern.data.pretraining import austen_documents, build_examples, corpus_documents
 from discern.data.tokenizer import run_tokenizer
-from discern.metrics.plateau import nce_prior_loss, unigram_references
+from discern.metrics.plateau import nce_prior_loss, token_only_energy_gaps, unigram_references
 from discern.metrics.stats import mean_interval
 from discern.train import fit, held_out_batches, held_out_token_counts, token_counts
 from discern.train.plots import plot_losses
@@ -91,8 +91,9 @@ def pretrain(cfg: Config, run: Run | None = None, resume: bool = False, stop_aft
         inner = m.module if hasattr(m, "module") else m
         out: dict[str, float] = {}
         gaps = []
+        details: dict = {}
         for count, batch in eval_batches(32):
-            _, met = inner(batch, generator=gen)
+            _, met = inner(batch, generator=gen, details=details)
             for k, v in met.items():
                 out[k] = out.get(k, 0.0) + float(v) * count / n_eval
             gaps.append(nce_prior_loss(float(met["noised_frac"]), float(met["candidate_frac"])) - float(met["nce_loss"]))
@@ -102,6 +103,11 @@ def pretrain(cfg: Config, run: Run | None = None, resume: bool = False, stop_aft
         out["cloze_below_plateau"] = refs["unigram_held_out"] - out["cloze_loss"]
         out["ref_nce_prior"] = nce_prior_loss(out["noised_frac"], out["candidate_frac"])
         out["nce_below_plateau"] = out["ref_nce_prior"] - out["nce_loss"]
+        if len(details.get("tokens", [])) > 1:  # the no-context plateau: an energy that sees only the token
+            ref, tgaps, covered = token_only_energy_gaps(details["tokens"], len(tokenizer))
+            out["ref_token_energy"], out["token_energy_positions"] = ref, covered
+            out["nce_below_token_energy"] = float(sum(tgaps) / len(tgaps))
+            out["nce_below_token_energy_lo"], out["nce_below_token_energy_hi"] = mean_interval(tgaps)["ci"]
         return out
 
     state = fit(model, step_fn, batch_fn, tc, run, eval_fn=eval_fn, resume=resume,
@@ -123,6 +129,15 @@ def pretrain(cfg: Config, run: Run | None = None, resume: bool = False, stop_aft
             "nce": {"loss": state.last_eval.get("nce_loss"), "reference": state.last_eval.get("ref_nce_prior"),
                     "reference_name": "prior entropy of the noise rate", "nats_below": state.last_eval.get("nce_below_plateau"),
                     "nats_below_ci": [state.last_eval.get("nce_below_plateau_lo"), state.last_eval.get("nce_below_plateau_hi")]},
+            "token_only_energy": {
+                "loss": state.last_eval.get("nce_loss"), "reference": state.last_eval.get("ref_token_energy"),
+                "reference_name": "best energy that sees only the token (given the noise model's log q), "
+                                  "cross-fitted on the held-out batches, scored (with the model) on "
+                                  "the positions of tokens seen 20+ times in the fitting half",
+                "positions_scored": state.last_eval.get("token_energy_positions"),
+                "nats_below": state.last_eval.get("nce_below_token_energy"),
+                "nats_below_ci": [state.last_eval.get("nce_below_token_energy_lo"),
+                                  state.last_eval.get("nce_below_token_energy_hi")]},
             "noise_cloze": {"loss": state.last_eval.get("cloze_loss"), "reference": refs["unigram_held_out"],
                             "reference_name": "unigram cross-entropy on the held-out examples",
                             "corpus_unigram_entropy": refs["unigram_entropy"],
@@ -135,6 +150,8 @@ def pretrain(cfg: Config, run: Run | None = None, resume: bool = False, stop_aft
         p = result["plateau"]
         panels = [{"key": "nce_loss", "label": "Electric NCE loss", "reference": p["nce"]["reference"],
                    "reference_label": "noise-rate prior"}]
+        if p["token_only_energy"]["reference"] is not None:
+            panels[0]["references"] = [(p["token_only_energy"]["reference"], "token-only energy")]
         if cfg.model.noise == "two-tower":
             panels.append({"key": "cloze_loss", "label": "two-tower noise model (cloze)",
                            "reference": p["noise_cloze"]["reference"], "reference_label": "unigram (held-out)"})
