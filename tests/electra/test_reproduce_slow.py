@@ -5,6 +5,7 @@ import json
 import pytest
 
 from discern.cli import main
+from discern.electra.config import quick
 
 
 @pytest.mark.slow
@@ -12,6 +13,16 @@ def test_quick_reproduction(tmp_path, monkeypatch):
     monkeypatch.setenv("DISCERN_RUNS", str(tmp_path / "runs"))
     assert main(["reproduce", "--only", "electra", "--preset", "quick", "--report", str(tmp_path / "r")]) == 0
     (res,) = json.loads((tmp_path / "r" / "results.json").read_text())
-    assert len(res["table"]) == 5 and all(len(r["electra_seeds"]) == 3 for r in res["table"])
-    pe, pm = res["pretraining"]["electra"], res["pretraining"]["mlm"]
-    assert abs(pe["train_flops"] - pm["train_flops"]) <= pm["train_flops"] / pm["steps"]
+    cfg = quick()
+    assert len(res["table"]) == len(cfg.finetune.tasks)
+    assert all(len(r["electra_seeds"]) == cfg.pretrain_seeds for r in res["table"])
+    pre = res["pretraining"]
+    for seed in map(str, pre["seeds"]):
+        pe, pm = pre["electra"][seed], pre["mlm"][seed]
+        # equal compute, to within one MLM step
+        assert abs(pe["train_flops"] - pm["train_flops"]) <= pm["train_flops"] / pm["steps"]
+        # the quick preset leaves its plateaus: generator and MLM a nat below the unigram
+        # cross-entropy, the discriminator below its token-only detector by a 95% t-interval
+        plateau_e, plateau_m = pre["plateau"][f"electra-seed{seed}"], pre["plateau"][f"mlm-seed{seed}"]
+        assert plateau_e["mlm"]["nats_below"] >= 1.0 and plateau_m["mlm"]["nats_below"] >= 1.0
+        assert plateau_e["discriminator"]["nats_below_ci"][0] > 0
