@@ -1,6 +1,6 @@
 """Benchmark: sentences/s of Electric's one-pass PLL vs masked-LM PLL (n passes) at equal size.
 
-Both models have the quick preset's shape (4 layers, width 128) and the same tokenizer; the
+Both models have the quick preset's shape (2 layers, width 128) and the same tokenizer; the
 sentences are real Brown sentences of ASR-hypothesis length.  The masked LM runs our own
 PLL scorer (packed masked copies, vocabulary projection only at the masked position) and,
 as a second baseline, the generic path that projects every position (what a plain
