@@ -106,14 +106,15 @@ def test_token_only_energy_recovers_per_token_log_odds():
     bce = np.where(labels, -np.log(np.where(tokens == 0, 0.2, 0.5)),
                    -np.log(np.where(tokens == 0, 0.8, np.where(tokens == 1, 0.5, 1.0))))
     batch = (tokens, offsets, labels, bce)
-    ref, gaps, covered = token_only_energy_gaps([batch, batch], vocab_size=4)
-    assert ref == pytest.approx(ent, abs=1e-3)
+    ref, gaps, covered, model_loss = token_only_energy_gaps([batch, batch], vocab_size=4)
+    assert ref == pytest.approx(ent, abs=1e-3) and model_loss == pytest.approx(float(bce.mean()))
     assert gaps == pytest.approx([0.0, 0.0], abs=1e-3)
     assert covered == 1.0
     # a token rarer than min_count in the fitting half is scored by neither side
     rare = (np.array([3]), np.array([0.0]), np.array([True]), np.array([9.0]))
     both = tuple(np.concatenate([x, r]) for x, r in zip(batch, rare))
-    ref2, gaps2, covered2 = token_only_energy_gaps([both, both], vocab_size=4)
+    ref2, gaps2, covered2, model_loss2 = token_only_energy_gaps([both, both], vocab_size=4)
+    assert model_loss2 == pytest.approx(model_loss)  # the rare token's BCE of 9 is left out
     assert ref2 == pytest.approx(ref, abs=1e-6) and gaps2 == pytest.approx(gaps, abs=1e-6)
     assert covered2 == pytest.approx(30_000 / 30_001)
     with pytest.raises(ValueError):

@@ -104,8 +104,9 @@ def pretrain(cfg: Config, run: Run | None = None, resume: bool = False, stop_aft
         out["ref_nce_prior"] = nce_prior_loss(out["noised_frac"], out["candidate_frac"])
         out["nce_below_plateau"] = out["ref_nce_prior"] - out["nce_loss"]
         if len(details.get("tokens", [])) > 1:  # the no-context plateau: an energy that sees only the token
-            ref, tgaps, covered = token_only_energy_gaps(details["tokens"], len(tokenizer))
+            ref, tgaps, covered, scored = token_only_energy_gaps(details["tokens"], len(tokenizer))
             out["ref_token_energy"], out["token_energy_positions"] = ref, covered
+            out["nce_loss_token_positions"] = scored  # the model on the positions the plateau scores
             out["nce_below_token_energy"] = float(sum(tgaps) / len(tgaps))
             out["nce_below_token_energy_lo"], out["nce_below_token_energy_hi"] = mean_interval(tgaps)["ci"]
         return out
@@ -130,7 +131,8 @@ def pretrain(cfg: Config, run: Run | None = None, resume: bool = False, stop_aft
                     "reference_name": "prior entropy of the noise rate", "nats_below": state.last_eval.get("nce_below_plateau"),
                     "nats_below_ci": [state.last_eval.get("nce_below_plateau_lo"), state.last_eval.get("nce_below_plateau_hi")]},
             "token_only_energy": {
-                "loss": state.last_eval.get("nce_loss"), "reference": state.last_eval.get("ref_token_energy"),
+                "loss": state.last_eval.get("nce_loss_token_positions"),
+                "reference": state.last_eval.get("ref_token_energy"),
                 "reference_name": "best energy that sees only the token (given the noise model's log q), "
                                   "cross-fitted on the held-out batches, scored (with the model) on "
                                   "the positions of tokens seen 20+ times in the fitting half",
@@ -150,8 +152,10 @@ def pretrain(cfg: Config, run: Run | None = None, resume: bool = False, stop_aft
         p = result["plateau"]
         panels = [{"key": "nce_loss", "label": "Electric NCE loss", "reference": p["nce"]["reference"],
                    "reference_label": "noise-rate prior"}]
-        if p["token_only_energy"]["reference"] is not None:
-            panels[0]["references"] = [(p["token_only_energy"]["reference"], "token-only energy")]
+        if p["token_only_energy"]["reference"] is not None:  # same positions on both sides
+            panels.append({"key": "nce_loss_token_positions", "label": "Electric NCE on the token-only plateau's "
+                           "positions", "reference": p["token_only_energy"]["reference"],
+                           "reference_label": "token-only energy"})
         if cfg.model.noise == "two-tower":
             panels.append({"key": "cloze_loss", "label": "two-tower noise model (cloze)",
                            "reference": p["noise_cloze"]["reference"], "reference_label": "unigram (held-out)"})

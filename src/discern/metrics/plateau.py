@@ -177,7 +177,7 @@ def token_only_energy(tokens, offsets, labels, vocab_size: int, ridge: float = 1
     return f
 
 
-def token_only_energy_gaps(batches, vocab_size: int, min_count: int = 20) -> tuple[float, list[float], float]:
+def token_only_energy_gaps(batches, vocab_size: int, min_count: int = 20) -> tuple[float, list[float], float, float]:
     """Electric's no-context plateau on held-out batches, cross-fitted: the token-only energy of
     :func:`token_only_energy` is fitted on every other batch and scored on the rest (and the
     other way round), so it never sees the positions it is scored on.  Only positions whose
@@ -187,7 +187,8 @@ def token_only_energy_gaps(batches, vocab_size: int, min_count: int = 20) -> tup
 
     ``batches``: ``(tokens, offsets, labels, model_bce)`` arrays of one batch's real positions.
     Returns the plateau's mean BCE (nats per scored token), per batch the plateau's BCE minus the
-    model's (positive = the energy model uses context), and the fraction of positions scored."""
+    model's (positive = the energy model uses context), the fraction of positions scored, and the
+    model's mean BCE on the scored positions (the loss to read against the plateau)."""
     batches = [b for b in batches if len(b[0])]
     if len(batches) < 2:
         raise ValueError("token_only_energy_gaps: need at least two non-empty batches")
@@ -198,7 +199,7 @@ def token_only_energy_gaps(batches, vocab_size: int, min_count: int = 20) -> tup
         fits[half] = token_only_energy(tokens, np.concatenate([b[1] for b in train]),
                                        np.concatenate([b[2] for b in train]), vocab_size)
         counts[half] = np.bincount(tokens, minlength=vocab_size)
-    gaps, total, n, seen = [], 0.0, 0, 0
+    gaps, total, model_total, n, seen = [], 0.0, 0.0, 0, 0
     for i, (tokens, offsets, labels, model_bce) in enumerate(batches):
         t = np.asarray(tokens, dtype=np.int64)
         keep = counts[i % 2][t] >= min_count
@@ -208,9 +209,11 @@ def token_only_energy_gaps(batches, vocab_size: int, min_count: int = 20) -> tup
         logit = fits[i % 2][t[keep]] + np.asarray(offsets, dtype=np.float64)[keep]
         y = np.asarray(labels, dtype=np.float64)[keep]
         bce = _softplus(logit) - y * logit
+        model_kept = np.asarray(model_bce, dtype=np.float64)[keep]
         total += float(bce.sum())
+        model_total += float(model_kept.sum())
         n += bce.size
-        gaps.append(float(bce.mean() - np.asarray(model_bce, dtype=np.float64)[keep].mean()))
+        gaps.append(float(bce.mean() - model_kept.mean()))
     if not gaps:
         raise ValueError(f"token_only_energy_gaps: no token occurs {min_count} times in a fitting half")
-    return total / n, gaps, n / seen
+    return total / n, gaps, n / seen, model_total / n

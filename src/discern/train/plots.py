@@ -10,8 +10,7 @@ def plot_losses(records: list[dict], panels: list[dict], path: str | Path, title
     trivial-baseline loss as a dashed reference line.
 
     ``panels``: ``[{"key": "mlm_loss", "label": "generator MLM", "reference": 6.74,
-    "reference_label": "unigram entropy"}, ...]``, optionally ``"references": [(value, label), ...]``
-    for further dotted lines; written atomically as a PNG at ``path``."""
+    "reference_label": "unigram entropy"}, ...]``; written atomically as a PNG at ``path``."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -31,8 +30,6 @@ def plot_losses(records: list[dict], panels: list[dict], path: str | Path, title
         ref = p.get("reference")
         if ref is not None:
             ax.axhline(ref, color="k", ls="--", lw=1, label=f"{p.get('reference_label', 'reference')} ({ref:.3f})")
-        for value, label in p.get("references", []):  # further reference lines: (value, label)
-            ax.axhline(value, color="tab:red", ls=":", lw=1, label=f"{label} ({value:.3f})")
         ax.set_xlabel("optimiser step")
         ax.set_ylabel("loss (nats)")
         ax.set_title(p.get("label", key), fontsize=9)
