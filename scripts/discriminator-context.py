@@ -19,7 +19,6 @@ clipping 1.0, seed 0.  The README's sweep quotes its output.
 
 from __future__ import annotations
 
-import math
 import sys
 import tempfile
 import time
@@ -34,8 +33,8 @@ from discern.data.pretraining import build_examples, corpus_documents
 from discern.data.tokenizer import run_tokenizer
 from discern.electra.config import quick
 from discern.electra.model import hf_config
-from discern.metrics.plateau import unigram_detector_loss
-from discern.train import ElectraAdam, param_groups
+from discern.metrics.plateau import binary_entropy, unigram_detector_loss
+from discern.train import ElectraAdam, lr_multiplier, param_groups
 
 
 class PreLN(nn.Module):
@@ -102,7 +101,7 @@ def main(specs: list[str]) -> None:
     train_counts = np.bincount(train_ids[train_ids != tok.pad_token_id].numpy(), minlength=vocab)
     ref = unigram_detector_loss(train_counts, uniform, r, eval_original_counts=originals)
     print(f"vocabulary {vocab}; replaced fraction {r:.4f}; token-only detector {ref:.4f} nats; "
-          f"prior {-(r * math.log(r) + (1 - r) * math.log(1 - r)):.4f}", flush=True)
+          f"prior {float(binary_entropy(r)):.4f}", flush=True)
 
     def evaluate(model) -> float:
         model.eval()
@@ -127,7 +126,7 @@ def main(specs: list[str]) -> None:
         t0 = time.time()
         for step in range(1, steps + 1):
             for group in opt.param_groups:
-                group["lr"] = lr * min(1.0, step / 50) * (1 - step / (steps + 1))
+                group["lr"] = lr * lr_multiplier(step, steps + 1, 50)  # warm-up x linear decay
             b = data.batch(train_idx[torch.randint(len(train_idx), (batch,), generator=g)])
             fake, labels, attn = corrupt(b, g)
             with torch.autocast("cpu", dtype=torch.bfloat16):

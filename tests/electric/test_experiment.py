@@ -39,6 +39,11 @@ def test_reproduction_writes_the_wer_table_and_claim(tiny_run):
     assert lo <= plateau["nats_below"] <= hi
     assert plateau["nats_below"] == pytest.approx(plateau["reference"] - plateau["loss"])
     assert nce_claim["verdict"] == ("held" if lo > 0 else "not held" if hi < 0 else "inconclusive")
+    # the no-context plateau: its gap is the reference minus the model's loss on the same positions
+    token = res["pretraining"]["electric"]["plateau"]["token_only_energy"]
+    assert 0 < token["positions_scored"] <= 1
+    assert token["nats_below"] == pytest.approx(token["reference"] - token["loss"])
+    assert "token-only energy" in nce_claim["ours"]
     assert rerank_claim["verdict"] in ("held", "not held", "inconclusive")
     if nce_claim["verdict"] != "held":  # a failed pre-training says nothing about re-ranking
         assert rerank_claim["verdict"] == "inconclusive" and "pre-training failed" in rerank_claim["ours"]

@@ -107,7 +107,7 @@ def pretrain(cfg: Config, run: Run | None = None, resume: bool = False, stop_aft
             ref, tgaps, covered, scored = token_only_energy_gaps(details["tokens"], len(tokenizer))
             out["ref_token_energy"], out["token_energy_positions"] = ref, covered
             out["nce_loss_token_positions"] = scored  # the model on the positions the plateau scores
-            out["nce_below_token_energy"] = float(sum(tgaps) / len(tgaps))
+            out["nce_below_token_energy"] = ref - scored  # both per scored token; the interval is per batch
             out["nce_below_token_energy_lo"], out["nce_below_token_energy_hi"] = mean_interval(tgaps)["ci"]
         return out
 
