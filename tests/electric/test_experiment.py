@@ -127,3 +127,32 @@ def test_cli_nbest_writes_lists_with_wer(tmp_path, monkeypatch, capsys):
     assert summary["oracle_wer"] <= summary["wer"]
     assert all(len({h.text for h in u.hypotheses}) == len(u.hypotheses) for u in utts)
     assert {u.meta["source"] for u in utts} == {"espeak-ng", "librivox"}
+
+
+@pytest.mark.parametrize("mlm_lr", [0.0, 7e-4])
+def test_the_masked_lm_baseline_has_electrics_shape_data_and_steps_at_its_own_lr(mlm_lr, tmp_path, monkeypatch):
+    """rerank.mlm_lr sets only the masked LM's peak LR (0 = Electric's); everything else follows Electric."""
+    import discern.electra.pretrain as electra_pretrain
+    from discern.electric.config import quick
+    from discern.reproduce.electric import train_mlm
+
+    seen = {}
+
+    def fake_pretrain(cfg, run, resume=False, documents=None):
+        seen.update(cfg=cfg, resume=resume, documents=documents)
+        return {}
+
+    monkeypatch.setattr(electra_pretrain, "pretrain", fake_pretrain)
+    cfg = quick()
+    cfg.seed = 5
+    cfg.rerank.mlm_lr = mlm_lr
+    docs = [["one sentence."]]
+    train_mlm(cfg, docs, tmp_path / "tok", tmp_path / "mlm")
+    ec = seen["cfg"]
+    assert ec.model.objective == "mlm" and seen["documents"] is docs and seen["resume"] is False
+    assert ec.train.lr == (mlm_lr or cfg.train.lr) and cfg.train.lr == 1e-3
+    assert (ec.train.steps, ec.train.batch_size, ec.train.warmup_steps) == (8000, 32, 100)
+    assert (ec.model.layers, ec.model.hidden, ec.model.heads, ec.model.ffn) == (2, 128, 2, 512)
+    assert (ec.data.vocab_size, ec.data.seq_len, ec.data.tokenizer, ec.seed) == (2048, cfg.data.seq_len,
+                                                                                 str(tmp_path / "tok"), 5)
+    assert (tmp_path / "mlm" / "config.json").is_file()

@@ -21,6 +21,8 @@ def train_mlm(cfg, documents: list, tokenizer_dir: Path, out: Path) -> Path:
                        mask_prob=m.mask_prob)
     ec.data = replace(ec.data, tokenizer=str(tokenizer_dir), seq_len=cfg.data.seq_len, vocab_size=cfg.data.vocab_size)
     ec.train = copy.deepcopy(cfg.train)
+    if cfg.rerank.mlm_lr > 0:
+        ec.train.lr = cfg.rerank.mlm_lr
     ec.seed = cfg.seed
     ec = with_objective(ec, "mlm")
     sub = Run(out)
