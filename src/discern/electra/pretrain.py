@@ -185,14 +185,15 @@ def pretrain(cfg: Config, run: Run | None = None, resume: bool = False, stop_aft
 
 
 def plot_pretraining(run: Run, plateau: dict, objective: str) -> Path:
-    """``plots/pretrain_losses_<objective>.png``: each loss by step with its plateau as a dashed line."""
+    """``plots/pretrain_losses_<objective>.png``: each loss by step with its plateau as a dashed line
+    (the unigram detector at each evaluation: it follows the generator's replacements)."""
     label = "generator MLM loss" if objective == "electra" else "MLM loss"
     panels = [{"key": "mlm_loss", "label": label, "reference": plateau["mlm"]["reference"],
                "reference_label": "unigram (held-out)"}]
     if "discriminator" in plateau:
         panels.append({"key": "disc_loss", "label": "discriminator (replaced-token BCE)",
                        "reference": plateau["discriminator"]["reference"],
-                       "reference_label": "unigram detector"})
+                       "reference_key": "ref_unigram_detector", "reference_label": "unigram detector"})
     return plot_losses(run.metrics(), panels, run.plots / f"pretrain_losses_{objective}.png",
                        title=f"{objective} pre-training against the no-context plateaus")
 

@@ -155,7 +155,7 @@ def pretrain(cfg: Config, run: Run | None = None, resume: bool = False, stop_aft
         if p["token_only_energy"]["reference"] is not None:  # same positions on both sides
             panels.append({"key": "nce_loss_token_positions", "label": "Electric NCE on the token-only plateau's "
                            "positions", "reference": p["token_only_energy"]["reference"],
-                           "reference_label": "token-only energy"})
+                           "reference_key": "ref_token_energy", "reference_label": "token-only energy"})
         if cfg.model.noise == "two-tower":
             panels.append({"key": "cloze_loss", "label": "two-tower noise model (cloze)",
                            "reference": p["noise_cloze"]["reference"], "reference_label": "unigram (held-out)"})
