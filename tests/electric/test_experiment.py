@@ -47,6 +47,7 @@ def test_reproduction_writes_the_wer_table_and_claim(tiny_run):
     assert rerank_claim["verdict"] in ("held", "not held", "inconclusive")
     if nce_claim["verdict"] != "held":  # a failed pre-training says nothing about re-ranking
         assert rerank_claim["verdict"] == "inconclusive" and "pre-training failed" in rerank_claim["ours"]
+        assert f"(claim 1 {nce_claim['verdict']})" in rerank_claim["ours"]
     assert (tiny_run / "plots" / "rerank_wer.png").stat().st_size > 0
     assert (tiny_run / "pretrain-electric" / "model" / "energy" / "config.json").is_file()
     assert (tiny_run / "pretrain-mlm" / "model" / "mlm" / "config.json").is_file()

@@ -131,7 +131,8 @@ def run(cfg: Config, run: Run, mlm_trainer: MLMTrainer | None = None) -> Result:
     rerank_verdict = "held" if lowers and like_mlm else ("not held" if worse else "inconclusive")
     note = ""
     if nce_verdict != "held":
-        rerank_verdict, note = "inconclusive", "; pre-training failed: the energy model is not below the noise-rate prior"
+        rerank_verdict, note = "inconclusive", ("; pre-training failed: the energy model is not shown to be below "
+                                                f"the noise-rate prior (claim 1 {nce_verdict})")
     claims = [
         Claim(
             statement="Electric's NCE training learns the data beyond its noise: held-out NCE loss below the "
