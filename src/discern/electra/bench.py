@@ -8,8 +8,8 @@ previous one, in the same process, on identical batches.
 - **ours**: the quick preset as it trains now: no dropout in pre-training, Hugging Face's eager
   attention (matmul + softmax; faster backward on the CPU), one uniform draw per slot
   (two-level inverse-CDF sampling, equal in law), accuracy from a row maximum, cross-entropy
-  in cache-sized row blocks with a one-pass backward, one fused (foreach) Adam update per
-  parameter group, bf16 autocast.
+  in cache-sized row blocks with a one-pass backward, one fused Adam kernel call per
+  parameter group, the gradient norm in one foreach call, bf16 autocast.
 
 Both use :class:`ElectraPretrainer` (generator head only at the masked slots).  The ratio is of
 examples per second.  MFU = model FLOPs per second / a bf16 2,048^3 matmul peak measured in
