@@ -60,6 +60,17 @@ def test_mlm_baseline_objective(runs, capsys):
     assert (run / "model" / "mlm" / "model.safetensors").is_file()
 
 
+def test_eval_examples_sets_the_held_out_set_and_a_too_large_one_is_one_line(runs, capsys):
+    assert main(["electra", "pretrain", "--preset", "tiny", "--set", "train.steps=2",
+                 "--set", "data.eval_examples=16"]) == 0
+    run = next((runs / "electra").iterdir())
+    assert json.loads((run / "results.json").read_text())["eval"]["held_out_examples"] == 16
+    capsys.readouterr()
+    assert main(["electra", "pretrain", "--preset", "tiny", "--set", "data.eval_examples=100000"]) == 2
+    err = one_line_error(capsys)
+    assert "data.eval_examples=100000" in err and "at most half" in err
+
+
 def test_unknown_key_is_one_line_and_creates_nothing(runs, capsys):
     assert main(["electra", "pretrain", "--preset", "tiny", "--set", "model.hiden=3"]) == 2
     assert "unknown config key 'model.hiden'" in one_line_error(capsys)

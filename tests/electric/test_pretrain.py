@@ -56,3 +56,15 @@ def test_unknown_config_key_is_one_line(tmp_path, monkeypatch, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "model.tower_sise" in err[0]
     assert not (tmp_path / "electric").exists()
+
+
+def test_eval_examples_sets_the_held_out_set_and_a_too_large_one_is_one_line(tmp_path, monkeypatch, capsys):
+    cfg = tiny()
+    cfg.train.steps, cfg.data.eval_examples = 2, 24
+    out = pretrain(cfg, Run.create("electric", "held", cfg, root=tmp_path))
+    assert out["eval"]["held_out_examples"] == 24
+    capsys.readouterr()  # the run's progress bars
+    monkeypatch.setenv("DISCERN_RUNS", str(tmp_path / "cli"))
+    assert main(["electric", "pretrain", "--preset", "tiny", "--set", "data.eval_examples=100000"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "data.eval_examples=100000" in err[0] and "at most half" in err[0]

@@ -13,7 +13,7 @@ def check_quick_result(res: dict) -> None:
     shown to be above the noise-rate prior, and one-pass scoring."""
     assert res["paper"] == "electric"
     pe = res["pretraining"]["electric"]
-    assert pe["steps"] == 8000
+    assert pe["steps"] == 8000 and pe["eval"]["held_out_examples"] == 1024
     plateau = pe["plateau"]
     assert plateau["noise_cloze"]["nats_below"] >= 1.0
     assert plateau["token_only_energy"]["nats_below_ci"][0] > 0

@@ -1,5 +1,7 @@
+import pytest
 import torch
 
+from discern.core import ConfigError
 from discern.train import held_out_batches
 
 
@@ -24,3 +26,18 @@ def test_training_batches_never_touch_the_held_out_examples():
     assert seen.min() >= n_eval and len(set(seen.tolist())) == 980  # every training example, no eval one
     evald = [(c, b["input_ids"].view(-1).tolist()) for c, b in eval_batches(8)]
     assert [c for c, _ in evald] == [8, 8, 4] and sum((x for _, x in evald), []) == list(range(20))
+
+
+def test_a_given_number_of_examples_is_held_out():
+    data = Rows(1000)
+    batch_fn, eval_batches, n_eval = held_out_batches(data, 16, 1, seed=0, device=torch.device("cpu"), held_out=100)
+    assert n_eval == 100
+    assert sum((b["input_ids"].view(-1).tolist() for _, b in eval_batches(32)), []) == list(range(100))
+    seen = torch.cat([batch_fn(step, 0, 0, 1)["input_ids"].view(-1) for step in range(200)])
+    assert seen.min() >= 100 and len(set(seen.tolist())) == 900
+
+
+@pytest.mark.parametrize("held_out", [-1, 501])
+def test_a_held_out_set_beyond_half_the_data_is_refused(held_out):
+    with pytest.raises(ConfigError, match=r"data.eval_examples=.*at most half of them \(500\)"):
+        held_out_batches(Rows(1000), 16, 1, seed=0, device=torch.device("cpu"), held_out=held_out)

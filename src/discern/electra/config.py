@@ -45,6 +45,8 @@ class DataConfig:
     vocab_size: int = 8192  # when training the tokenizer
     seq_len: int = 128
     max_documents: int = 0  # 0 = all documents of the corpora (tiny uses a few)
+    # examples held out for evaluation (the plateaus and their intervals); 0 = min(256, max(8, N // 50))
+    eval_examples: int = 0
 
 
 @dataclass

@@ -112,7 +112,8 @@ def pretrain(cfg: Config, run: Run | None = None, resume: bool = False, stop_aft
     model = build_model(cfg, tokenizer).to(dev)
     tc = one_seed(cfg)
     seed = cfg.seed
-    batch_fn, eval_batches, n_eval = held_out_batches(data, tc.batch_size, tc.accumulation, seed, dev)
+    batch_fn, eval_batches, n_eval = held_out_batches(data, tc.batch_size, tc.accumulation, seed, dev,
+                                                      held_out=cfg.data.eval_examples)
     counts, _ = token_counts(data, len(tokenizer))
     eval_counts = held_out_token_counts(eval_batches, len(tokenizer))
     refs = unigram_references(counts, eval_counts, tokenizer.all_special_ids)
@@ -132,6 +133,7 @@ def pretrain(cfg: Config, run: Run | None = None, resume: bool = False, stop_aft
             for k, v in met.items():
                 out[k] = out.get(k, 0.0) + float(v) * count / n_eval
         torch.set_rng_state(g_state)
+        out["held_out_examples"] = n_eval
         out["ref_unigram"] = refs["unigram_held_out"]
         out["mlm_below_plateau"] = refs["unigram_held_out"] - out["mlm_loss"]
         if electra:

@@ -77,7 +77,8 @@ def pretrain(cfg: Config, run: Run | None = None, resume: bool = False, stop_aft
                           f"--set seed={cfg.train.seed}")
     tc = replace(cfg.train, seed=cfg.seed)
     seed = cfg.seed
-    batch_fn, eval_batches, n_eval = held_out_batches(data, tc.batch_size, tc.accumulation, seed, dev)
+    batch_fn, eval_batches, n_eval = held_out_batches(data, tc.batch_size, tc.accumulation, seed, dev,
+                                                      held_out=cfg.data.eval_examples)
     counts, _ = token_counts(data, len(tokenizer))
     refs = unigram_references(counts, held_out_token_counts(eval_batches, len(tokenizer)), tokenizer.all_special_ids)
     if cfg.model.noise == "unigram":
@@ -98,6 +99,7 @@ def pretrain(cfg: Config, run: Run | None = None, resume: bool = False, stop_aft
                 out[k] = out.get(k, 0.0) + float(v) * count / n_eval
             gaps.append(nce_prior_loss(float(met["noised_frac"]), float(met["candidate_frac"])) - float(met["nce_loss"]))
         ci = mean_interval(gaps)["ci"]  # t-interval over the held-out batches
+        out["held_out_examples"] = n_eval
         out["nce_below_plateau_lo"], out["nce_below_plateau_hi"] = ci
         out["ref_unigram"] = refs["unigram_held_out"]
         out["cloze_below_plateau"] = refs["unigram_held_out"] - out["cloze_loss"]

@@ -13,7 +13,7 @@ from functools import lru_cache
 
 import torch
 
-from discern.core import derive_seed
+from discern.core import ConfigError, derive_seed
 
 
 @lru_cache(maxsize=4)
@@ -37,15 +37,21 @@ def epoch_batch(n: int, batch_size: int, step: int, micro: int, accumulation: in
     return idx[k * per:(k + 1) * per]
 
 
-def held_out_batches(data, batch_size: int, accumulation: int, seed: int, device: torch.device):
+def held_out_batches(data, batch_size: int, accumulation: int, seed: int, device: torch.device,
+                     held_out: int = 0):
     """Training and evaluation batches of a pre-training set (anything with ``len`` and
-    ``batch(idx) -> dict of tensors``): its first ``n_eval = min(256, max(8, N // 50))``
-    examples are held out; the rest are served by :func:`epoch_batch`.
+    ``batch(idx) -> dict of tensors``): its first ``n_eval`` examples are held out, ``held_out``
+    when it is given, else ``min(256, max(8, N // 50))``; the rest are served by
+    :func:`epoch_batch`.
 
     Returns ``(batch_fn, eval_batches, n_eval)``: ``batch_fn(step, micro, rank, world)`` for
     :func:`discern.train.fit`, and ``eval_batches(size)`` yielding ``(count, batch)``."""
-    n_eval = min(256, max(8, len(data) // 50))
-    train_n = len(data) - n_eval
+    n = len(data)
+    if held_out < 0 or held_out > n // 2:
+        raise ConfigError(f"data.eval_examples={held_out}: this corpus has {n} examples; hold out at most "
+                          f"half of them ({n // 2}), or 0 for the default")
+    n_eval = held_out or min(256, max(8, n // 50))
+    train_n = n - n_eval
 
     def to_device(batch: dict) -> dict:
         return {k: v.to(device) for k, v in batch.items()}
