@@ -120,7 +120,9 @@ def quick() -> Config:
     # minutes of pre-training leave weak encoders: fine-tune with a higher LR (1e-3, not 3e-4)
     f.tasks = ["brown-genre", "spam", "sotu-party", "sotu-year"]
     f.seeds, f.epochs, f.regression_epochs, f.max_length, f.bf16 = 1, 3.0, 3.0, 128, True
-    f.lr, f.bias_correction, f.max_train, f.max_eval = 1e-3, True, 512, 300
+    # all 2,000 training examples of each task: on 512 (48 steps) a spam F1 moved by up to 20
+    # points between fine-tuning seeds of one encoder; on 2,000 (188 steps, seconds each) by 0.4
+    f.lr, f.bias_correction, f.max_train, f.max_eval = 1e-3, True, 2000, 300
     cfg.pretrain_seeds, cfg.bootstrap = 3, 10_000
     return cfg
 
