@@ -31,14 +31,14 @@ class ElectraAdam(torch.optim.Optimizer):
     ``fused`` (default: on): one pass over each parameter, its gradient and both moments per
     step (PyTorch's fused AdamW kernel, CPU and CUDA), instead of nine foreach passes; the same
     update up to float rounding.  The kernel always divides by the bias corrections
-    ``1 - b^t``; without bias correction it is given a step count at which ``b^t`` underflows
-    to 0, so both corrections are exactly 1.  Groups whose parameters do not share a step count
+    ``1 - b^t``; without bias correction it is given a step count at which ``1 - b^t`` rounds
+    to exactly 1 for both betas.  Groups whose parameters do not share a step count
     (e.g. after a parameter was frozen and thawed) or whose dtypes the kernel does not take
     use the foreach path.
     """
 
-    #: step count handed to the fused kernel for ``bias_correction=False``: 0.9**1e5 and
-    #: 0.999**1e5 are 0 in float64, so the kernel's corrections are exactly 1
+    #: step count handed to the fused kernel for ``bias_correction=False``: 0.999**1e5 is about
+    #: 4e-44, so 1 - b^t is exactly 1 in float32 and float64 for both betas
     NO_CORRECTION_STEP = 1e5
 
     def __init__(self, params: Iterable, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999),
