@@ -37,6 +37,23 @@ def tiny_reproduction(tmp_path_factory):
 
 
 @pytest.fixture
+def quick_result(tmp_path, monkeypatch):
+    """``quick_result(NAME)``: the ``results.json`` entry of ``discern reproduce --only NAME
+    --preset quick`` run into a fresh runs folder (for the slow tests)."""
+    import json
+
+    from discern.cli import main
+
+    def run(name: str) -> dict:
+        monkeypatch.setenv("DISCERN_RUNS", str(tmp_path / "runs"))
+        assert main(["reproduce", "--only", name, "--preset", "quick", "--report", str(tmp_path / "r")]) == 0
+        (res,) = json.loads((tmp_path / "r" / "results.json").read_text())
+        return res
+
+    return run
+
+
+@pytest.fixture
 def serve():
     from discern.core.serving import LocalServer
 

@@ -1,10 +1,7 @@
 """The quick reproduction itself (about 50 minutes): run with `make test-slow`."""
 
-import json
-
 import pytest
 
-from discern.cli import main
 from discern.electra.config import quick
 
 
@@ -32,8 +29,5 @@ def check_quick_result(res: dict) -> None:
 
 
 @pytest.mark.slow
-def test_quick_reproduction(tmp_path, monkeypatch):
-    monkeypatch.setenv("DISCERN_RUNS", str(tmp_path / "runs"))
-    assert main(["reproduce", "--only", "electra", "--preset", "quick", "--report", str(tmp_path / "r")]) == 0
-    (res,) = json.loads((tmp_path / "r" / "results.json").read_text())
-    check_quick_result(res)
+def test_quick_reproduction(quick_result):
+    check_quick_result(quick_result("electra"))

@@ -1,10 +1,6 @@
 """The quick reproduction itself (about 30 minutes): run with `make test-slow`."""
 
-import json
-
 import pytest
-
-from discern.cli import main
 
 
 def check_quick_result(res: dict) -> None:
@@ -28,8 +24,5 @@ def check_quick_result(res: dict) -> None:
 
 
 @pytest.mark.slow
-def test_quick_reproduction(tmp_path, monkeypatch):
-    monkeypatch.setenv("DISCERN_RUNS", str(tmp_path / "runs"))
-    assert main(["reproduce", "--only", "electric", "--preset", "quick", "--report", str(tmp_path / "r")]) == 0
-    (res,) = json.loads((tmp_path / "r" / "results.json").read_text())
-    check_quick_result(res)
+def test_quick_reproduction(quick_result):
+    check_quick_result(quick_result("electric"))

@@ -24,8 +24,8 @@ import dataclasses
 import torch
 
 from discern.train import ElectraAdam, param_groups
-from discern.train.bench import (LoopAdam, argmax_hit_before, compare, cpu_name, cross_entropy_before,
-                                 gumbel_max_before, matmul_peak, step_flops)
+from discern.train.bench import (GOAL_ENCODER, GOAL_VOCAB, LoopAdam, argmax_hit_before, compare, cpu_name,
+                                 cross_entropy_before, gumbel_max_before, matmul_peak, step_flops)
 
 from .config import quick as quick_preset
 from .model import ElectraPretrainer
@@ -50,10 +50,8 @@ def goal_shape():
     8,192, batch 32 x 128, bf16.  The quick preset has since become smaller (2 layers, a
     one-layer generator, 2,048 entries); the bench measures both shapes."""
     cfg = quick_preset()
-    m = cfg.model
-    m.layers, m.hidden, m.embedding, m.heads, m.ffn = 4, 128, 128, 2, 512
-    m.generator_size, m.generator_layers = 0.25, 1.0
-    cfg.data.vocab_size = 8192
+    cfg.model = dataclasses.replace(cfg.model, **GOAL_ENCODER, generator_size=0.25, generator_layers=1.0)
+    cfg.data.vocab_size = GOAL_VOCAB
     return cfg
 
 

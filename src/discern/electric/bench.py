@@ -42,13 +42,15 @@ def goal_shape():
     of width 128 (FFN 512, 2 heads), noise towers of 1/4 width with all 4 layers, a vocabulary
     of 8,192, batch 32 x 128, bf16 (the quick preset is now 2 layers with one-layer towers of
     width 8 and 2,048 entries)."""
+    import dataclasses
+
+    from discern.train.bench import GOAL_ENCODER, GOAL_VOCAB
+
     from .config import quick as quick_preset
 
     cfg = quick_preset()
-    m = cfg.model
-    m.layers, m.hidden, m.embedding, m.heads, m.ffn = 4, 128, 128, 2, 512
-    m.tower_size, m.tower_layers = 0.25, 1.0
-    cfg.data.vocab_size = 8192
+    cfg.model = dataclasses.replace(cfg.model, **GOAL_ENCODER, tower_size=0.25, tower_layers=1.0)
+    cfg.data.vocab_size = GOAL_VOCAB
     return cfg
 
 

@@ -116,8 +116,6 @@ def fit(
         ddp_model = torch.nn.parallel.DistributedDataParallel(model)
 
     device_type = "cuda" if next(model.parameters()).is_cuda else "cpu"
-    # the global norm in one foreach call over all gradients (PyTorch picks it only on CUDA by default)
-    foreach_clip = True if device_type in ("cpu", "cuda") else None
     autocast = (lambda: torch.autocast(device_type, dtype=torch.bfloat16)) if cfg.bf16 \
         else contextlib.nullcontext
     window: dict[str, list[float]] = {}
@@ -168,7 +166,7 @@ def fit(
             for k, v in metrics.items():
                 window.setdefault(k, []).append(float(v))
         if cfg.clip_norm > 0:
-            gnorm = torch.nn.utils.clip_grad_norm_(params, cfg.clip_norm, foreach=foreach_clip)
+            gnorm = torch.nn.utils.clip_grad_norm_(params, cfg.clip_norm, foreach=True)  # one call (PyTorch's default loops on the CPU)
             window.setdefault("grad_norm", []).append(float(gnorm))
         opt.step()
         state.step += 1
