@@ -202,3 +202,24 @@ def test_details_record_each_real_token_with_its_label_and_discriminator_bce():
     # the tokens are the discriminator's input: originals where not replaced
     orig = b["input_ids"][real].numpy()
     assert (tokens[~labels] == orig[~labels]).all() and (tokens[labels] != orig[labels]).all()
+
+
+@pytest.mark.parametrize("on", [True, False])
+def test_bf16_stream_option_reaches_every_encoder(on):
+    """``model.bf16_stream``: the discriminator (and the embeddings it shares with the generator)
+    and the MLM baseline get a bf16 residual stream under bf16 autocast, or none of them does."""
+    m = make(embedding=32, bf16_stream=on)  # embedding = hidden: no projection, fp32 stream without it
+    mlm = MLMPretrainer(cfg(embedding=32, bf16_stream=on), V, 0, SPECIAL, 4)
+    for enc in (m.discriminator.electra, mlm.mlm.electra):
+        seen = []
+        h = enc.encoder.layer[0].register_forward_hook(lambda mod, a, o: seen.append(o[0].dtype))
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            enc(batch()["input_ids"])
+        h.remove()
+        assert seen == [torch.bfloat16 if on else torch.float32]
+    torch.manual_seed(5)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        loss, _ = m(batch())
+    loss.backward()
+    assert all(p.grad is None or p.grad.dtype == torch.float32 for p in m.parameters())
+    assert m.discriminator.electra.encoder.layer[0].attention.self.query.weight.grad.abs().sum() > 0

@@ -214,3 +214,16 @@ def test_details_record_tokens_noise_offsets_labels_and_nce_bce():
     assert offset[special] == pytest.approx(math.log(0.15 / 0.85), abs=1e-6)
     assert (offset[~special] < math.log(0.15 / 0.85)).all()
     assert labels[special].sum() == 0 and labels.sum() > 0
+
+
+@pytest.mark.parametrize("on", [True, False])
+def test_bf16_stream_option_reaches_the_energy_model_and_the_towers(on):
+    m = _model(bf16_stream=on, embedding=tiny().model.hidden)  # no projection: fp32 stream without it
+    assert bool(m.energy_model.electra.embeddings._forward_hooks) == on
+    assert m.noise.ltr.embeddings is m.energy_model.electra.embeddings
+    seen = []
+    h = m.energy_model.electra.encoder.layer[0].register_forward_hook(lambda mod, a, o: seen.append(o[0].dtype))
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        m.energy_model(_batch()["input_ids"])
+    h.remove()
+    assert seen == [torch.bfloat16 if on else torch.float32]

@@ -4,6 +4,7 @@ from scipy.stats import chisquare
 
 from discern.core import ConfigError
 from discern.nn import attention_kernel, gumbel_sample, top_hit
+from discern.nn.sampling import default_block
 
 
 @pytest.mark.parametrize("V,block", [(1000, None), (10, 3), (64, 8), (7, 1), (5, 5)])
@@ -20,6 +21,21 @@ def test_two_level_sample_has_the_softmax_law_and_skips_zero_mass(V, block):
     live = p > 0
     expected = (p[live] * R).numpy()
     assert chisquare(counts[live].double().numpy(), expected * R / expected.sum()).pvalue > 1e-3
+
+
+@pytest.mark.parametrize("V,block", [(2048, 32), (8192, 64), (1000, 25), (7, 3), (50257, 224), (1, 1)])
+def test_default_block_divides_the_vocabulary_when_a_divisor_is_near_its_root(V, block):
+    assert default_block(V) == block
+    assert (V % block == 0) == (V not in (7, 50257))
+
+
+def test_block_choice_and_bf16_input_keep_the_draws():
+    # the same uniforms pick the same entries with padded blocks of 45 and unpadded ones of 32,
+    # and bf16 logits give the draws of their fp32 copy (the softmax reads them in fp32)
+    logits = (torch.randn(608, 2048, generator=torch.Generator().manual_seed(5)) * 3).bfloat16()
+    a = gumbel_sample(logits, generator=torch.Generator().manual_seed(9))
+    b = gumbel_sample(logits.float(), generator=torch.Generator().manual_seed(9), block=45)
+    assert torch.equal(a, b)
 
 
 def test_sample_keeps_leading_shape_and_one_uniform_per_row():
@@ -83,3 +99,64 @@ def test_row_cross_entropy_matches_torch_in_values_and_gradients(dtype):
     assert torch.allclose(a.grad.float(), b.grad.float(), atol=tol, rtol=0)
     with pytest.raises(ValueError, match="logits \\(R, V\\) and targets \\(R,\\)"):
         row_cross_entropy(base.unsqueeze(0), targets)
+
+
+def _tiny_electra(embedding: int = 32):
+    from transformers import ElectraConfig, ElectraModel
+
+    torch.manual_seed(0)
+    cfg = ElectraConfig(vocab_size=50, embedding_size=embedding, hidden_size=32, num_hidden_layers=2,
+                        num_attention_heads=2, intermediate_size=64, max_position_embeddings=16,
+                        hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0, attn_implementation="eager")
+    return ElectraModel(cfg).eval()
+
+
+def _layer_output_dtypes(model, ids, autocast: bool):
+    seen = []
+    hooks = [layer.register_forward_hook(lambda m, a, o: seen.append((o[0] if isinstance(o, tuple) else o).dtype))
+             for layer in model.encoder.layer]
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
+        out = model(ids).last_hidden_state
+    for h in hooks:
+        h.remove()
+    return seen, out
+
+
+def test_bf16_stream_makes_the_residual_stream_bf16_only_under_bf16_autocast():
+    from discern.nn import bf16_stream
+
+    ids = torch.randint(0, 50, (3, 16), generator=torch.Generator().manual_seed(1))
+    plain = _tiny_electra()
+    dtypes, ref = _layer_output_dtypes(plain, ids, autocast=True)
+    assert dtypes == [torch.float32, torch.float32]  # the library's stream under CPU autocast: fp32
+    _, ref32 = _layer_output_dtypes(plain, ids, autocast=False)
+
+    streamed = _tiny_electra()
+    bf16_stream(streamed.embeddings)
+    bf16_stream(streamed.embeddings)  # idempotent: one hook
+    assert len(streamed.embeddings._forward_hooks) == 1
+    dtypes, out = _layer_output_dtypes(streamed, ids, autocast=True)
+    assert dtypes == [torch.bfloat16, torch.bfloat16]
+    assert (out.float() - ref.float()).abs().max() < 0.1  # the same model up to bf16 rounding
+    assert out.float().std() > 0.5  # (not a collapsed output that would pass the bound trivially)
+    _, out32 = _layer_output_dtypes(streamed, ids, autocast=False)
+    assert torch.equal(out32, ref32)  # outside autocast the hook changes nothing
+
+    # gradients reach every parameter, in fp32
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        streamed(ids).last_hidden_state.float().square().mean().backward()
+    for name, p in streamed.named_parameters():
+        assert p.grad is not None and p.grad.dtype == torch.float32 and p.grad.abs().sum() > 0, name
+
+
+def test_bf16_stream_gives_a_factorised_encoder_the_stream_it_already_has():
+    from discern.nn import bf16_stream
+
+    ids = torch.randint(0, 50, (3, 16), generator=torch.Generator().manual_seed(2))
+    plain = _tiny_electra(embedding=16)  # a projection after the embeddings: bf16 stream already
+    dtypes, ref = _layer_output_dtypes(plain, ids, autocast=True)
+    assert dtypes == [torch.bfloat16, torch.bfloat16]
+    streamed = _tiny_electra(embedding=16)
+    bf16_stream(streamed.embeddings)
+    _, out = _layer_output_dtypes(streamed, ids, autocast=True)
+    assert torch.equal(out, ref)  # the projection cast its input to bf16 anyway: the same numbers

@@ -82,7 +82,8 @@ def measure(cfg, steps: int) -> dict:
     torch.manual_seed(0)
     ours = ElectraPretrainer(cfg.model, vocab, 0, SPECIAL, 4)
     torch.manual_seed(0)
-    previous = dataclasses.replace(cfg.model, dropout=0.1, attention_dropout=0.1, attention="sdpa")
+    previous = dataclasses.replace(cfg.model, dropout=0.1, attention_dropout=0.1, attention="sdpa",
+                                   bf16_stream=False)
     before = ElectraPretrainer(previous, vocab, 0, SPECIAL, 4)
     opt_ours = ElectraAdam(param_groups(ours, tc.weight_decay), lr=tc.lr, bias_correction=True)
     opt_before = LoopAdam(param_groups(before, tc.weight_decay), lr=tc.lr, bias_correction=True)

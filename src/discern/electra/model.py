@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .config import ModelConfig
-from discern.nn import attention_kernel, gumbel_sample, row_cross_entropy, top_hit
+from discern.nn import attention_kernel, bf16_stream, gumbel_sample, row_cross_entropy, top_hit
 
 from .masking import Masked, mask_tokens
 
@@ -96,6 +96,9 @@ class ElectraPretrainer(_Pretrainer):
         self.generator = generator or ElectraForMaskedLM(hf_config(cfg, vocab_size, pad_id, generator=True))
         if cfg.tie_embeddings:
             tie_generator(self.generator, self.discriminator)
+        if cfg.bf16_stream:
+            for model in (self.discriminator, self.generator):
+                bf16_stream(model.electra.embeddings)
         self.vocab_size = vocab_size
 
     def forward(self, batch: dict, details: dict | None = None) -> tuple[torch.Tensor, dict]:
@@ -175,6 +178,8 @@ class MLMPretrainer(_Pretrainer):
 
         self.mlm = mlm or ElectraForMaskedLM(hf_config(cfg, vocab_size, pad_id))
         self.mlm.generator_lm_head.weight = self.mlm.electra.embeddings.word_embeddings.weight
+        if cfg.bf16_stream:
+            bf16_stream(self.mlm.electra.embeddings)
         self.vocab_size = vocab_size
 
     def forward(self, batch: dict) -> tuple[torch.Tensor, dict]:

@@ -77,7 +77,8 @@ def pretrain_throughput(quick: bool = False, cfg=None) -> dict:
     torch.manual_seed(0)
     ours = ElectricPretrainer(cfg.model, vocab, 0, [0, 1, 2, 3, 4])
     torch.manual_seed(0)
-    previous = dataclasses.replace(cfg.model, dropout=0.1, attention_dropout=0.1, attention="sdpa")
+    previous = dataclasses.replace(cfg.model, dropout=0.1, attention_dropout=0.1, attention="sdpa",
+                                   bf16_stream=False)
     before = ElectricPretrainer(previous, vocab, 0, [0, 1, 2, 3, 4])
     opt_ours = ElectraAdam(param_groups(ours, tc.weight_decay), lr=tc.lr, bias_correction=True)
     opt_before = LoopAdam(param_groups(before, tc.weight_decay), lr=tc.lr, bias_correction=True)

@@ -23,6 +23,10 @@ class ModelConfig:
     # whose backward is 1.35x faster per training step at length 128 than the CPU flash kernel behind
     # "sdpa" (README benchmark), and the library's default (SDPA) on CUDA; or name one of them
     attention: str = "auto"
+    # under bf16 autocast, a bf16 residual stream (embedding output, residual adds, LayerNorm
+    # outputs; weights stay fp32): saves the fp32 <-> bf16 copies of every activation entering a
+    # linear layer (discern.nn.bf16_stream); False keeps the stream in fp32
+    bf16_stream: bool = True
     dropout: float = 0.1
     attention_dropout: float = 0.1
     noise: str = "two-tower"  # noise distribution q: the paper's two-tower cloze model, or a fixed "unigram"

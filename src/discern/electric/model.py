@@ -33,7 +33,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from discern.core import CheckpointError
-from discern.nn import attention_kernel, gumbel_sample, row_cross_entropy, top_hit
+from discern.nn import attention_kernel, bf16_stream, gumbel_sample, row_cross_entropy, top_hit
 
 from .config import ModelConfig
 
@@ -164,6 +164,10 @@ class ElectricPretrainer(nn.Module):
         if cfg.noise == "two-tower":
             self.noise = noise_model or TwoTowerCloze(cfg, vocab_size, pad_id,
                                                       embeddings=self.energy_model.electra.embeddings)
+        if cfg.bf16_stream:
+            bf16_stream(self.energy_model.electra.embeddings)
+            if self.noise is not None:
+                bf16_stream(self.noise.ltr.embeddings)  # the same module unless the towers were loaded apart
         # fixed unigram noise: log q(w), set from corpus counts by set_unigram_noise (uniform until then)
         self.register_buffer("unigram_logq", torch.full((vocab_size,), -math.log(vocab_size)), persistent=False)
         self.register_buffer("special_ids", torch.tensor(sorted(set(special_ids)), dtype=torch.long),

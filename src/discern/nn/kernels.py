@@ -22,3 +22,31 @@ def attention_kernel(name: str, cuda: bool | None = None) -> str | None:
 
         cuda = torch.cuda.is_available()
     return None if cuda else "eager"
+
+
+def _to_bf16_under_autocast(module, args, output):
+    import torch
+
+    if (isinstance(output, torch.Tensor) and output.dtype == torch.float32
+            and torch.is_autocast_enabled(output.device.type)
+            and torch.get_autocast_dtype(output.device.type) == torch.bfloat16):
+        return output.to(torch.bfloat16)
+    return output
+
+
+def bf16_stream(embeddings) -> None:
+    """Make the residual stream of a Hugging Face encoder bf16 under bf16 autocast.
+
+    Under CPU autocast the embedding module's LayerNorm returns fp32 (fp32 tables and
+    LayerNorm weights), every residual add with it stays fp32, and each linear layer then
+    casts its fp32 input to bf16 again (the query, key and value projections three times), in
+    the forward and again for the gradients: 30 activation copies per quick ELECTRA step.
+    A forward hook on ``embeddings`` casts its output to bf16 once, so the residual adds and
+    LayerNorms downstream take and give bf16 (LayerNorm still normalises in fp32 inside the
+    kernel; weights and their gradients stay fp32).  An encoder with a factorised embedding
+    (a projection after the embeddings) already has a bf16 stream; this gives the others the
+    same.  Outside bf16 autocast the hook returns the output unchanged.  Idempotent."""
+    if getattr(embeddings, "_discern_bf16_stream", False):
+        return
+    embeddings.register_forward_hook(_to_bf16_under_autocast)
+    embeddings._discern_bf16_stream = True

@@ -10,6 +10,14 @@ import torch.nn.functional as F
 _BELOW_ONE = 1.0 - 2.0**-20  # keeps a rounded target strictly inside the mass it points into
 
 
+def default_block(V: int) -> int:
+    """The block size of the two-level sampler for a vocabulary of ``V``: the divisor of ``V``
+    nearest sqrt(V) if one lies in [sqrt(V)/2, 2 sqrt(V)] (no padding), else round(sqrt(V))."""
+    root = math.sqrt(V)
+    near = [d for d in range(max(1, math.ceil(root / 2)), int(2 * root) + 1) if V % d == 0]
+    return min(near, key=lambda d: (abs(d - root), d)) if near else max(1, int(round(root)))
+
+
 def gumbel_sample(logits: torch.Tensor, temperature: float = 1.0,
                   generator: torch.Generator | None = None, block: int | None = None) -> torch.Tensor:
     """A sample of ``softmax(logits / T)`` per row, in fp32, under no-grad.
@@ -22,16 +30,24 @@ def gumbel_sample(logits: torch.Tensor, temperature: float = 1.0,
     scan runs over the whole vocabulary: the vocabulary is cut into blocks of ``block``
     entries (default about sqrt(V)); a block is chosen by the cumulative block masses, then
     an entry inside it by the block's own cumulative masses.  Equal in law to Gumbel-max,
-    not draw for draw; an entry of zero probability is never drawn."""
+    not draw for draw; an entry of zero probability is never drawn.
+
+    The default block is the divisor of ``V`` nearest sqrt(V) when one lies within a factor 2
+    of it (32 for V = 2,048), so the probabilities need no zero padding; the choice of blocks
+    does not change the law, and for one ``u`` it picks the same entry up to float rounding of
+    the cumulative sums.  At ``T = 1`` the logits go to the softmax as they are (no division),
+    which reads bf16 logits and writes fp32 probabilities in one pass."""
     with torch.no_grad():
-        x = logits.detach().float()
+        x = logits.detach()
         V = x.size(-1)
         if V == 0:
             raise ValueError("gumbel_sample: empty vocabulary axis")
         shape = x.shape[:-1]
-        p = torch.softmax(x / temperature, dim=-1).reshape(-1, V)  # (R, V)
+        if temperature != 1.0:
+            x = x.float() / temperature
+        p = torch.softmax(x, dim=-1, dtype=torch.float32).reshape(-1, V)  # (R, V)
         R = p.size(0)
-        k = block or max(1, int(round(math.sqrt(V))))
+        k = block or default_block(V)
         nb = -(-V // k)
         if nb * k != V:
             p = F.pad(p, (0, nb * k - V))  # padded entries have zero mass
