@@ -1,6 +1,9 @@
-"""Choice of the attention kernel of Hugging Face encoders trained here."""
+"""Choice of the attention kernel of Hugging Face encoders trained here, and their residual
+stream's dtype under autocast."""
 
 from __future__ import annotations
+
+import torch
 
 from discern.core import ConfigError
 
@@ -18,15 +21,11 @@ def attention_kernel(name: str, cuda: bool | None = None) -> str | None:
     if name != "auto":
         return name
     if cuda is None:
-        import torch
-
         cuda = torch.cuda.is_available()
     return None if cuda else "eager"
 
 
 def _to_bf16_under_autocast(module, args, output):
-    import torch
-
     if (isinstance(output, torch.Tensor) and output.dtype == torch.float32
             and torch.is_autocast_enabled(output.device.type)
             and torch.get_autocast_dtype(output.device.type) == torch.bfloat16):
