@@ -11,8 +11,9 @@
 #     2. `discern reproduce --only electra --preset gpu` (the claim, 3 seeds per objective);
 #     3. `discern electric pretrain --preset gpu` (claim 1: NCE below the noise-rate prior; the
 #        re-ranking needs espeak-ng and pocketsphinx, which such machines usually lack);
-#   each under its own time limit (ELECTRA_LIMIT, ELECTRIC_LIMIT seconds), and copies the runs'
-#   results, metrics and plots to OUTDIR/runs.tar.gz and the log to OUTDIR/log.txt.
+#   each under its own time limit (60 s per probe, ELECTRA_LIMIT = 340 s, ELECTRIC_LIMIT = 100 s: 560 s
+#   in all), and copies the runs' results, metrics and plots to OUTDIR/runs.tar.gz after each stage
+#   and the log to OUTDIR/log.txt.
 #
 # PRESET=tiny runs the same steps with the tiny preset (a check of this script on a CPU).
 set -uo pipefail
@@ -54,41 +55,58 @@ main() {
         local t0=$SECONDS
         timeout --signal=INT --kill-after=20 "$limit" "$@"
         echo "=== $name: exit $? after $((SECONDS - t0)) s"
+        collect  # after every stage, so a command stopped from outside still leaves what ran
+    }
+    collect() {
+        (cd "$work/runs" && find . -type f \( -name '*.json' -o -name '*.jsonl' -o -name '*.md' -o -name '*.png' \
+            -o -name '*.csv' \) ! -name 'tokenizer*' -size -4M -print0 | tar --null -czf "$out/runs.tar.gz" -T -)
     }
 
     probe=200
     [ "$preset" = tiny ] && probe=8
-    stage "probe electra" 90 "$py" -m discern electra pretrain --preset "$preset" --name probe \
+    stage "probe electra" 60 "$py" -m discern electra pretrain --preset "$preset" --name probe \
         --set train.steps=$probe --set train.eval_every=0 --set train.checkpoint_every=0
-    stage "probe electric" 90 "$py" -m discern electric pretrain --preset "$preset" --name probe \
+    stage "probe electric" 60 "$py" -m discern electric pretrain --preset "$preset" --name probe \
         --set train.steps=$probe --set train.eval_every=0 --set train.checkpoint_every=0
     # steps that fit the limits at the probes' speed (at most the preset's own): the reproduction runs
-    # 6 pre-trainings (3 seeds x ELECTRA and the FLOP-matched MLM) and keeps ~90 s for data and fine-tuning
-    sized() {  # paper, seconds per pre-training -> --set train.steps=N (nothing when the probe failed)
+    # 6 pre-trainings (3 seeds x ELECTRA and the FLOP-matched MLM) and keeps 140 s for data and the 36
+    # fine-tunings (9 encoders x 4 tasks, one fine-tuning seed as in the quick preset)
+    sized() {  # paper, seconds per pre-training -> --set train.steps=N
         "$py" - "$work/runs/$1" "$2" "$1" "$preset" <<'PY'
 import glob, json, sys
 runs, seconds, paper, preset = sys.argv[1], float(sys.argv[2]), sys.argv[3], sys.argv[4]
-found = sorted(glob.glob(f"{runs}/*-probe*/results.json"))
-if found:
-    r = json.load(open(found[-1]))
-    import importlib
-    cfg = importlib.import_module(f"discern.{paper}.config").PRESETS[preset]()
-    steps = min(cfg.train.steps, max(10, int(0.85 * seconds * r["steps"] / r["train_seconds"])))
-    print(f"--set train.steps={steps}")
-    print(f"{paper}: {r['steps'] / r['train_seconds']:.1f} steps/s in the probe -> {steps} steps", file=sys.stderr)
+import importlib
+cfg = importlib.import_module(f"discern.{paper}.config").PRESETS[preset]()
+rate = None  # steps per second: the probe's result, else its last logged throughput
+for folder in sorted(glob.glob(f"{runs}/*-probe*"), reverse=True):
+    try:
+        r = json.load(open(f"{folder}/results.json"))
+        rate = r["steps"] / r["train_seconds"]
+    except (OSError, ValueError, KeyError, ZeroDivisionError):
+        try:
+            logged = [json.loads(line) for line in open(f"{folder}/metrics.jsonl")]
+            rate = [x["examples_per_s"] for x in logged if "examples_per_s" in x][-1] / cfg.train.batch_size
+        except (OSError, ValueError, IndexError):
+            continue
+    break
+if rate is None:  # no probe finished a logging interval: a short run rather than one past its limit
+    steps = min(cfg.train.steps, 300)
+    print(f"{paper}: no probe throughput -> {steps} steps", file=sys.stderr)
+else:
+    steps = min(cfg.train.steps, max(10, int(0.85 * seconds * rate)))
+    print(f"{paper}: {rate:.1f} steps/s in the probe -> {steps} steps", file=sys.stderr)
+print(f"--set train.steps={steps}")
 PY
     }
-    electra_limit=${ELECTRA_LIMIT:-330}
-    electric_limit=${ELECTRIC_LIMIT:-150}
-    electra_steps=$(sized electra $(( (electra_limit - 90) / 6 )))
-    electric_steps=$(sized electric $(( electric_limit - 40 )))
+    electra_limit=${ELECTRA_LIMIT:-340}
+    electric_limit=${ELECTRIC_LIMIT:-100}
+    electra_steps=$(sized electra $(( (electra_limit - 140) / 6 )))
+    electric_steps=$(sized electric $(( electric_limit - 30 )))
     stage "reproduce electra" "$electra_limit" "$py" -m discern reproduce --only electra --preset "$preset" \
-        --report "$work/runs/report" $electra_steps
+        --report "$work/runs/report" --set finetune.seeds=1 $electra_steps
     stage "pretrain electric" "$electric_limit" "$py" -m discern electric pretrain --preset "$preset" --name gpu \
         $electric_steps
 
-    (cd "$work/runs" && find . -type f \( -name '*.json' -o -name '*.jsonl' -o -name '*.md' -o -name '*.png' \
-        -o -name '*.csv' \) ! -name 'tokenizer*' -size -4M -print0 | tar --null -czf "$out/runs.tar.gz" -T -)
     ls -l "$out"
 }
 
