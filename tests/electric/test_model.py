@@ -227,3 +227,10 @@ def test_bf16_stream_option_reaches_the_energy_model_and_the_towers(on):
         m.energy_model(_batch()["input_ids"])
     h.remove()
     assert seen == [torch.bfloat16 if on else torch.float32]
+    # the towers' narrow LayerNorms (width 16 here) compute in fp32 under autocast; wider ones do not
+    narrow = [mod for mod in m.noise.modules() if isinstance(mod, torch.nn.LayerNorm)
+              and mod.normalized_shape[-1] <= 16]
+    wide = [mod for mod in m.modules() if isinstance(mod, torch.nn.LayerNorm) and mod.normalized_shape[-1] > 16]
+    assert len(narrow) == 8 and wide
+    assert all(getattr(mod, "_discern_narrow_fp32", False) == on for mod in narrow)
+    assert not any(getattr(mod, "_discern_narrow_fp32", False) for mod in wide)

@@ -160,3 +160,42 @@ def test_bf16_stream_gives_a_factorised_encoder_the_stream_it_already_has():
     bf16_stream(streamed.embeddings)
     _, out = _layer_output_dtypes(streamed, ids, autocast=True)
     assert torch.equal(out, ref)  # the projection cast its input to bf16 anyway: the same numbers
+
+
+def test_fp32_narrow_layer_norms_match_the_bf16_kernel_and_only_touch_narrow_layers():
+    from discern.nn import fp32_narrow_layer_norms
+
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.LayerNorm(8), torch.nn.Linear(8, 32),
+                                torch.nn.LayerNorm(32))
+    with torch.no_grad():  # non-trivial affine parameters
+        model[1].weight.uniform_(0.5, 1.5), model[1].bias.uniform_(-0.5, 0.5)
+    x = torch.randn(64, 4)
+
+    def run():
+        for p in model.parameters():
+            p.grad = None
+        seen = []
+        hook = model[1].register_forward_hook(lambda m, a, o: seen.append((a[0].dtype, o.dtype)))
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            y = model(x)
+        hook.remove()
+        y.float().square().mean().backward()
+        return y, seen, {n: p.grad.clone() for n, p in model.named_parameters()}
+
+    ref, seen_ref, grads_ref = run()
+    assert seen_ref == [(torch.bfloat16, torch.bfloat16)]  # the bf16 kernel
+    assert fp32_narrow_layer_norms(model) == 1  # width 8 only; width 32 keeps the bf16 kernel
+    assert fp32_narrow_layer_norms(model) == 0  # idempotent
+    out, seen, grads = run()
+    assert seen == [(torch.float32, torch.bfloat16)]  # fp32 inside, bf16 to the next layer
+    assert out.dtype == ref.dtype == torch.bfloat16
+    # the bf16 kernel normalises in fp32 too: the same outputs; gradients up to bf16 rounding
+    assert torch.equal(out, ref)
+    for name, g in grads.items():
+        assert g.dtype == torch.float32
+        assert torch.allclose(g, grads_ref[name], rtol=0.02, atol=1e-3), name
+    # outside autocast the hooks change nothing
+    ln = model[1]
+    expected = model[3](model[2](torch.nn.functional.layer_norm(model[0](x), (8,), ln.weight, ln.bias, ln.eps)))
+    assert torch.equal(model(x), expected)

@@ -49,3 +49,43 @@ def bf16_stream(embeddings) -> None:
         return
     embeddings.register_forward_hook(_to_bf16_under_autocast)
     embeddings._discern_bf16_stream = True
+
+
+#: widest LayerNorm that :func:`fp32_narrow_layer_norms` moves to fp32: PyTorch's bf16 LayerNorm
+#: kernel (forward + backward, 32 x 128 rows, 2 CPU cores) takes 1.11 ms at width 8 and 0.35 ms at
+#: 16 against 0.47 and 0.18 ms in fp32 with the casts; from width 32 on bf16 is the faster
+NARROW_LAYER_NORM = 16
+
+
+def _narrow_ln_in(module, args):
+    x = args[0]
+    if (x.dtype == torch.bfloat16 and torch.is_autocast_enabled(x.device.type)
+            and torch.get_autocast_dtype(x.device.type) == torch.bfloat16):
+        module._discern_cast_back = True
+        return (x.float(),) + tuple(args[1:])
+    module._discern_cast_back = False
+    return None
+
+
+def _narrow_ln_out(module, args, output):
+    if module._discern_cast_back:
+        return output.to(torch.bfloat16)
+    return output
+
+
+def fp32_narrow_layer_norms(model, max_width: int = NARROW_LAYER_NORM) -> int:
+    """Under bf16 autocast, every ``nn.LayerNorm`` of ``model`` at most ``max_width`` wide
+    takes its bf16 input in fp32 and returns bf16 again: the same normalisation (PyTorch's bf16
+    kernel also computes in fp32 inside), up to the rounding of its gradient, in less than half
+    the time at width 8 (Electric's quick noise towers).  Outside bf16 autocast nothing changes.
+    Returns how many layers this call hooked; idempotent."""
+    n = 0
+    for m in model.modules():
+        if (isinstance(m, torch.nn.LayerNorm) and m.normalized_shape and m.normalized_shape[-1] <= max_width
+                and not getattr(m, "_discern_narrow_fp32", False)):
+            m.register_forward_pre_hook(_narrow_ln_in)
+            m.register_forward_hook(_narrow_ln_out)
+            m._discern_narrow_fp32 = True
+            m._discern_cast_back = False
+            n += 1
+    return n
