@@ -101,6 +101,29 @@ def test_row_cross_entropy_matches_torch_in_values_and_gradients(dtype):
         row_cross_entropy(base.unsqueeze(0), targets)
 
 
+def test_row_cross_entropy_is_the_same_in_any_number_of_row_blocks(monkeypatch):
+    from discern.nn import ops, row_cross_entropy
+
+    g = torch.Generator().manual_seed(3)
+    base = (torch.randn(37, 300, generator=g) * 3).bfloat16()
+    targets = torch.randint(0, 300, (37,), generator=g)
+    w = torch.rand(37, generator=g)
+
+    def run():
+        a = base.clone().requires_grad_()
+        loss = row_cross_entropy(a, targets)
+        (loss * w).sum().backward()
+        return loss, a.grad
+
+    one_block, grad_one = run()  # 11,100 floats: one block on either device
+    assert list(ops._row_blocks(37, 300)) == [(0, 37)]
+    monkeypatch.setattr(ops, "_CHUNK_FLOATS", 1000)  # 3 rows per block: 13 blocks
+    assert len(list(ops._row_blocks(37, 300))) == 13
+    assert list(ops._row_blocks(37, 300, cuda=True)) == [(0, 37)]  # GPU blocks are large
+    many, grad_many = run()
+    assert torch.equal(many, one_block) and torch.equal(grad_many, grad_one)
+
+
 def _tiny_electra(embedding: int = 32):
     from transformers import ElectraConfig, ElectraModel
 
