@@ -25,7 +25,7 @@ import torch
 
 from discern.train import ElectraAdam, param_groups
 from discern.train.bench import (GOAL_ENCODER, GOAL_VOCAB, LoopAdam, argmax_hit_before, compare, cpu_name,
-                                 cross_entropy_before, gumbel_max_before, matmul_peak, step_flops)
+                                 cross_entropy_before, gumbel_max_before, matmul_peak, step_flops, step_ratio)
 
 from .config import quick as quick_preset
 from .model import ElectraPretrainer
@@ -96,13 +96,15 @@ def measure(cfg, steps: int) -> dict:
 
     peak_start = matmul_peak(torch.bfloat16)
     try:
-        t_ours, t_before = compare((ours, opt_ours), (before, opt_before), batches, patch)
+        steps_ours, steps_before = compare((ours, opt_ours), (before, opt_before), batches, patch)
         patch(True)
         with torch.autocast("cpu", dtype=torch.bfloat16):
             flops = step_flops(ours, batches[0])
     finally:
         patch(True)
     peak = max(peak_start, matmul_peak(torch.bfloat16))  # the machine's speed drifts: keep the higher
+    t_ours, t_before = sum(steps_ours), sum(steps_before)
+    ratio = step_ratio(steps_ours, steps_before)
     ex_ours, ex_before = B * steps / t_ours, B * steps / t_before
     return {
         "ratio": ex_ours / ex_before, "mfu": flops * steps / t_ours / peak,
@@ -114,5 +116,6 @@ def measure(cfg, steps: int) -> dict:
             "gflop_per_step": round(flops / 1e9, 2),
             "matmul_peak_gflops_bf16": round(peak / 1e9, 1),
             "mfu_before": round(flops * steps / t_before / peak, 4),
+            "ratio_ci_95": [round(x, 3) for x in ratio["ci"]], "ratio_ci_test": ratio["test"],
         },
     }

@@ -65,7 +65,7 @@ def pretrain_throughput(quick: bool = False, cfg=None) -> dict:
     from discern.nn import gumbel_sample, row_cross_entropy, top_hit
     from discern.train import ElectraAdam, param_groups
     from discern.train.bench import (LoopAdam, argmax_hit_before, compare, cross_entropy_before, gumbel_max_before,
-                                     matmul_peak, step_flops)
+                                     matmul_peak, step_flops, step_ratio)
 
     from . import model as model_mod
     from .config import quick as quick_preset
@@ -97,14 +97,18 @@ def pretrain_throughput(quick: bool = False, cfg=None) -> dict:
 
     peak_start = matmul_peak(torch.bfloat16)
     try:
-        t_ours, t_before = compare((ours, opt_ours), (before, opt_before), batches, patch)
+        steps_ours, steps_before = compare((ours, opt_ours), (before, opt_before), batches, patch)
         with torch.autocast("cpu", dtype=torch.bfloat16):
             flops = step_flops(ours, batches[0])
     finally:
         patch(True)
     peak = max(peak_start, matmul_peak(torch.bfloat16))  # the machine's speed drifts: keep the higher
+    t_ours, t_before = sum(steps_ours), sum(steps_before)
+    ratio = step_ratio(steps_ours, steps_before)
     return {"examples_per_s_ours": B * steps / t_ours, "examples_per_s_before": B * steps / t_before,
-            "ratio": t_before / t_ours, "mfu": flops * steps / t_ours / peak,
+            "ratio": t_before / t_ours, "ratio_ci_95": [round(x, 3) for x in ratio["ci"]],
+            "ratio_ci_test": ratio["test"],
+            "mfu": flops * steps / t_ours / peak,
             "mfu_before": flops * steps / t_before / peak, "gflop_per_step": flops / 1e9,
             "matmul_peak_gflops_bf16": peak / 1e9,
             "config": f"{cfg.model.layers} layers x {cfg.model.hidden}, towers x{cfg.model.tower_size} of "

@@ -126,18 +126,30 @@ def step_flops(model, batch: dict) -> float:
     return float(counter.get_total_flops())
 
 
-def compare(ours: tuple, before: tuple, batches: list[dict], patch: Callable[[bool], None]) -> tuple[float, float]:
-    """Seconds of ``len(batches) - 1`` timed steps each, alternating sides after one warm-up
-    step each; ``patch(True)`` installs our code path, ``patch(False)`` the previous one."""
+def compare(ours: tuple, before: tuple, batches: list[dict],
+            patch: Callable[[bool], None]) -> tuple[list[float], list[float]]:
+    """Seconds of each of ``len(batches) - 1`` timed steps per side, alternating sides after one
+    warm-up step each; ``patch(True)`` installs our code path, ``patch(False)`` the previous one."""
     (m_ours, o_ours), (m_before, o_before) = ours, before
     patch(True)
     train_step(m_ours, o_ours, batches[0], foreach_clip=True)
     patch(False)
     train_step(m_before, o_before, batches[0])
-    t_ours = t_before = 0.0
+    t_ours, t_before = [], []
     for b in batches[1:]:
         patch(False)
-        t_before += train_step(m_before, o_before, b)
+        t_before.append(train_step(m_before, o_before, b))
         patch(True)
-        t_ours += train_step(m_ours, o_ours, b, foreach_clip=True)
+        t_ours.append(train_step(m_ours, o_ours, b, foreach_clip=True))
     return t_ours, t_before
+
+
+def step_ratio(t_ours: list[float], t_before: list[float], seed: int = 0) -> dict:
+    """Examples/s of our path over the previous one (equal batches: the previous path's total step
+    seconds over ours) with a 95% percentile bootstrap interval over the alternating step pairs
+    (:func:`discern.metrics.stats.cluster_bootstrap_ratio`).  The interval is the precision of one
+    run; runs hours apart on a shared machine differ by more (the READMEs record such runs)."""
+    from discern.metrics.stats import cluster_bootstrap_ratio
+
+    res = cluster_bootstrap_ratio(t_before, t_ours, seed=seed)
+    return {"ratio": res["estimate"], "ci": res["ci"], "pairs": res["n"], "test": res["test"]}
