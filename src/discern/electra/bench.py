@@ -107,7 +107,7 @@ def measure(cfg, steps: int) -> dict:
     ratio = step_ratio(steps_ours, steps_before)
     ex_ours, ex_before = B * steps / t_ours, B * steps / t_before
     return {
-        "ratio": ex_ours / ex_before, "mfu": flops * steps / t_ours / peak,
+        "ratio": ratio["ratio"], "mfu": flops * steps / t_ours / peak,
         "details": {
             "config": f"{cfg.model.layers} layers x {cfg.model.hidden}, generator x{cfg.model.generator_size} "
                       f"of {max(1, round(cfg.model.layers * cfg.model.generator_layers))} layers, vocab {vocab}, "

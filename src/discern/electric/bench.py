@@ -106,7 +106,7 @@ def pretrain_throughput(quick: bool = False, cfg=None) -> dict:
     t_ours, t_before = sum(steps_ours), sum(steps_before)
     ratio = step_ratio(steps_ours, steps_before)
     return {"examples_per_s_ours": B * steps / t_ours, "examples_per_s_before": B * steps / t_before,
-            "ratio": t_before / t_ours, "ratio_ci_95": [round(x, 3) for x in ratio["ci"]],
+            "ratio": ratio["ratio"], "ratio_ci_95": [round(x, 3) for x in ratio["ci"]],
             "ratio_ci_test": ratio["test"],
             "mfu": flops * steps / t_ours / peak,
             "mfu_before": flops * steps / t_before / peak, "gflop_per_step": flops / 1e9,
