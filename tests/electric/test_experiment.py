@@ -2,7 +2,10 @@
 
 import json
 
+import numpy as np
 import pytest
+import scipy.stats
+import torch
 
 from discern.cli import main
 
@@ -27,7 +30,7 @@ def test_reproduction_writes_the_wer_table_and_claim(tiny_run):
     from discern.core import Result
 
     result = Result.from_dict(res)
-    assert result.paper == "electric" and result.plots == ["plots/rerank_wer.png"]
+    assert result.paper == "electric" and result.plots == ["plots/rerank_wer.png", "plots/nce_seeds.png"]
     assert {r["re-ranker"]: (r["test_wer"], [r["ci_low"], r["ci_high"]]) for r in result.table} == \
         {n: (row["wer"], row["ci95"]) for n, row in rows.items()}
     nce_claim, rerank_claim = res["claims"]
@@ -35,10 +38,29 @@ def test_reproduction_writes_the_wer_table_and_claim(tiny_run):
     assert rerank_claim["p_value"] == pytest.approx(1.0 - rows["electric"]["p_better_than_none"])
     assert nce_claim["statement"].startswith("Electric's NCE training learns the data beyond its noise")
     plateau = res["pretraining"]["electric"]["plateau"]["nce"]
-    lo, hi = plateau["nats_below_ci"]
-    assert lo <= plateau["nats_below"] <= hi
+    assert plateau["nats_below_ci"][0] <= plateau["nats_below"] <= plateau["nats_below_ci"][1]
     assert plateau["nats_below"] == pytest.approx(plateau["reference"] - plateau["loss"])
+    # claim 1 over the tiny preset's two pre-training seeds: a Student-t interval over their gaps
+    seeds = res["pretraining"]["nce_over_seeds"]
+    second = json.loads((tiny_run / "pretrain-electric-seed1.json").read_text())["plateau"]["nce"]
+    gaps = [plateau["nats_below"], second["nats_below"]]
+    assert seeds["seeds"] == [0, 1] and [r["nats_below"] for r in seeds["per_seed"]] == gaps
+    half = scipy.stats.t.ppf(0.975, 1) * np.std(gaps, ddof=1) / np.sqrt(2)
+    lo, hi = nce_claim["ci"]
+    assert lo == pytest.approx(np.mean(gaps) - half, rel=1e-12) and hi == pytest.approx(np.mean(gaps) + half, rel=1e-12)
     assert nce_claim["verdict"] == ("held" if lo > 0 else "not held" if hi < 0 else "inconclusive")
+    assert "over 2 pre-training seeds" in nce_claim["test"] and "mean over 2 seeds" in nce_claim["ours"]
+    assert (tiny_run / "plots" / "nce_seeds.png").stat().st_size > 0
+    # the second seed: its own weights, the first seed's tokenizer, another held-out split
+    from safetensors.torch import load_file
+
+    a = load_file(tiny_run / "pretrain-electric" / "model" / "energy" / "model.safetensors")
+    b = load_file(tiny_run / "pretrain-electric-seed1" / "model" / "energy" / "model.safetensors")
+    assert a.keys() == b.keys() and not all(torch.equal(a[k], b[k]) for k in a)
+    vocab = [json.loads((tiny_run / d / "tokenizer" / "tokenizer.json").read_text())["model"]["vocab"]
+             for d in ("pretrain-electric", "pretrain-electric-seed1")]
+    assert vocab[0] == vocab[1] and len(vocab[0]) > 100
+    assert json.loads((tiny_run / "pretrain-electric-seed1" / "config.json").read_text())["seed"] == 1
     # the no-context plateau: its gap is the reference minus the model's loss on the same positions
     token = res["pretraining"]["electric"]["plateau"]["token_only_energy"]
     assert 0 < token["positions_scored"] <= 1
@@ -157,3 +179,28 @@ def test_the_masked_lm_baseline_has_electrics_shape_data_and_steps_at_its_own_lr
     assert (ec.data.vocab_size, ec.data.seq_len, ec.data.tokenizer, ec.seed) == (2048, cfg.data.seq_len,
                                                                                  str(tmp_path / "tok"), 5)
     assert (tmp_path / "mlm" / "config.json").is_file()
+
+
+def _stage(gap, lo, hi, prior=0.4166):
+    return {"plateau": {"nce": {"nats_below": gap, "nats_below_ci": [lo, hi], "loss": prior - gap,
+                                "reference": prior}}}
+
+
+def test_claim_1_over_seeds_is_a_student_t_interval_of_the_seed_gaps():
+    from discern.electric.experiment import nce_over_seeds
+
+    gaps = [0.0080, 0.0137, 0.0047]
+    out = nce_over_seeds({s: _stage(g, g - 0.003, g + 0.003) for s, g in zip((5, 6, 7), gaps)})
+    half = scipy.stats.t.ppf(0.975, 2) * np.std(gaps, ddof=1) / np.sqrt(3)
+    assert out["seeds"] == [5, 6, 7] and out["mean"] == pytest.approx(np.mean(gaps), abs=1e-15)
+    assert out["ci"] == pytest.approx([np.mean(gaps) - half, np.mean(gaps) + half], abs=1e-15)
+    # three runs each held by its own batches are not enough here: t(2) = 4.30 makes it inconclusive
+    assert out["ci"][0] < 0 < out["ci"][1]
+    assert [r["ci"] for r in out["per_seed"]] == [pytest.approx([g - 0.003, g + 0.003]) for g in gaps]
+    assert "+0.0088 nats below" in out["ours"] and "over 3 pre-training seeds" in out["test"]
+    # one seed: the run's own interval over its held-out batches, as before
+    one = nce_over_seeds({0: _stage(0.0047, 0.0012, 0.0083)})
+    assert one["ci"] == [0.0012, 0.0083] and one["mean"] == 0.0047 and "over held-out batches" in one["test"]
+    # a seed without a finished evaluation leaves the claim undecided, never held
+    missing = {0: _stage(0.01, 0.005, 0.015), 1: {"plateau": {"nce": {"nats_below": None}}}}
+    assert all(np.isnan(nce_over_seeds(missing)["ci"]))

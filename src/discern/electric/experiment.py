@@ -6,17 +6,20 @@ transformer pass per hypothesis instead of one per token.  Here: real pocketsphi
 of espeak-ng speech of sentences from a novel held out of all training text (plus the 5 real
 LibriVox utterances of pocketsphinx-testdata), Electric and an equal-size masked LM pre-trained
 on the same text, and SmolLM2-135M as the causal-LM re-ranker.  lambda is tuned on a dev split
-from the paper's grid; WER on the test split with bootstrap 95% intervals.  Each stage keeps its
-result, so ``--resume`` skips what is done.
+from the paper's grid; WER on the test split with bootstrap 95% intervals.  Claim 1 (NCE loss
+below the noise-rate prior) is decided over ``pretrain_seeds`` pre-training seeds.  Each stage
+keeps its result, so ``--resume`` skips what is done.
 """
 
 from __future__ import annotations
 
+import copy
+import math
 from pathlib import Path
 from typing import Callable
 
 from discern.core import Claim, Result, Run, config_to_dict
-from discern.metrics.stats import verdict_from_interval
+from discern.metrics.stats import mean_interval, verdict_from_interval
 
 from .config import Config
 from .evaluate import build_nbest, held_out_sentences, score_all
@@ -33,8 +36,8 @@ PAPER = {  # LibriSpeech test WER (clean / other), Table 3
 MLMTrainer = Callable[[Config, list, Path, Path], Path]
 
 
-def _pretrain_stage(run: Run, cfg: Config, documents) -> dict:
-    sub = Run(run.path / "pretrain-electric")
+def _pretrain_stage(run: Run, cfg: Config, documents, name: str = "pretrain-electric") -> dict:
+    sub = Run(run.path / name)
     sub.checkpoints.mkdir(parents=True, exist_ok=True)
     sub.plots.mkdir(exist_ok=True)
     resume = (sub.path / "config.json").is_file()
@@ -62,6 +65,15 @@ def run(cfg: Config, run: Run, mlm_trainer: MLMTrainer | None = None) -> Result:
     electric = run.stage("pretrain-electric", lambda: _pretrain_stage(run, cfg, documents))
     mdir = model_dir(run.path / "pretrain-electric")
     tok_dir = run.path / "pretrain-electric" / "tokenizer"
+    # claim 1 over pre-training seeds: the same documents and tokenizer, every random draw of the
+    # run (initialisation, held-out split, example order, noise positions and samples) from its seed
+    by_seed = {cfg.seed: electric}
+    for seed in range(cfg.seed + 1, cfg.seed + max(1, cfg.pretrain_seeds)):
+        name = f"pretrain-electric-seed{seed}"
+        seed_cfg = copy.deepcopy(cfg)
+        seed_cfg.seed, seed_cfg.data.tokenizer = seed, str(tok_dir)
+        by_seed[seed] = run.stage(name, lambda c=seed_cfg, n=name: _pretrain_stage(run, c, documents, n))
+    nce = nce_over_seeds(by_seed)
 
     mlm_dir = None
     if cfg.rerank.mlm:
@@ -125,9 +137,10 @@ def run(cfg: Config, run: Run, mlm_trainer: MLMTrainer | None = None) -> Result:
     else:
         like_mlm, ours = True, f"test WER: none {none['wer']:.2f}, Electric {e['wer']:.2f} (no masked LM given)"
     plots = _plots(run, report)
-    nce = electric.get("plateau", {}).get("nce", {})
-    lo, hi = nce.get("nats_below_ci") or [float("nan"), float("nan")]
-    nce_verdict = verdict_from_interval(lo, hi) if lo == lo else "inconclusive"
+    if len(by_seed) > 1:
+        plots.append(_seed_plot(run, nce))
+    lo, hi = nce["ci"]
+    nce_verdict = verdict_from_interval(lo, hi) if lo == lo and hi == hi else "inconclusive"
     rerank_verdict = "held" if lowers and like_mlm else ("not held" if worse else "inconclusive")
     note = ""
     if nce_verdict != "held":
@@ -139,10 +152,8 @@ def run(cfg: Config, run: Run, mlm_trainer: MLMTrainer | None = None) -> Result:
                       "prior entropy of the noise rate",
             paper="an energy model that only matches its noise distribution sits at the noise-rate prior "
                   "(0.42 nats at 15% noise); the paper's Electric-Base re-ranks and fine-tunes well",
-            ours=f"NCE {nce.get('loss', float('nan')):.4f} vs prior {nce.get('reference', float('nan')):.4f}: "
-                 f"{nce.get('nats_below', float('nan')):+.4f} nats below [{lo:+.4f}, {hi:+.4f}]" + _token_only(electric),
-            test="Student-t 95% interval of (prior - NCE loss) over held-out batches: held if wholly above 0, "
-                 "not held if wholly below, else inconclusive",
+            ours=nce["ours"] + _token_only(electric, len(by_seed) > 1),
+            test=nce["test"] + ": held if wholly above 0, not held if wholly below, else inconclusive",
             ci=(lo, hi), verdict=nce_verdict),
         Claim(
             statement="Electric re-ranking lowers WER like masked-LM PLL does, with one transformer pass instead "
@@ -166,7 +177,8 @@ def run(cfg: Config, run: Run, mlm_trainer: MLMTrainer | None = None) -> Result:
             "preset_config": config_to_dict(cfg),
             "lists": lists,
             "pretraining": {"electric": {k: electric.get(k) for k in ("steps", "train_seconds", "params_energy",
-                                                                       "params_noise_towers", "eval", "plateau")}},
+                                                                       "params_noise_towers", "eval", "plateau")},
+                            "nce_over_seeds": {k: v for k, v in nce.items() if k != "ours"}},
             "rerank": report,
             "paper_table": PAPER,
         })
@@ -206,12 +218,88 @@ def _plots(run: Run, report: dict) -> list[str]:
     return [str(Path(p).relative_to(run.path))]
 
 
-def _token_only(electric: dict) -> str:
+def _gap(stage: dict) -> tuple[float, list[float], float, float]:
+    """(prior - NCE loss, its interval over held-out batches, NCE loss, prior) of one pre-training."""
+    p = stage.get("plateau", {}).get("nce", {})
+
+    def num(x):
+        return float("nan") if x is None else float(x)
+    ci = p.get("nats_below_ci") or [None, None]
+    return num(p.get("nats_below")), [num(ci[0]), num(ci[1])], num(p.get("loss")), num(p.get("reference"))
+
+
+def nce_over_seeds(by_seed: dict[int, dict]) -> dict:
+    """Claim 1's test: is the held-out NCE loss below the noise-rate prior?
+
+    One seed: the Student-t 95% interval of (prior - NCE loss) over the run's held-out batches.
+    Several: each seed's gap (its mean over its own held-out batches) is one observation, and the
+    interval is Student-t over seeds (:func:`discern.metrics.stats.mean_interval`), so it includes
+    the spread between training runs, which one run's interval over batches leaves out.  A seed
+    whose gap is missing (an unfinished or failed evaluation) makes the interval NaN (inconclusive)."""
+    seeds = sorted(by_seed)
+    rows = {s: _gap(by_seed[s]) for s in seeds}
+    per_seed = [{"seed": s, "nats_below": g, "ci": ci, "loss": loss, "reference": ref}
+                for s, (g, ci, loss, ref) in rows.items()]
+    gaps = [r["nats_below"] for r in per_seed]
+    if len(seeds) == 1:
+        g, ci, loss, ref = rows[seeds[0]]
+        return {"seeds": seeds, "per_seed": per_seed, "mean": g, "ci": ci,
+                "test": "Student-t 95% interval of (prior - NCE loss) over held-out batches",
+                "ours": f"NCE {loss:.4f} vs prior {ref:.4f}: {g:+.4f} nats below [{ci[0]:+.4f}, {ci[1]:+.4f}]"}
+    if all(math.isfinite(g) for g in gaps):
+        m = mean_interval(gaps)
+        mean, ci = m["mean"], m["ci"]
+    else:
+        mean, ci = float("nan"), [float("nan"), float("nan")]
+    loss = sum(r["loss"] for r in per_seed) / len(seeds)
+    ref = sum(r["reference"] for r in per_seed) / len(seeds)
+    each = ", ".join(f"{r['nats_below']:+.4f} [{r['ci'][0]:+.4f}, {r['ci'][1]:+.4f}]" for r in per_seed)
+    return {"seeds": seeds, "per_seed": per_seed, "mean": mean, "ci": ci,
+            "test": f"Student-t 95% interval of the mean of (prior - NCE loss) over {len(seeds)} pre-training "
+                    f"seeds (each seed's gap averaged over its held-out batches)",
+            "ours": f"mean over {len(seeds)} seeds: NCE {loss:.4f} vs prior {ref:.4f}, {mean:+.4f} nats below "
+                    f"[{ci[0]:+.4f}, {ci[1]:+.4f}]; per seed (interval over its held-out batches): {each}"}
+
+
+def _seed_plot(run: Run, nce: dict) -> str:
+    """Each seed's gap below the prior with its interval over held-out batches, and their mean
+    with the Student-t interval over seeds that decides claim 1."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = nce["per_seed"]
+    fig, ax = plt.subplots(figsize=(5.5, 3.4))
+    for i, r in enumerate(rows):
+        lo, hi = r["ci"]
+        ax.errorbar([i], [r["nats_below"]], yerr=[[r["nats_below"] - lo], [hi - r["nats_below"]]],
+                    fmt="o", color="C0", capsize=3)
+    lo, hi = nce["ci"]
+    k = len(rows)
+    if math.isfinite(nce["mean"]) and math.isfinite(lo):
+        ax.errorbar([k + 0.5], [nce["mean"]], yerr=[[nce["mean"] - lo], [hi - nce["mean"]]], fmt="s",
+                    color="C3", capsize=4)
+    ax.axhline(0.0, color="grey", ls="--", label="noise-rate prior (E = -log q + c)")
+    ax.set_xticks(list(range(k)) + [k + 0.5], [f"seed {r['seed']}" for r in rows] + ["mean (t over seeds)"],
+                  fontsize=8)
+    ax.set_ylabel("nats below the prior (held-out NCE)")
+    ax.set_title("Claim 1 over pre-training seeds (95% intervals)")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    p = run.plots / "nce_seeds.png"
+    fig.savefig(p, dpi=110)
+    plt.close(fig)
+    return str(p.relative_to(run.path))
+
+
+def _token_only(electric: dict, label: bool = False) -> str:
     """The no-context plateau's line for claim 1: does the energy model use context at all?"""
     t = electric.get("plateau", {}).get("token_only_energy") or {}
     if t.get("reference") is None:
         return ""
     lo, hi = t.get("nats_below_ci") or [float("nan"), float("nan")]
-    return (f"; against the token-only energy {t['reference']:.4f} (same positions): {t['nats_below']:+.4f} "
+    who = " (the first seed, which re-ranks)" if label else ""
+    return (f"; against the token-only energy {t['reference']:.4f} (same positions){who}: {t['nats_below']:+.4f} "
             f"nats below [{lo:+.4f}, {hi:+.4f}]")
 
