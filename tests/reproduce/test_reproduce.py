@@ -87,3 +87,16 @@ def test_bench_convention_is_checked(out, message):
     with pytest.raises(DiscernError, match=message):
         registry.check_bench(out, "x")
     registry.check_bench({"bench": "x", "ratios": {"a": 2.0}, "goals": {"a": ">= 1.5"}, "details": {}}, "x")
+
+
+@pytest.mark.parametrize("paper", ["electra", "electric"])
+@pytest.mark.parametrize("value", ["0", "-2"])
+def test_pretrain_seeds_below_one_is_a_one_line_error_before_any_work(paper, value, tmp_path, monkeypatch, capsys):
+    from discern.cli import main
+
+    monkeypatch.setenv("DISCERN_RUNS", str(tmp_path / "runs"))
+    monkeypatch.setenv("DISCERN_QUIET", "1")
+    assert main(["reproduce", "--only", paper, "--preset", "tiny", "--set", f"pretrain_seeds={value}"]) == 2
+    last = capsys.readouterr().err.strip().splitlines()[-1]
+    assert last.startswith("error: 1 of 1 experiments failed") and f"ConfigError: pretrain_seeds={value}:" in last
+    assert not (tmp_path / "runs" / paper).is_dir() or not any((tmp_path / "runs" / paper).iterdir())

@@ -17,7 +17,7 @@ import copy
 import statistics
 from pathlib import Path
 
-from discern.core import Claim, Result, Run, config_to_dict, derive_seed
+from discern.core import Claim, ConfigError, Result, Run, config_to_dict, derive_seed
 from discern.metrics.stats import paired_bootstrap_grid, verdict_from_interval
 
 from .config import Config
@@ -80,10 +80,13 @@ def run(cfg: Config, run: Run) -> Result:
     control on the task suite, and decide the claim by a paired bootstrap."""
     from discern.tasks import FinetuneConfig, finetune_from_pretrained, get_task
 
+    if cfg.pretrain_seeds < 1:
+        raise ConfigError(f"pretrain_seeds={cfg.pretrain_seeds}: the claim needs at least one pre-training "
+                          "seed per objective")
     cfg = copy.deepcopy(cfg)
     cfg.data.tokenizer = _shared_tokenizer(run, cfg)
     vocab = cfg.data.vocab_size
-    seeds = [cfg.seed + i for i in range(max(1, cfg.pretrain_seeds))]
+    seeds = [cfg.seed + i for i in range(cfg.pretrain_seeds)]
     electra, mlm, random_dirs = {}, {}, {}
     for seed in seeds:
         electra[seed] = run.stage(f"pretrain-electra-seed{seed}", lambda s=seed: _pretrain_stage(run, cfg, "electra", s))

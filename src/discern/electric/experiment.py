@@ -18,7 +18,7 @@ import math
 from pathlib import Path
 from typing import Callable
 
-from discern.core import Claim, Result, Run, config_to_dict
+from discern.core import Claim, ConfigError, Result, Run, config_to_dict
 from discern.metrics.stats import mean_interval, verdict_from_interval
 
 from .config import Config
@@ -49,6 +49,8 @@ def _pretrain_stage(run: Run, cfg: Config, documents, name: str = "pretrain-elec
 
 def run(cfg: Config, run: Run, mlm_trainer: MLMTrainer | None = None) -> Result:
     """Build n-best lists, pre-train Electric (and the masked LM), score, re-rank, test the claim."""
+    if cfg.pretrain_seeds < 1:
+        raise ConfigError(f"pretrain_seeds={cfg.pretrain_seeds}: claim 1 needs at least one pre-training seed")
     from .pll import ElectricScorer, TwoTowerScorer
     from .model import load_pretrainer
     from .scoring import CausalLMScorer, MaskedLMScorer, sentence_case
@@ -68,7 +70,7 @@ def run(cfg: Config, run: Run, mlm_trainer: MLMTrainer | None = None) -> Result:
     # claim 1 over pre-training seeds: the same documents and tokenizer, every random draw of the
     # run (initialisation, held-out split, example order, noise positions and samples) from its seed
     by_seed = {cfg.seed: electric}
-    for seed in range(cfg.seed + 1, cfg.seed + max(1, cfg.pretrain_seeds)):
+    for seed in range(cfg.seed + 1, cfg.seed + cfg.pretrain_seeds):
         name = f"pretrain-electric-seed{seed}"
         seed_cfg = copy.deepcopy(cfg)
         seed_cfg.seed, seed_cfg.data.tokenizer = seed, str(tok_dir)
