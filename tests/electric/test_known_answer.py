@@ -4,7 +4,7 @@ On the counting corpus (``[CLS] a a+1 ... [SEP]`` mod K from a random start) the
 q is uniform over the K content tokens, so an energy model that ignores context is stuck at the
 loss of the noise rate, ``c h(rho)``; the data are fully predictable from a neighbour, so a model
 that reads context gets far below it.  The same model, as a one-pass PLL re-ranker, must then
-pick the rule-following hypothesis out of every n-best list (the oracle's WER).
+pick the rule-following hypothesis out of nearly every n-best list.
 """
 
 import copy
@@ -31,6 +31,14 @@ def counting_batch(g: torch.Generator) -> dict:
     return {"input_ids": ids, "attention_mask": torch.ones_like(ids), "token_type_ids": torch.zeros_like(ids)}
 
 
+def _fit(model, first_batch: int, steps: int = 400) -> None:
+    """``steps`` optimiser steps on counting batches seeded ``first_batch + step``."""
+    tc = TrainConfig(steps=steps, batch_size=B, lr=1e-3, warmup_steps=0, schedule="constant",
+                     optimizer="electra_adam", bias_correction=True, clip_norm=1.0, log_every=10**6)
+    fit(model, lambda m, b: m(b),
+        lambda step, *_: counting_batch(torch.Generator().manual_seed(first_batch + step)), tc)
+
+
 @pytest.fixture(scope="module")
 def trained():
     """The energy model after 400 steps on the counting corpus against a fixed uniform noise."""
@@ -42,9 +50,7 @@ def trained():
     model.set_unigram_noise(counts)
     assert torch.allclose(model.unigram_logq[5:].exp(), torch.full((K,), 1.0 / K))
     assert model.noise is None and model.unigram_logq[:5].exp().sum() == 0
-    tc = TrainConfig(steps=400, batch_size=B, lr=1e-3, warmup_steps=0, schedule="constant",
-                     optimizer="electra_adam", bias_correction=True, clip_norm=1.0, log_every=10**6)
-    fit(model, lambda m, b: m(b), lambda step, *_: counting_batch(torch.Generator().manual_seed(step)), tc)
+    _fit(model, first_batch=0)
     return model.eval()
 
 
@@ -103,9 +109,7 @@ def test_its_one_pass_pll_reranks_the_lists_near_the_oracle(trained):
     utts = _counting_nbest()
 
     model = copy.deepcopy(trained).train()
-    tc = TrainConfig(steps=400, batch_size=B, lr=1e-3, warmup_steps=0, schedule="constant",
-                     optimizer="electra_adam", bias_correction=True, clip_norm=1.0, log_every=10**6)
-    fit(model, lambda m, b: m(b), lambda step, *_: counting_batch(torch.Generator().manual_seed(10**5 + step)), tc)
+    _fit(model, first_batch=10**5)
     torch.manual_seed(0)
     untrained = ElectricPretrainer(CFG, V, 0, SPECIAL)
 

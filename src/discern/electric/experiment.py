@@ -142,7 +142,7 @@ def run(cfg: Config, run: Run, mlm_trainer: MLMTrainer | None = None) -> Result:
     if len(by_seed) > 1:
         plots.append(_seed_plot(run, nce))
     lo, hi = nce["ci"]
-    nce_verdict = verdict_from_interval(lo, hi) if lo == lo and hi == hi else "inconclusive"
+    nce_verdict = verdict_from_interval(lo, hi)  # a NaN interval is inconclusive
     rerank_verdict = "held" if lowers and like_mlm else ("not held" if worse else "inconclusive")
     note = ""
     if nce_verdict != "held":
@@ -239,20 +239,19 @@ def nce_over_seeds(by_seed: dict[int, dict]) -> dict:
     the spread between training runs, which one run's interval over batches leaves out.  A seed
     whose gap is missing (an unfinished or failed evaluation) makes the interval NaN (inconclusive)."""
     seeds = sorted(by_seed)
-    rows = {s: _gap(by_seed[s]) for s in seeds}
-    per_seed = [{"seed": s, "nats_below": g, "ci": ci, "loss": loss, "reference": ref}
-                for s, (g, ci, loss, ref) in rows.items()]
-    gaps = [r["nats_below"] for r in per_seed]
+    per_seed = []
+    for s in seeds:
+        g, ci, loss, ref = _gap(by_seed[s])
+        per_seed.append({"seed": s, "nats_below": g, "ci": ci, "loss": loss, "reference": ref})
     if len(seeds) == 1:
-        g, ci, loss, ref = rows[seeds[0]]
+        r = per_seed[0]
+        g, ci = r["nats_below"], r["ci"]
         return {"seeds": seeds, "per_seed": per_seed, "mean": g, "ci": ci,
                 "test": "Student-t 95% interval of (prior - NCE loss) over held-out batches",
-                "ours": f"NCE {loss:.4f} vs prior {ref:.4f}: {g:+.4f} nats below [{ci[0]:+.4f}, {ci[1]:+.4f}]"}
-    if all(math.isfinite(g) for g in gaps):
-        m = mean_interval(gaps)
-        mean, ci = m["mean"], m["ci"]
-    else:
-        mean, ci = float("nan"), [float("nan"), float("nan")]
+                "ours": f"NCE {r['loss']:.4f} vs prior {r['reference']:.4f}: {g:+.4f} nats below "
+                        f"[{ci[0]:+.4f}, {ci[1]:+.4f}]"}
+    m = mean_interval([r["nats_below"] for r in per_seed])  # a missing gap (NaN) gives a NaN interval
+    mean, ci = m["mean"], m["ci"]
     loss = sum(r["loss"] for r in per_seed) / len(seeds)
     ref = sum(r["reference"] for r in per_seed) / len(seeds)
     each = ", ".join(f"{r['nats_below']:+.4f} [{r['ci'][0]:+.4f}, {r['ci'][1]:+.4f}]" for r in per_seed)
