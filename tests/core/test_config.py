@@ -72,3 +72,42 @@ def test_round_trip_through_dict():
     again = apply_overrides(Outer(), {"train.steps": config_to_dict(cfg)["train"]["steps"],
                                       "train.tasks": config_to_dict(cfg)["train"]["tasks"]})
     assert again == cfg
+
+
+@dataclass
+class Ranged:
+    train: Inner = field(default_factory=Inner)
+    weights: list[float] = field(default_factory=lambda: [0.0, 0.5, 1.0])
+
+
+@pytest.mark.parametrize("spec, value, ok", [
+    ("[1, inf)", 1, True), ("[1, inf)", 0, False), ("(1, inf)", 1, False), ("(1, inf)", 1.0001, True),
+    ("[0, 1)", 0.999, True), ("[0, 1)", 1.0, False), ("[0, 1]", 1.0, True), ("(0, 1]", 0.0, False),
+    ("[0, inf)", float("inf"), False), ("[0, inf]", float("inf"), True), ("[0, inf)", float("nan"), False),
+    ("(-inf, inf)", float("-inf"), False), ("[0, inf)", 10 ** 400, True), ("(-inf, 0]", -(10 ** 400), True),
+])
+def test_check_ranges_reads_open_and_closed_bounds(spec, value, ok):
+    from discern.core.config import check_ranges
+
+    cfg = Ranged(train=Inner(lr=value))
+    if ok:
+        check_ranges(cfg, {"train.lr": spec})
+    else:
+        with pytest.raises(ConfigError) as e:
+            check_ranges(cfg, {"train.lr": spec}, prefix="run.")
+        assert str(e.value).startswith(f"config key 'run.train.lr' must be in {spec}, got ")
+
+
+def test_check_ranges_checks_each_item_of_a_list_and_choices_name_the_allowed_values():
+    from discern.core.config import check_choices, check_ranges
+
+    cfg = Ranged()
+    check_ranges(cfg, {"weights": "[0, 1]"})
+    cfg.weights = [0.5, 1.5, -1.0]
+    with pytest.raises(ConfigError, match=r"^config key 'weights' must be in \[0, 1\], got 1\.5$"):
+        check_ranges(cfg, {"weights": "[0, 1]"})
+    check_choices(cfg, {"train.name": ("x", "y")})
+    cfg.train.name = "<b>" + "z" * 10_000
+    with pytest.raises(ConfigError) as e:
+        check_choices(cfg, {"train.name": ("x", "y")})
+    assert str(e.value).startswith("config key 'train.name' must be one of x, y, got '<b>zzz") and len(str(e.value)) < 120

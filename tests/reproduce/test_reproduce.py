@@ -100,3 +100,65 @@ def test_pretrain_seeds_below_one_is_a_one_line_error_before_any_work(paper, val
     last = capsys.readouterr().err.strip().splitlines()[-1]
     assert last.startswith("error: 1 of 1 experiments failed") and f"ConfigError: pretrain_seeds={value}:" in last
     assert not (tmp_path / "runs" / paper).is_dir() or not any((tmp_path / "runs" / paper).iterdir())
+
+
+HOSTILE_VALUES = [
+    ("electra", "train.steps=-5", "config key 'train.steps' must be in [1, inf), got -5"),
+    ("electra", "model.hidden=0", "config key 'model.hidden' must be in [1, inf), got 0"),
+    ("electra", "model.heads=3", "config key 'model.heads' must divide model.hidden=32, got 3"),
+    ("electra", "train.batch_size=0", "config key 'train.batch_size' must be in [1, inf), got 0"),
+    ("electra", "data.seq_len=100000", "config key 'data.seq_len' must be in [3, 64], got 100000"),
+    ("electra", "train.lr=nan", "config key 'train.lr' must be in [0, inf), got nan"),
+    ("electra", "model.temperature=inf", "config key 'model.temperature' must be in (0, inf), got inf"),
+    ("electra", "model.random_frac=0.5", "config keys 'model.mask_frac' + 'model.random_frac' must be at most 1, "
+                                         "got 0.85 + 0.5"),
+    ("electra", "model.objective=<b>gan</b>", "config key 'model.objective' must be one of electra, mlm, "
+                                              "got '<b>gan</b>'"),
+    ("electra", "finetune.max_length=512", "config key 'finetune.max_length' must be in [8, 64], got 512"),
+    ("electra", "train.schedule=cosine", "config key 'train.schedule' must be one of electra, sequential, "
+                                         "constant, got 'cosine'"),
+    ("electric", "model.mask_prob=1.5", "config key 'model.mask_prob' must be in (0, 1), got 1.5"),
+    ("electric", "model.mask_prob=1", "config key 'model.mask_prob' must be in (0, 1), got 1.0"),
+    ("electric", "model.heads=3", "config key 'model.heads' must divide model.hidden=32, got 3"),
+    ("electric", "model.noise==1+1", "config key 'model.noise' must be one of two-tower, unigram, got '=1+1'"),
+    ("electric", "train.adam_b2=1", "config key 'train.adam_b2' must be in [0, 1), got 1.0"),
+    ("electric", "nbest.rates=[10]", "config key 'nbest.rates' must be in [80, 450], got 10"),
+    ("electric", "rerank.lambdas=[]", "config key 'rerank.lambdas' must name at least one weight"),
+    ("electric", "train.warmup_fraction=-0.1", "config key 'train.warmup_fraction' must be in [0, 1], got -0.1"),
+]
+
+
+@pytest.mark.parametrize("paper, item, message", HOSTILE_VALUES)
+def test_an_out_of_range_value_is_a_one_line_error_before_any_work(paper, item, message, tmp_path, monkeypatch,
+                                                                    capsys):
+    from discern.cli import main
+
+    monkeypatch.setenv("DISCERN_RUNS", str(tmp_path / "runs"))
+    monkeypatch.setenv("DISCERN_QUIET", "1")
+    assert main([paper, "pretrain", "--preset", "tiny", "--set", item]) == 2
+    assert capsys.readouterr().err.strip().splitlines() == [f"error: {message}"]
+    assert not (tmp_path / "runs").exists()
+
+
+@pytest.mark.parametrize("paper", ["electra", "electric"])
+def test_every_preset_is_valid_and_a_resumed_config_is_checked_too(paper, tmp_path, monkeypatch, capsys):
+    import importlib
+    import json
+
+    from discern.cli import main
+    from discern.core import build_config
+
+    presets = importlib.import_module(f"discern.{paper}").PRESETS
+    for name in presets:
+        build_config(presets, name)
+    monkeypatch.setenv("DISCERN_RUNS", str(tmp_path / "runs"))
+    monkeypatch.setenv("DISCERN_QUIET", "1")
+    assert main([paper, "pretrain", "--preset", "tiny", "--set", "train.steps=2"]) == 0
+    capsys.readouterr()
+    run = next((tmp_path / "runs" / paper).iterdir())
+    saved = json.loads((run / "config.json").read_text())
+    saved["model"]["dropout"] = 1.0
+    (run / "config.json").write_text(json.dumps(saved))
+    assert main([paper, "pretrain", "--resume", str(run)]) == 2
+    assert capsys.readouterr().err.strip().splitlines() == [
+        "error: config key 'model.dropout' must be in [0, 1), got 1.0"]

@@ -21,6 +21,8 @@ from .files import brief, read_json
 __all__ = [
     "apply_overrides",
     "build_config",
+    "check_choices",
+    "check_ranges",
     "config_from_dict",
     "config_to_dict",
     "parse_set",
@@ -120,6 +122,37 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
             return value
         raise ConfigError(f"config key '{key}' expects one of {list(choices)}, got {brief(value)}")
     return value
+
+
+def _get(cfg: Any, dotted: str) -> Any:
+    obj = cfg
+    for part in dotted.split("."):
+        obj = getattr(obj, part)
+    return obj
+
+
+def check_ranges(cfg: Any, rules: Mapping[str, str], prefix: str = "") -> None:
+    """Each ``"dotted.key": "[lo, hi)"`` rule holds (``[``/``]`` closed, ``(``/``)`` open; ``inf`` for
+    no bound; a list value is checked item by item), else a one-line :class:`ConfigError` naming the
+    key.  NaN and infinities fail every rule with an open infinite bound, so a run never starts on a
+    value that would only fail (or hang) later, deep in training."""
+    for key, spec in rules.items():
+        lo_text, hi_text = spec[1:-1].split(",")
+        lo, hi = float(lo_text), float(hi_text)
+        value = _get(cfg, key)
+        for v in value if isinstance(value, (list, tuple)) else [value]:
+            above = lo <= v if spec[0] == "[" else lo < v
+            below = v <= hi if spec[-1] == "]" else v < hi
+            if not (above and below):
+                raise ConfigError(f"config key '{prefix}{key}' must be in {spec}, got {brief(v)}")
+
+
+def check_choices(cfg: Any, rules: Mapping[str, tuple], prefix: str = "") -> None:
+    """Each ``"dotted.key": (allowed, ...)`` rule holds, else a one-line :class:`ConfigError`."""
+    for key, allowed in rules.items():
+        value = _get(cfg, key)
+        if value not in allowed:
+            raise ConfigError(f"config key '{prefix}{key}' must be one of {', '.join(map(str, allowed))}, got {brief(value)}")
 
 
 def _tname(tp: Any) -> str:

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from discern.core.config import check_choices, check_ranges
+from discern.core.errors import ConfigError
 from discern.train import TrainConfig
+from discern.train.loop import check_pretraining
 
 
 @dataclass
@@ -83,6 +86,24 @@ class Config:
     pretrain_seeds: int = 3  # reproduce: pre-training seeds per objective (seed, seed + 1, ...)
     bootstrap: int = 10_000  # reproduce: resamples of the paired bootstrap over tasks x seeds
     seed: int = 0  # the one seed of a run: data order, initialisation, masking, sampling, dropout
+
+    def __post_init__(self) -> None:
+        """A value no run can use is a one-line ConfigError before any work: from a preset,
+        ``--config``, ``--set`` or a resumed run's ``config.json`` (``pretrain_seeds`` is checked
+        by the reproduction, which alone uses it)."""
+        m = self.model
+        check_pretraining(self)
+        check_choices(self, {"model.objective": ("electra", "mlm")})
+        check_ranges(self, {
+            "model.generator_size": "(0, inf)", "model.generator_layers": "(0, 1]", "model.mask_prob": "(0, 1]",
+            "model.mask_frac": "[0, 1]", "model.random_frac": "[0, 1]",
+            "finetune.seeds": "[1, inf)", "finetune.lr": "(0, inf)", "finetune.layerwise_lr_decay": "(0, 1]",
+            "finetune.epochs": "(0, inf)", "finetune.regression_epochs": "(0, inf)", "finetune.batch_size": "[1, inf)",
+            "finetune.max_length": f"[8, {m.max_len}]", "finetune.max_train": "[1, inf)",
+            "finetune.max_eval": "[1, inf)", "bootstrap": "[1, inf)"})
+        if m.mask_frac + m.random_frac > 1:
+            raise ConfigError(f"config keys 'model.mask_frac' + 'model.random_frac' must be at most 1, got "
+                              f"{m.mask_frac} + {m.random_frac}")
 
 
 def paper() -> Config:

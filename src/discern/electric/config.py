@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from discern.core.config import check_choices, check_ranges
+from discern.core.errors import ConfigError
 from discern.train import TrainConfig
+from discern.train.loop import check_pretraining
 
 
 @dataclass
@@ -96,6 +99,25 @@ class Config:
     # reproduce: Electric pre-training seeds (seed, seed + 1, ...) for claim 1, whose verdict is a
     # Student-t interval over them; the first seed's model is the one that re-ranks
     pretrain_seeds: int = 1
+
+    def __post_init__(self) -> None:
+        """A value no run can use is a one-line ConfigError before any work: from a preset,
+        ``--config``, ``--set`` or a resumed run's ``config.json`` (``pretrain_seeds`` is checked
+        by the reproduction, which alone uses it)."""
+        check_pretraining(self)
+        check_choices(self, {"model.noise": ("two-tower", "unigram")})
+        check_ranges(self, {
+            "model.tower_size": "(0, inf)", "model.tower_layers": "(0, 1]",
+            # the NCE offset is log(k / (n - k)) for k = ceil(mask_prob * n) noised positions: 0 < mask_prob < 1
+            "model.mask_prob": "(0, 1)",
+            # espeak-ng speaks 80 to 450 words per minute
+            "nbest.utterances": "[1, inf)", "nbest.rates": "[80, 450]", "nbest.snrs": "[-30, 120]",
+            "nbest.n": "[1, inf)", "nbest.min_words": "[1, inf)", "nbest.max_words": f"[{self.nbest.min_words}, inf)",
+            "nbest.workers": "[1, inf)",
+            "rerank.lambdas": "[0, 1]", "rerank.dev_fraction": "(0, 1)", "rerank.bootstrap": "[1, inf)",
+            "rerank.mlm_lr": "[0, inf)", "rerank.batch_size": "[1, inf)"})
+        if not self.rerank.lambdas:
+            raise ConfigError("config key 'rerank.lambdas' must name at least one weight")
 
 
 def paper() -> Config:

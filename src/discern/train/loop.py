@@ -23,7 +23,9 @@ import torch
 
 from discern.core import Run, derive_seed, load_checkpoint, progress, save_checkpoint
 from discern.core import dist as ddist
-from discern.core.errors import CheckpointError
+from discern.core.config import check_choices, check_ranges
+from discern.core.errors import CheckpointError, ConfigError
+from discern.nn.kernels import KERNELS
 
 from .optim import build_optimizer, lr_multiplier, param_groups as make_param_groups
 
@@ -50,11 +52,39 @@ class TrainConfig:
     checkpoint_every: int = 0  # steps between checkpoints (0 = only at the end)
     seed: int = 0
 
+    def check(self, prefix: str = "train.") -> None:
+        """A one-line :class:`~discern.core.errors.ConfigError` for a value no run can train with
+        (a step count below 1, a negative learning rate, beta outside [0, 1), an unknown schedule)."""
+        check_ranges(self, {
+            "steps": "[1, inf)", "batch_size": "[1, inf)", "lr": "[0, inf)", "warmup_steps": "[0, inf)",
+            "warmup_fraction": "[0, 1]", "weight_decay": "[0, inf)", "adam_eps": "(0, inf)", "adam_b1": "[0, 1)",
+            "adam_b2": "[0, 1)", "clip_norm": "[0, inf)", "accumulation": "[1, inf)", "log_every": "[1, inf)",
+            "eval_every": "[0, inf)", "checkpoint_every": "[0, inf)"}, prefix)
+        check_choices(self, {"schedule": ("electra", "sequential", "constant"),
+                             "optimizer": ("electra_adam", "adamw")}, prefix)
+
     @property
     def warmup(self) -> int:
         if self.warmup_fraction > 0:
             return int(round(self.warmup_fraction * self.steps))
         return self.warmup_steps
+
+
+def check_pretraining(cfg) -> None:
+    """The checks ELECTRA's and Electric's configs share (one-line ConfigErrors): the encoder's
+    shape, dropout, loss weights and temperature, the pre-training data, and the training loop."""
+    m = cfg.model
+    check_choices(cfg, {"model.attention": KERNELS})
+    check_ranges(cfg, {
+        "model.layers": "[1, inf)", "model.hidden": "[1, inf)", "model.embedding": "[1, inf)",
+        "model.heads": "[1, inf)", "model.ffn": "[1, inf)", "model.max_len": "[3, inf)",
+        "model.init_std": "[0, inf)", "model.dropout": "[0, 1)", "model.attention_dropout": "[0, 1)",
+        "model.disc_weight": "[0, inf)", "model.gen_weight": "[0, inf)", "model.temperature": "(0, inf)",
+        "data.vocab_size": "[16, inf)", "data.seq_len": f"[3, {m.max_len}]", "data.max_documents": "[0, inf)",
+        "data.eval_examples": "[0, inf)"})
+    if m.hidden % m.heads:
+        raise ConfigError(f"config key 'model.heads' must divide model.hidden={m.hidden}, got {m.heads}")
+    cfg.train.check()
 
 
 @dataclass
