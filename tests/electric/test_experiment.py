@@ -128,6 +128,26 @@ def test_cli_score_and_rerank(tiny_run, tmp_path, capsys):
     assert set(rep["rows"]) == {"none", "oracle", "electric", "two-tower", "mlm"}
 
 
+@pytest.mark.parametrize("args, message", [
+    (["score", "--batch-size", "0", "he said so"], "--batch-size must be at least 1, got 0"),
+    (["score", "--batch-size", "-3", "he said so"], "--batch-size must be at least 1, got -3"),
+    (["rerank", "--batch-size", "0"], "--batch-size must be at least 1, got 0"),
+    (["rerank", "--lambdas", "0.1,2"], "--lambdas: each weight must be in [0, 1], got '2'"),
+    (["rerank", "--lambdas", "0.1,nan"], "--lambdas: each weight must be in [0, 1], got 'nan'"),
+    (["rerank", "--lambdas", "=1+1,<b>"], "--lambdas: '=1+1' is not a number (a comma-separated grid in [0, 1])"),
+    (["rerank", "--dev-fraction", "1.5"], "--dev-fraction must be in (0, 1), got 1.5"),
+    (["rerank", "--dev-fraction", "nan"], "--dev-fraction must be in (0, 1), got nan"),
+    (["rerank", "--bootstrap", "0"], "--bootstrap must be at least 1, got 0"),
+])
+def test_cli_scoring_numbers_out_of_range_are_one_line_errors_before_any_model_loads(args, message, tmp_path,
+                                                                                      capsys):
+    cmd, *rest = args
+    extra = ["--nbest", str(tmp_path / "absent.jsonl")] if cmd == "rerank" else []
+    # the scorer's folder does not exist either: the number is refused before anything is read
+    assert main(["electric", cmd, "--scorer", f"electric:{tmp_path / 'absent'}", *extra, *rest]) == 2
+    assert capsys.readouterr().err.strip().splitlines() == [f"error: {message}"]
+
+
 def test_cli_malformed_nbest_names_the_line(tmp_path, capsys):
     bad = tmp_path / "bad.jsonl"
     good = {"id": "u1", "reference": "a b", "hypotheses": [{"text": "a b", "score": -1.0}], "meta": {}}

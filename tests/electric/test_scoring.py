@@ -150,3 +150,14 @@ def test_causal_scorer(tmp_path):
     assert [scorer.passes(s) for s in SENTENCES] == [1] * len(SENTENCES)
     cased = CausalLMScorer(model, tok, text_transform=str.upper)  # every word unknown
     assert cased.score(["the dog ran"]) == pytest.approx(sequence_logprobs(model, tok, ["<unk> <unk> <unk>"]), abs=1e-5)
+
+
+@pytest.mark.parametrize("batch_size", [0, -3, 2.5, True])
+def test_every_scorer_refuses_a_batch_size_below_one(wordpiece, batch_size):
+    from discern.electric.pll import ElectricScorer, TwoTowerScorer
+
+    model = tiny_mlm("electra", len(wordpiece), wordpiece.pad_token_id)
+    for cls in (MaskedLMScorer, ElectricScorer, TwoTowerScorer, CausalLMScorer):
+        with pytest.raises(DiscernError) as e:
+            cls(model, wordpiece, batch_size=batch_size)
+        assert str(e.value) == f"{cls.__name__}: batch_size must be an integer >= 1, got {batch_size!r}"

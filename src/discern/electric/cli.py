@@ -44,6 +44,33 @@ def add_commands(sub) -> None:
     add_device_args(rr, "float32 (each scorer's model is loaded in this precision)")
 
 
+def check_scoring_args(args) -> list[float] | None:
+    """One-line errors for ``score`` / ``rerank`` numbers no run can use, before any model loads;
+    returns ``rerank``'s ``--lambdas`` grid (None: the paper's)."""
+    from discern.core import DiscernError
+    from discern.core.files import brief
+
+    if args.batch_size < 1:
+        raise DiscernError(f"--batch-size must be at least 1, got {args.batch_size}")
+    if not hasattr(args, "lambdas"):
+        return None
+    if not 0 < args.dev_fraction < 1:
+        raise DiscernError(f"--dev-fraction must be in (0, 1), got {args.dev_fraction}")
+    if args.bootstrap < 1:
+        raise DiscernError(f"--bootstrap must be at least 1, got {args.bootstrap}")
+    grid = []
+    for item in (x.strip() for x in args.lambdas.split(",")):
+        try:
+            value = float(item) if item else None
+        except ValueError:
+            raise DiscernError(f"--lambdas: {brief(item)} is not a number (a comma-separated grid in [0, 1])") from None
+        if value is not None and not 0 <= value <= 1:  # NaN fails too
+            raise DiscernError(f"--lambdas: each weight must be in [0, 1], got {brief(item)}")
+        if value is not None:
+            grid.append(value)
+    return grid or None
+
+
 def make_scorer(spec: str, batch_size: int = 64, text_transform=None, device=None, dtype=None):
     """``KIND:PATH`` -> a scorer with ``score(sentences)`` and ``passes(sentence)``; its model on ``device``
     in ``dtype`` (None: where and as it loads, the CPU in float32)."""
@@ -103,6 +130,7 @@ def run_command(args) -> int:
         ddist.cleanup()
         return 0
     if cmd == "score":
+        check_scoring_args(args)
         sentences = list(args.sentences)
         if args.file:
             p = Path(args.file)
@@ -136,10 +164,10 @@ def run_command(args) -> int:
 
         from discern.core.device import apply
 
+        grid = check_scoring_args(args) or PRESETS["paper"]().rerank.lambdas
         device, dtype = apply(args, cpu="float32", cuda="float32")
         path = Path(args.nbest)
         utts = read_mlm_scoring(path) if path.name.endswith(".json") else read_nbest(path)
-        grid = [float(x) for x in args.lambdas.split(",") if x] or PRESETS["paper"]().rerank.lambdas
         scores = {}
         for spec in args.scorer:
             scorer = make_scorer(spec, args.batch_size, sentence_case if args.sentence_case else None, device, dtype)

@@ -19,7 +19,7 @@ import torch
 
 from discern.core import CheckpointError
 
-from .scoring import TextTransform, _apply
+from .scoring import TextTransform, _apply, checked_batch_size
 
 
 def _batches(tokenizer, sentences: list[str], batch_size: int):
@@ -57,7 +57,7 @@ class ElectricScorer:
                  text_transform: TextTransform | None = None, name: str = "electric"):
         self.model = energy_model.eval()
         self.tokenizer = tokenizer
-        self.batch_size = batch_size
+        self.batch_size = checked_batch_size(batch_size, type(self).__name__)
         self.bf16 = bf16
         self.text_transform = text_transform
         self.name = name
@@ -101,7 +101,7 @@ class TwoTowerScorer:
                  text_transform: TextTransform | None = None, name: str = "two-tower"):
         self.model = noise_model.eval()
         self.tokenizer = tokenizer
-        self.batch_size = batch_size
+        self.batch_size = checked_batch_size(batch_size, type(self).__name__)
         self.bf16 = bf16
         self.text_transform = text_transform
         self.name = name

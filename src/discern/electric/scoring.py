@@ -67,6 +67,14 @@ def _masked_head(model) -> tuple[torch.nn.Module, Callable[[torch.Tensor], torch
     return None
 
 
+def checked_batch_size(batch_size: int, who: str) -> int:
+    """``batch_size`` if it is at least 1, else a one-line error (a step of 0 or below would score
+    nothing, and a negative one silently gave every sentence 0)."""
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise DiscernError(f"{who}: batch_size must be an integer >= 1, got {batch_size!r}")
+    return batch_size
+
+
 class MaskedLMScorer:
     """PLL(x) = Σ_{t=1..|x|} log P(x_t | x with x_t replaced by [MASK]) (Salazar et al. 2020, Eq. 2).
 
@@ -90,8 +98,7 @@ class MaskedLMScorer:
                  name: str | None = None):
         if tokenizer.mask_token_id is None:
             raise DiscernError(f"MaskedLMScorer: tokenizer {type(tokenizer).__name__} has no mask token")
-        if batch_size < 1:
-            raise DiscernError(f"MaskedLMScorer: batch_size must be >= 1, got {batch_size}")
+        checked_batch_size(batch_size, "MaskedLMScorer")
         self.device = torch.device(device)
         self.model = model.to(self.device)
         self.tokenizer = tokenizer
@@ -208,7 +215,7 @@ class CausalLMScorer:
                  bos_token_id: int | None = None, name: str | None = None):
         self.model = model
         self.tokenizer = tokenizer
-        self.batch_size = batch_size
+        self.batch_size = checked_batch_size(batch_size, "CausalLMScorer")
         self.text_transform = text_transform
         self.bos_token_id = bos_token_id
         self.name = name or f"causal-lm:{type(model).__name__}"
