@@ -278,3 +278,29 @@ def test_run_tokenizer_passes_a_corpus_error_through(tmp_path):
     with pytest.raises(DataError, match=re.escape(f"{tmp_path / 'bad.txt'}:3:")):
         run_tokenizer("train", 60, iter_text_documents(tmp_path / "bad.txt"))
     assert not os.path.exists(tmp_path / "tok")
+
+
+def _content_tokens(data) -> int:
+    """Tokens of a set of examples other than [CLS] and the [SEP] after each segment."""
+    _, seg, lengths = _rows(data)
+    return int(lengths.sum()) - 2 * len(lengths) - int((seg.sum(1) > 0).sum())
+
+
+def test_split_long_keeps_every_token_of_a_sentence_longer_than_an_example(tmp_path, tok):
+    """A document of one short sentence, one of 5.5 examples' worth of tokens and another short
+    one: cut to its first example by the official rule, kept whole with ``split_long``."""
+    enc = tok(["the cat sat .", " ".join(["unbelievably"] * 40), "dogs ran ."], add_special_tokens=False)["input_ids"]
+    short, long_, last = (len(e) for e in enc)
+    assert long_ > 4 * 22  # pieces of seq_len - 2 = 22 tokens
+    docs = [["the cat sat .", " ".join(["unbelievably"] * 40), "dogs ran ."]]
+    cut = write_examples(iter(docs), tok, 24, 0, tmp_path / "cut")
+    kept = write_examples(iter(docs), tok, 24, 0, tmp_path / "kept", split_long=True)
+    _, seg, lengths = _rows(kept)
+    assert _content_tokens(kept) == short + long_ + last > _content_tokens(cut)
+    # the short sentence alone, then the whole 22-token pieces (one segment each), then the rest
+    assert lengths[0] == short + 2 and (lengths[1:1 + long_ // 22] == 24).all() and not seg[1:1 + long_ // 22].any()
+    assert len(kept) == 1 + long_ // 22 + 1
+    # the rows differ from the official packing only through such sentences, and a resumed folder
+    # built the other way is rebuilt, not reused
+    again = write_examples(iter(docs), tok, 24, 0, tmp_path / "cut", split_long=True)
+    assert len(again) == len(kept) and again.meta["split_long"] is True

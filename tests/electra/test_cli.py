@@ -79,6 +79,14 @@ def test_unknown_key_is_one_line_and_creates_nothing(runs, capsys):
     assert "unknown preset 'huge'" in one_line_error(capsys)
 
 
+def test_a_text_too_small_to_hold_out_and_train_on_is_one_line(runs, tmp_path, capsys):
+    text = tmp_path / "notes.txt"
+    text.write_text("<script>alert(1)</script>\n=1+1\n\nA second document.\n", encoding="utf-8")
+    assert main(["electra", "pretrain", "--preset", "tiny", "--text", str(text)]) == 2
+    assert one_line_error(capsys) == ("error: this corpus makes 2 pre-training examples; it needs at least 16 (8 held "
+                                      "out for evaluation and as many to train on): give it more text")
+
+
 def test_missing_dataset_names_the_install_command(runs, tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("DISCERN_DATA", str(tmp_path / "empty"))
     assert main(["electra", "pretrain", "--preset", "tiny"]) == 2

@@ -41,3 +41,15 @@ def test_a_given_number_of_examples_is_held_out():
 def test_a_held_out_set_beyond_half_the_data_is_refused(held_out):
     with pytest.raises(ConfigError, match=r"data.eval_examples=.*at most half of them \(500\)"):
         held_out_batches(Rows(1000), 16, 1, seed=0, device=torch.device("cpu"), held_out=held_out)
+
+
+@pytest.mark.parametrize("n", [0, 2, 15])
+def test_a_corpus_too_small_to_hold_out_and_train_on_is_a_one_line_error(n):
+    from discern.core import DataError
+
+    with pytest.raises(DataError) as e:
+        held_out_batches(Rows(n), 16, 1, seed=0, device=torch.device("cpu"))
+    assert str(e.value) == (f"this corpus makes {n} pre-training examples; it needs at least 16 (8 held out for "
+                            "evaluation and as many to train on): give it more text")
+    _, _, n_eval = held_out_batches(Rows(16), 16, 1, seed=0, device=torch.device("cpu"))
+    assert n_eval == 8

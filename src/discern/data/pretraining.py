@@ -90,15 +90,26 @@ def _encode_documents(documents: Iterable[list[str]], encode: Callable[[list[str
     yield from flush()
 
 
-def _pack(encoded: Iterable[list[list[int]]], seq_len: int, seed: int) -> Iterator[tuple[list[int], list[int]]]:
+def _pack(encoded: Iterable[list[list[int]]], seq_len: int, seed: int,
+          split_long: bool = False) -> Iterator[tuple[list[int], list[int]]]:
     """Segments (A, B) of each example, packed as ELECTRA's build_pretraining_dataset.py does:
     a document's sentences accumulate until they reach the target length (or the document
     ends), never across documents; a new target is drawn after every example and at every
-    document.  The one random sequence comes from ``seed``."""
+    document.  The one random sequence comes from ``seed``.  What overflows an example is cut,
+    as there, which for a sentence longer than an example drops all but its start;
+    ``split_long`` instead makes such a sentence's whole ``seq_len - 2``-token pieces examples
+    of one segment each (after the sentences before it) and packs only its remainder, so a
+    text without sentence ends (one line of a million words) keeps all of its tokens."""
     rng = random.Random(derive_seed(seed, "pretraining-examples"))
+    piece = max(1, seq_len - 2)
 
     def new_target() -> int:
         return rng.randint(5, seq_len) if rng.random() < 0.05 else seq_len
+
+    def example(sentences: list[list[int]], target: int) -> tuple[list[int], list[int]]:
+        first, second = _split_segments(sentences, target, rng)
+        first = first[: seq_len - 2]
+        return first, second[: max(0, seq_len - len(first) - 3)]
 
     for doc in encoded:
         sents = [e for e in doc if e]
@@ -106,13 +117,19 @@ def _pack(encoded: Iterable[list[list[int]]], seq_len: int, seed: int) -> Iterat
         length = 0
         target = new_target()
         for i, sent in enumerate(sents):
+            if split_long and len(sent) > piece:
+                if current:
+                    yield example(current, target)
+                    current, length, target = [], 0, new_target()
+                whole = len(sent) // piece * piece
+                yield from ((sent[j:j + piece], []) for j in range(0, whole, piece))
+                sent = sent[whole:]
+                if not sent:
+                    continue
             current.append(sent)
             length += len(sent)
             if length >= target or i == len(sents) - 1:
-                first, second = _split_segments(current, target, rng)
-                first = first[: seq_len - 2]
-                second = second[: max(0, seq_len - len(first) - 3)]
-                yield first, second
+                yield example(current, target)
                 current, length, target = [], 0, new_target()
 
 
@@ -293,7 +310,7 @@ def fast_tokenizer(tokenizer):
 
 def write_examples(documents: Iterable[list[str]], tokenizer, seq_len: int, seed: int, folder: str | Path,
                    *, source: str = "", chunk_sentences: int = 1000, chunk_rows: int = 2048,
-                   progress: Callable[[int], None] | None = None) -> MemmapPretrainingData:
+                   progress: Callable[[int], None] | None = None, split_long: bool = False) -> MemmapPretrainingData:
     """Stream ``documents`` (an iterable of lists of sentences, read once), tokenise them
     ``chunk_sentences`` at a time with a fast tokenizer, pack them exactly as
     :func:`build_examples` does (same rows for the same documents and seed) and append the rows
@@ -304,12 +321,14 @@ def write_examples(documents: Iterable[list[str]], tokenizer, seq_len: int, seed
     special ids, vocabulary and ``source`` (a free-form description of the corpus, e.g. its
     paths) is reopened without reading ``documents`` (resume); anything else there is rebuilt.
     Call it from one process and let the others open :class:`MemmapPretrainingData`.
-    ``progress(examples_so_far)`` is called after every chunk written."""
+    ``progress(examples_so_far)`` is called after every chunk written.  ``split_long``: a sentence
+    longer than an example becomes several pieces instead of being cut (see ``_pack``; the rows
+    then differ from :func:`build_examples`'s for such sentences)."""
     folder = Path(folder)
     cls_id, sep_id, pad_id = _special_ids(tokenizer)
     want = {"format": _FORMAT, "seq_len": seq_len, "seed": seed, "cls_id": cls_id, "sep_id": sep_id,
             "pad_id": pad_id, "vocab_size": len(tokenizer), "vocab_sha256": _vocab_sha256(tokenizer),
-            "source": source}
+            "source": source, "split_long": split_long}
     meta = _complete_meta(folder)
     if meta is not None and all(meta.get(k) == v for k, v in want.items()):
         return MemmapPretrainingData(folder)
@@ -317,7 +336,7 @@ def write_examples(documents: Iterable[list[str]], tokenizer, seq_len: int, seed
     folder.mkdir(parents=True, exist_ok=True)
     (folder / _META).unlink(missing_ok=True)  # from here on the folder is incomplete
     encode = _encoder(fast_tokenizer(tokenizer))
-    rows_iter = _pack(_encode_documents(documents, encode, chunk_sentences), seq_len, seed)
+    rows_iter = _pack(_encode_documents(documents, encode, chunk_sentences), seq_len, seed, split_long)
     parts = {name: folder / f".{file}.partial" for name, (file, _) in _FILES.items()}
     n = 0
     try:

@@ -44,7 +44,7 @@ def load_data(cfg: Config, run: Run | None, documents: list[list[str]] | None = 
         folder = run.path / "examples"
         if ddist.is_main():
             write_examples(_stream(cfg), tokenizer, cfg.data.seq_len, cfg.seed, folder,
-                           source="|".join(str(Path(c).resolve()) for c in cfg.data.corpora))
+                           source="|".join(str(Path(c).resolve()) for c in cfg.data.corpora), split_long=True)
         ddist.barrier()
         from discern.data.pretraining import MemmapPretrainingData
 

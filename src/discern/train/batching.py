@@ -13,7 +13,7 @@ from functools import lru_cache
 
 import torch
 
-from discern.core import ConfigError, derive_seed
+from discern.core import ConfigError, DataError, derive_seed
 
 
 @lru_cache(maxsize=4)
@@ -51,6 +51,9 @@ def held_out_batches(data, batch_size: int, accumulation: int, seed: int, device
         raise ConfigError(f"data.eval_examples={held_out}: this corpus has {n} examples; hold out at most "
                           f"half of them ({n // 2}), or 0 for the default")
     n_eval = held_out or min(256, max(8, n // 50))
+    if n_eval > n // 2:
+        raise DataError(f"this corpus makes {n} pre-training examples; it needs at least {2 * n_eval} ({n_eval} held "
+                        "out for evaluation and as many to train on): give it more text")
     train_n = n - n_eval
 
     def to_device(batch: dict) -> dict:
