@@ -162,3 +162,18 @@ def test_every_preset_is_valid_and_a_resumed_config_is_checked_too(paper, tmp_pa
     assert main([paper, "pretrain", "--resume", str(run)]) == 2
     assert capsys.readouterr().err.strip().splitlines() == [
         "error: config key 'model.dropout' must be in [0, 1), got 1.0"]
+
+
+@pytest.mark.parametrize("tasks, message", [
+    ("bogus,spam", "DiscernError: unknown task 'bogus' (choose from: "),
+    ("[]", "ConfigError: finetune.tasks is empty: the claim needs at least one fine-tuning task"),
+])
+def test_electra_checks_its_fine_tuning_tasks_before_any_pre_training(tasks, message, tmp_path, monkeypatch, capsys):
+    from discern.cli import main
+
+    monkeypatch.setenv("DISCERN_RUNS", str(tmp_path / "runs"))
+    monkeypatch.setenv("DISCERN_QUIET", "1")
+    assert main(["reproduce", "--only", "electra", "--preset", "tiny", "--set", f"finetune.tasks={tasks}"]) == 2
+    last = capsys.readouterr().err.strip().splitlines()[-1]
+    assert last.startswith("error: 1 of 1 experiments failed") and message in last
+    assert not [p.name for p in (tmp_path / "runs").glob("electra/*/*") if p.name.startswith(("pretrain-", "tokenizer"))]

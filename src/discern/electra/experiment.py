@@ -83,6 +83,11 @@ def run(cfg: Config, run: Run) -> Result:
     if cfg.pretrain_seeds < 1:
         raise ConfigError(f"pretrain_seeds={cfg.pretrain_seeds}: the claim needs at least one pre-training "
                           "seed per objective")
+    f = cfg.finetune
+    if not f.tasks:
+        raise ConfigError("finetune.tasks is empty: the claim needs at least one fine-tuning task")
+    # every task loads before any pre-training: a misspelt name costs seconds, not the pre-trainings
+    loaded = {name: get_task(name, max_dev=f.max_eval, max_test=f.max_eval) for name in f.tasks}
     cfg = copy.deepcopy(cfg)
     cfg.data.tokenizer = _shared_tokenizer(run, cfg)
     vocab = cfg.data.vocab_size
@@ -96,12 +101,10 @@ def run(cfg: Config, run: Run) -> Result:
         mlm[seed] = run.stage(f"pretrain-mlm-seed{seed}", lambda s=seed, n=mlm_steps: _pretrain_stage(run, cfg, "mlm", s, n))
         random_dirs[seed] = _random_init_encoder(run, cfg, seed, cfg.data.tokenizer)
 
-    f = cfg.finetune
     scores: dict[str, dict[str, dict[int, float]]] = {m: {} for m in MODELS}
     all_ft: dict[str, dict[str, dict[int, list[float]]]] = {m: {} for m in MODELS}
     primary: dict[str, str] = {}
-    for task_name in f.tasks:
-        task = get_task(task_name, max_dev=f.max_eval, max_test=f.max_eval)
+    for task_name, task in loaded.items():
         primary[task_name] = task.primary_metric
         for model_name in MODELS:
             for seed in seeds:
