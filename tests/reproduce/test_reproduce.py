@@ -177,3 +177,19 @@ def test_electra_checks_its_fine_tuning_tasks_before_any_pre_training(tasks, mes
     last = capsys.readouterr().err.strip().splitlines()[-1]
     assert last.startswith("error: 1 of 1 experiments failed") and message in last
     assert not [p.name for p in (tmp_path / "runs").glob("electra/*/*") if p.name.startswith(("pretrain-", "tokenizer"))]
+
+
+@pytest.mark.parametrize("item, message", [
+    ("rerank.causal_lm=/nonexistent/lm", "DiscernError: cannot load causal LM /nonexistent/lm: "),
+    ("rerank.causal_lm=/nonexistent/lm.gguf", "DiscernError: GGUF file /nonexistent/lm.gguf does not exist"),
+    ("rerank.mlm=/nonexistent/mlm", "DiscernError: rerank.mlm=/nonexistent/mlm: no masked LM there: "),
+])
+def test_electric_finds_its_rerankers_models_before_any_pre_training(item, message, tmp_path, monkeypatch, capsys):
+    from discern.cli import main
+
+    monkeypatch.setenv("DISCERN_RUNS", str(tmp_path / "runs"))
+    monkeypatch.setenv("DISCERN_QUIET", "1")
+    assert main(["reproduce", "--only", "electric", "--preset", "tiny", "--set", item]) == 2
+    last = capsys.readouterr().err.strip().splitlines()[-1]
+    assert last.startswith("error: 1 of 1 experiments failed") and message in last
+    assert not [p.name for p in (tmp_path / "runs").glob("electric/*/*") if p.name.startswith(("pretrain-", "nbest"))]

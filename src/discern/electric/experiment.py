@@ -18,7 +18,7 @@ import math
 from pathlib import Path
 from typing import Callable
 
-from discern.core import Claim, ConfigError, Result, Run, config_to_dict
+from discern.core import Claim, ConfigError, DiscernError, Result, Run, config_to_dict
 from discern.metrics.stats import mean_interval, verdict_from_interval
 
 from .config import Config
@@ -47,6 +47,23 @@ def _pretrain_stage(run: Run, cfg: Config, documents, name: str = "pretrain-elec
     return res
 
 
+def check_scorer_models(cfg: Config) -> None:
+    """The re-rankers' models of ``rerank.mlm`` and ``rerank.causal_lm`` are found (their configs read),
+    before the n-best lists and the pre-trainings, so a misspelt path is an error in seconds."""
+    from transformers import AutoConfig
+
+    from discern.llm import check_causal_lm
+
+    if cfg.rerank.causal_lm:
+        check_causal_lm(cfg.rerank.causal_lm)
+    if cfg.rerank.mlm:
+        try:
+            AutoConfig.from_pretrained(cfg.rerank.mlm)
+        except (OSError, ValueError) as e:
+            first = (str(e).splitlines() or [type(e).__name__])[0][:160]
+            raise DiscernError(f"rerank.mlm={cfg.rerank.mlm}: no masked LM there: {first}") from None
+
+
 def run(cfg: Config, run: Run, mlm_trainer: MLMTrainer | None = None) -> Result:
     """Build n-best lists, pre-train Electric (and the masked LM), score, re-rank, test the claim."""
     if cfg.pretrain_seeds < 1:
@@ -55,6 +72,7 @@ def run(cfg: Config, run: Run, mlm_trainer: MLMTrainer | None = None) -> Result:
     from .model import load_pretrainer
     from .scoring import CausalLMScorer, MaskedLMScorer, sentence_case
 
+    check_scorer_models(cfg)
     items = held_out_sentences(cfg)
     nbest_path = run.path / "nbest.jsonl"
     if nbest_path.is_file():

@@ -2,6 +2,6 @@
 sequence log-likelihoods, and text generation (``generation``: batched sampling, an SQLite cache)."""
 
 from .likelihood import choice_logprobs, sequence_logprobs
-from .models import clear_cache, load_causal_lm, smollm2_path
+from .models import check_causal_lm, clear_cache, load_causal_lm, smollm2_path
 
-__all__ = ["choice_logprobs", "clear_cache", "load_causal_lm", "sequence_logprobs", "smollm2_path"]
+__all__ = ["check_causal_lm", "choice_logprobs", "clear_cache", "load_causal_lm", "sequence_logprobs", "smollm2_path"]

@@ -64,6 +64,22 @@ def _as_plain_model(model) -> None:
         model.is_quantized = False
 
 
+def check_causal_lm(name_or_path: str | Path) -> None:
+    """A one-line DiscernError now if :func:`load_causal_lm` could not find ``name_or_path``: a missing
+    GGUF file or folder, an uninstalled ``smollm2``, a folder or hub id without a readable config
+    (reads the config alone, not the weights), so a long run can check its models before it starts."""
+    target, extra = _resolve(name_or_path)
+    if "gguf_file" in extra:
+        return  # _resolve found the file
+    from transformers import AutoConfig
+
+    try:
+        AutoConfig.from_pretrained(target)
+    except (OSError, ValueError) as e:
+        first = (str(e).splitlines() or [type(e).__name__])[0][:160]
+        raise DiscernError(f"cannot load causal LM {name_or_path}: {first}") from None
+
+
 def load_causal_lm(name_or_path: str | Path, dtype: torch.dtype = torch.float32):
     """Return ``(model, tokenizer)`` for ``"smollm2"`` (the GGUF above, dequantised: ~15 s the first time),
     a ``.gguf`` file, or any Hugging Face causal-LM folder or hub id (``HF_HUB_OFFLINE=1`` is respected:
