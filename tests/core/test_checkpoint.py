@@ -69,3 +69,48 @@ def _umask():
     mask = os.umask(0o022)
     os.umask(mask)
     return mask
+
+
+@pytest.mark.parametrize("text, message", [
+    ("not json", "config.json: invalid JSON at line 1, column 1: Expecting value"),
+    ("[1, 2]", "config.json: expected a JSON object at the top level, got list"),
+    ("<b>=1+1</b>", "config.json: invalid JSON at line 1, column 1: Expecting value"),
+])
+def test_a_malformed_run_config_or_stage_result_is_a_one_line_error(tmp_path, text, message):
+    from discern.core import ConfigError, DataError
+
+    run = Run.create("paper", "x", config={"seed": 0}, root=tmp_path)
+    assert run.load_config() == {"seed": 0}
+    (run.path / "config.json").write_text(text)
+    with pytest.raises(ConfigError) as e:
+        Run.open(run.path).load_config()
+    assert str(e.value) == f"{run.path}/{message}"
+    (run.path / "stage-a.json").write_text(text)
+    if text == "[1, 2]":  # a stage may return any JSON value
+        assert run.stage("stage-a", lambda: {"never": "run"}) == [1, 2]
+        return
+    with pytest.raises(DataError) as e:
+        run.stage("stage-a", lambda: {"never": "run"})
+    assert str(e.value) == f"{run.path}/stage-a.json: invalid JSON at line 1, column 1: Expecting value"
+
+
+def test_metrics_skip_a_cut_last_line_and_name_any_other_bad_one(tmp_path):
+    from discern.core import DataError
+
+    run = Run.create("paper", "x", root=tmp_path)
+    run.log({"step": 2, "loss": 1.5})
+    run.log({"step": 4, "loss": 1.0})
+    p = run.path / "metrics.jsonl"
+    good = p.read_text()
+    p.write_text(good + '{"step": 6, "lo')  # a process killed while writing its record
+    assert [r["step"] for r in run.metrics()] == [2, 4]
+    run.truncate_metrics(after_step=4)  # what a resume does: the file is whole again
+    assert p.read_text().count("\n") == 2 and [r["step"] for r in run.metrics()] == [2, 4]
+    for bad, why in [("garbage", "invalid JSON at line 1, column 1: Expecting value"),
+                     ("[1]", "expected a JSON object per line, got list"),
+                     ('{"step": "x"}', "\"step\" must be an integer, got 'x'"),
+                     ('{"step": true}', "\"step\" must be an integer, got True")]:
+        p.write_text(good.replace("\n", "\n" + bad + "\n", 1))
+        with pytest.raises(DataError) as e:
+            run.metrics()
+        assert str(e.value) == f"{p}:2: {why}"

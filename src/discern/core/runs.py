@@ -11,7 +11,8 @@ from typing import Any, Iterable, Iterator
 
 from .checkpoint import atomic_write_json, atomic_write_text
 from .config import config_to_dict
-from .errors import DiscernError
+from .errors import ConfigError, DataError, DiscernError
+from .files import brief, json_failure, read_json
 
 
 def runs_root() -> Path:
@@ -60,7 +61,9 @@ class Run:
             atomic_write_json(self.path / "config.json", data)
 
     def load_config(self) -> dict:
-        return json.loads((self.path / "config.json").read_text())
+        """The run's ``config.json``; malformed JSON or a top level that is not an object is a
+        one-line ConfigError naming the file."""
+        return read_json(self.path / "config.json", expect=dict, error=ConfigError)
 
     def save_results(self, results: dict) -> None:
         if self.main:
@@ -70,8 +73,8 @@ class Run:
         """Run ``fn()`` once: its JSON-able result is kept in ``<run>/<name>.json``, so a
         resumed run skips the stages it finished."""
         path = self.path / f"{name}.json"
-        if path.is_file():
-            return json.loads(path.read_text())
+        if path.is_file():  # written atomically, so a malformed one was edited: a one-line DataError
+            return read_json(path)
         out = fn()
         atomic_write_json(path, out)
         return out
@@ -85,10 +88,31 @@ class Run:
             f.write(json.dumps(rec, default=float) + "\n")
 
     def metrics(self) -> list[dict]:
+        """The records of ``metrics.jsonl``.  A last line cut short by a process killed while
+        writing it (no newline at its end) is skipped; any other line that is not a JSON object
+        is a one-line DataError naming ``file:line``."""
         p = self.path / "metrics.jsonl"
         if not p.is_file():
             return []
-        return [json.loads(line) for line in p.read_text().splitlines() if line.strip()]
+        text = p.read_text(encoding="utf-8", errors="replace")
+        lines = text.split("\n")
+        out = []
+        for lineno, line in enumerate(lines, 1):
+            if not line.strip():
+                continue
+            try:
+                rec = json.loads(line)
+            except (RecursionError, ValueError) as e:
+                if lineno == len(lines):  # the unfinished last line of an interrupted write
+                    continue
+                raise DataError(f"{p}:{lineno}: {json_failure(e)}") from None
+            if not isinstance(rec, dict):
+                raise DataError(f"{p}:{lineno}: expected a JSON object per line, got {type(rec).__name__}")
+            step = rec.get("step", 0)
+            if isinstance(step, bool) or not isinstance(step, int):
+                raise DataError(f"{p}:{lineno}: \"step\" must be an integer, got {brief(step)}")
+            out.append(rec)
+        return out
 
     def remove_if_unstarted(self) -> None:
         """Delete the folder of a run that failed before writing a checkpoint or a stage result,
