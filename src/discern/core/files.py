@@ -66,6 +66,12 @@ def json_failure(e: BaseException) -> str:
     return f"invalid JSON ({brief(str(e).splitlines()[0] if str(e) else type(e).__name__, quote=False)})"
 
 
+def first_line(e: BaseException, limit: int = 160) -> str:
+    """The first line of an exception's message (its class name when the message is empty), cut
+    to ``limit`` characters: how a one-line error quotes a library's multi-line failure."""
+    return (str(e).splitlines() or [type(e).__name__])[0][:limit]
+
+
 def brief(value: Any, limit: int = 60, quote: bool = True) -> str:
     """``repr(value)`` (``str`` with ``quote=False``) cut to about ``limit`` characters, on one line: how a
     message quotes a piece of the input without dumping a few megabytes of it."""

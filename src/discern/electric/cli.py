@@ -59,15 +59,14 @@ def check_scoring_args(args) -> list[float] | None:
     if args.bootstrap < 1:
         raise DiscernError(f"--bootstrap must be at least 1, got {args.bootstrap}")
     grid = []
-    for item in (x.strip() for x in args.lambdas.split(",")):
+    for item in filter(None, (x.strip() for x in args.lambdas.split(","))):
         try:
-            value = float(item) if item else None
+            value = float(item)
         except ValueError:
             raise DiscernError(f"--lambdas: {brief(item)} is not a number (a comma-separated grid in [0, 1])") from None
-        if value is not None and not 0 <= value <= 1:  # NaN fails too
+        if not 0 <= value <= 1:  # NaN fails too
             raise DiscernError(f"--lambdas: each weight must be in [0, 1], got {brief(item)}")
-        if value is not None:
-            grid.append(value)
+        grid.append(value)
     return grid or None
 
 

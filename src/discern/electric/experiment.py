@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Callable
 
 from discern.core import Claim, ConfigError, DiscernError, Result, Run, config_to_dict
+from discern.core.files import first_line
 from discern.metrics.stats import mean_interval, verdict_from_interval
 
 from .config import Config
@@ -60,8 +61,7 @@ def check_scorer_models(cfg: Config) -> None:
         try:
             AutoConfig.from_pretrained(cfg.rerank.mlm)
         except (OSError, ValueError) as e:
-            first = (str(e).splitlines() or [type(e).__name__])[0][:160]
-            raise DiscernError(f"rerank.mlm={cfg.rerank.mlm}: no masked LM there: {first}") from None
+            raise DiscernError(f"rerank.mlm={cfg.rerank.mlm}: no masked LM there: {first_line(e)}") from None
 
 
 def run(cfg: Config, run: Run, mlm_trainer: MLMTrainer | None = None) -> Result:

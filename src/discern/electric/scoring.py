@@ -21,6 +21,7 @@ from typing import Callable, Protocol, Sequence, runtime_checkable
 import torch
 
 from discern.core.errors import DiscernError
+from discern.core.files import first_line
 from discern.llm import load_causal_lm, sequence_logprobs
 
 TextTransform = Callable[[str], str]
@@ -120,8 +121,7 @@ class MaskedLMScorer:
             tokenizer = AutoTokenizer.from_pretrained(str(path))
             model = AutoModelForMaskedLM.from_pretrained(str(path))
         except (OSError, ValueError) as e:
-            first = (str(e).splitlines() or [type(e).__name__])[0][:160]
-            raise DiscernError(f"cannot load a masked LM from {path}: {first}") from None
+            raise DiscernError(f"cannot load a masked LM from {path}: {first_line(e)}") from None
         kwargs.setdefault("name", f"mlm-pll:{Path(str(path)).name}")
         return cls(model, tokenizer, **kwargs)
 

@@ -10,6 +10,7 @@ from pathlib import Path
 import torch
 
 from discern.core.errors import DiscernError
+from discern.core.files import first_line
 
 SMOLLM2 = "smollm2"
 SMOLLM2_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -76,8 +77,7 @@ def check_causal_lm(name_or_path: str | Path) -> None:
     try:
         AutoConfig.from_pretrained(target)
     except (OSError, ValueError) as e:
-        first = (str(e).splitlines() or [type(e).__name__])[0][:160]
-        raise DiscernError(f"cannot load causal LM {name_or_path}: {first}") from None
+        raise DiscernError(f"cannot load causal LM {name_or_path}: {first_line(e)}") from None
 
 
 def load_causal_lm(name_or_path: str | Path, dtype: torch.dtype = torch.float32):
@@ -98,8 +98,7 @@ def load_causal_lm(name_or_path: str | Path, dtype: torch.dtype = torch.float32)
         tokenizer = AutoTokenizer.from_pretrained(target, **extra)
         model = AutoModelForCausalLM.from_pretrained(target, dtype=dtype, **extra)
     except (OSError, ValueError) as e:
-        first = (str(e).splitlines() or [type(e).__name__])[0][:160]
-        raise DiscernError(f"cannot load causal LM {name_or_path}: {first}") from None
+        raise DiscernError(f"cannot load causal LM {name_or_path}: {first_line(e)}") from None
     if "gguf_file" in extra:
         _as_plain_model(model)
     model.eval()
