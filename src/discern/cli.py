@@ -62,6 +62,10 @@ def build_parser() -> argparse.ArgumentParser:
     from discern.train.cli import add_diffusion_commands
     add_diffusion_commands(sub)
 
+    ep = sub.add_parser("env", help="what this command runs with: versions, CPU, threads, malloc, accelerator "
+                                    "(for bug reports and for comparing timings)")
+    ep.add_argument("--json", action="store_true", help="print one JSON object")
+
     lp = sub.add_parser("llm", help="language-model backends")
     ls = lp.add_subparsers(dest="llm_command", required=True)
     sv = ls.add_parser("serve", help="an OpenAI-compatible server over an in-process model")
@@ -98,6 +102,24 @@ def _bench(args) -> int:
     return 0
 
 
+def _env(args) -> int:
+    import platform
+
+    import torch
+
+    from discern import __version__
+    from discern.train.bench import runtime_info
+
+    info = {"discern": __version__, "python": platform.python_version(), **runtime_info(),
+            "accelerator": torch.cuda.get_device_name() if torch.cuda.is_available() else None}
+    if args.json:
+        print(json.dumps(info))
+    else:
+        for k, v in info.items():
+            print(f"{k:12s} {v}")
+    return 0
+
+
 def _reproduce(args) -> int:
     from discern.reproduce import reproduce
     only = [x for x in args.only.split(",") if x]
@@ -113,6 +135,13 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     from discern.core.errors import DiscernError
 
+    if argv is None:  # the command itself, not a call from Python: run under mimalloc (discern.core.allocator)
+        from discern.core import allocator
+        try:
+            allocator.use_mimalloc()
+        except DiscernError as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 2
     parser = build_parser()
     args = parser.parse_args(argv)
     from discern.core import config as config_module
@@ -141,6 +170,8 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         if args.command == "bench":
             return _bench(args)
+        if args.command == "env":
+            return _env(args)
         if args.command == "reproduce":
             return _reproduce(args)
         if args.command == "data":

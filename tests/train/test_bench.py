@@ -1,4 +1,4 @@
-"""discern.train.bench.step_ratio: the throughput ratio of a benchmark and its interval over step pairs."""
+"""discern.train.bench: the throughput ratios of a benchmark, their intervals, and its child processes."""
 
 from __future__ import annotations
 
@@ -6,28 +6,93 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from discern.train.bench import step_ratio
+from discern.core.errors import DiscernError
+from discern.metrics.stats import bootstrap_ratio_of_means
+from discern.train import bench
 
 
-def test_ratio_is_the_previous_paths_seconds_over_ours_with_scipys_interval():
+def test_ratio_of_means_is_scipys_independent_bootstrap():
     rng = np.random.default_rng(0)
-    ours = 0.060 + 0.004 * rng.random(12)
     before = 0.150 + 0.010 * rng.random(12)
-    r = step_ratio(list(ours), list(before))
-    assert r["ratio"] == pytest.approx(before.sum() / ours.sum(), rel=1e-12)
-    assert r["pairs"] == 12
+    ours = 0.050 + 0.004 * rng.random(10)
+    r = bootstrap_ratio_of_means(before, ours)
+    assert r["estimate"] == pytest.approx(before.mean() / ours.mean(), rel=1e-12)
+    assert r["n"] == [12, 10]
+    ref = stats.bootstrap((before, ours), lambda b, o, axis=-1: b.mean(axis) / o.mean(axis), paired=False,
+                          vectorized=True, method="percentile", n_resamples=10_000, rng=np.random.default_rng(0))
+    assert r["ci"] == pytest.approx([ref.confidence_interval.low, ref.confidence_interval.high], rel=1e-12)
     lo, hi = r["ci"]
-    assert lo < r["ratio"] < hi
-    # the same percentile interval as scipy's paired bootstrap with the same generator
-    ref = stats.bootstrap((before, ours), lambda b, o, axis=-1: b.sum(axis) / o.sum(axis), paired=True,
-                          vectorized=True, method="percentile", n_resamples=10_000,
-                          random_state=np.random.default_rng(0), batch=None)
-    assert lo == pytest.approx(ref.confidence_interval.low, rel=1e-9)
-    assert hi == pytest.approx(ref.confidence_interval.high, rel=1e-9)
+    assert lo < r["estimate"] < hi
+    # the interval narrows as the samples grow: it describes the run's precision
+    wide = bootstrap_ratio_of_means(before[:4], ours[:4])
+    assert wide["ci"][1] - wide["ci"][0] > hi - lo
 
 
-def test_pairs_with_one_ratio_give_a_point_interval():
-    ours = [0.05, 0.07, 0.06, 0.08]
-    r = step_ratio(ours, [2.5 * t for t in ours])
-    assert r["ratio"] == pytest.approx(2.5)
-    assert r["ci"] == pytest.approx([2.5, 2.5])
+def test_constant_samples_give_a_point_interval():
+    r = bootstrap_ratio_of_means([0.3, 0.3, 0.3], [0.1])
+    assert r["estimate"] == pytest.approx(3.0)
+    assert r["ci"] == pytest.approx([3.0, 3.0])
+
+
+@pytest.mark.parametrize("num,den", [([], [1.0]), ([1.0], []), ([1.0, float("nan")], [1.0]), ([1.0], [0.0, 0.0]),
+                                     ([[1.0]], [1.0])])
+def test_ratio_of_means_refuses_bad_samples(num, den):
+    with pytest.raises(ValueError, match="bootstrap_ratio_of_means"):
+        bootstrap_ratio_of_means(num, den)
+
+
+def _raw(t, flops=3e9, peak=1e12):
+    return {"t": list(t), "flops": flops, "peak": peak, "batch": 32, "config": "shape"}
+
+
+def test_summarise_compares_ours_under_mimalloc_with_the_previous_path_under_glibc():
+    by_side = {"before/system": _raw([0.30, 0.32, 0.31, 0.29], flops=0.0, peak=1.1e12),
+               "ours/mimalloc": _raw([0.10, 0.11, 0.09, 0.10]),
+               "ours/system": _raw([0.13, 0.12, 0.14, 0.13], peak=0.9e12)}
+    s = bench.summarise(by_side)
+    assert s["ratio"] == pytest.approx(0.305 / 0.100)
+    assert s["ratio_same_allocator"] == pytest.approx(0.305 / 0.130)
+    assert s["allocator_gain"] == pytest.approx(0.130 / 0.100)
+    assert s["allocator"] == "mimalloc"
+    assert s["examples_per_s_ours"] == pytest.approx(320.0)
+    assert s["examples_per_s_before"] == pytest.approx(32 / 0.305)
+    # MFU: our step's FLOPs over the highest peak of the processes
+    assert s["mfu"] == pytest.approx(3e9 / 0.100 / 1.1e12)
+    assert s["mfu_before"] == pytest.approx(3e9 / 0.305 / 1.1e12)
+    assert s["steps_timed"] == 4
+    for key in ("ratio_ci_95", "ratio_same_allocator_ci_95", "allocator_gain_ci_95"):
+        lo, hi = s[key]
+        assert lo <= s[key.removesuffix("_ci_95")] <= hi
+
+
+def test_summarise_without_mimalloc_reports_the_code_alone():
+    s = bench.summarise({"before/system": _raw([0.3, 0.3]), "ours/system": _raw([0.1, 0.1])})
+    assert s["allocator"] == "system"
+    assert s["ratio"] == pytest.approx(3.0) and s["ratio_same_allocator"] == pytest.approx(3.0)
+    assert s["allocator_gain"] == pytest.approx(1.0)
+
+
+def test_rounds_time_each_path_alone_in_the_order_a_b_c_c_b_a():
+    sides = [("before", "system"), ("ours", "mimalloc"), ("ours", "system")]
+    assert bench.allocator_rounds(quick=True) == sides
+    assert bench.allocator_rounds(quick=False) == sides + sides[::-1]
+
+
+def test_a_failing_child_is_a_one_line_error_with_its_last_line():
+    with pytest.raises(DiscernError) as e:
+        bench.run_child("discern.core.allocator:no_such_function", True, "ours", "system")
+    assert str(e.value) == ("bench child (discern.core.allocator:no_such_function, ours path, system malloc) failed "
+                            "with exit status 1: AttributeError: module 'discern.core.allocator' has no attribute "
+                            "'no_such_function'")
+
+
+def test_a_child_refuses_to_run_under_another_malloc():
+    import subprocess
+    import sys
+
+    from discern.core.allocator import child_env
+
+    out = subprocess.run([sys.executable, "-m", "discern.train.bench", "discern.core.allocator:choice", "ours",
+                          "mimalloc"], env=child_env("system"), capture_output=True, text=True, timeout=120)
+    assert out.returncode == 3
+    assert out.stderr.strip() == "expected the mimalloc malloc, running under system"

@@ -1,5 +1,5 @@
 """Pre-training throughput of the quick configuration: the training path now against the
-previous one, in the same process, on identical batches.
+previous one, on identical batches.
 
 - **before** (the in-run baseline, kept as it was): dropout 0.1 in pre-training, PyTorch SDPA
   attention (its CPU flash kernel), replacements drawn by Gumbel-max (one exponential draw and
@@ -9,12 +9,17 @@ previous one, in the same process, on identical batches.
   attention (matmul + softmax; faster backward on the CPU), one uniform draw per slot
   (two-level inverse-CDF sampling, equal in law), accuracy from a row maximum, cross-entropy
   in cache-sized row blocks with a one-pass backward, one fused Adam kernel call per
-  parameter group, the gradient norm in one foreach call, bf16 autocast.
+  parameter group, the gradient norm in one foreach call, bf16 autocast, and mimalloc in place
+  of glibc's malloc (:mod:`discern.core.allocator`).
 
 Both use :class:`ElectraPretrainer` (generator head only at the masked slots).  The ratio is of
-examples per second.  MFU = model FLOPs per second / a bf16 2,048^3 matmul peak measured in
-this run, with the FLOPs of one step (forward and backward) counted by torch's flop counter.
-Steps alternate between the two sides, so machine noise falls on both.
+examples per second: ours under mimalloc over the previous path under glibc's malloc, each path
+timed alone in child processes of its own (:func:`discern.train.bench.allocator_bench`); the
+ratio with both under glibc's malloc (the code's share) and the allocator's gain are reported
+beside it.  MFU = model FLOPs per
+second / a bf16 2,048^3 matmul peak measured in this run, with the FLOPs of one step (forward and
+backward) counted by torch's flop counter.  The processes run in the order A B C C B A (one of
+each with ``--quick``), so that a drift of the machine's speed falls on all.
 """
 
 from __future__ import annotations
@@ -23,25 +28,12 @@ import dataclasses
 
 import torch
 
-from discern.train import ElectraAdam, param_groups
-from discern.train.bench import (GOAL_ENCODER, GOAL_VOCAB, LoopAdam, argmax_hit_before, compare, cpu_name,
-                                 cross_entropy_before, gumbel_max_before, matmul_peak, step_flops, step_ratio)
+from discern.train.bench import GOAL_ENCODER, GOAL_VOCAB, allocator_bench, cpu_name, measure_path
 
 from .config import quick as quick_preset
 from .model import ElectraPretrainer
 
 SPECIAL = [0, 1, 2, 3, 4]
-
-
-def random_batches(n: int, B: int, L: int, vocab: int, seed: int = 1) -> list[dict]:
-    g = torch.Generator().manual_seed(seed)
-    out = []
-    for _ in range(n):
-        ids = torch.randint(5, vocab, (B, L), generator=g)
-        ids[:, 0], ids[:, -1] = 2, 3
-        out.append({"input_ids": ids, "attention_mask": torch.ones(B, L, dtype=torch.long),
-                    "token_type_ids": torch.zeros(B, L, dtype=torch.long)})
-    return out
 
 
 def goal_shape():
@@ -56,66 +48,41 @@ def goal_shape():
 
 
 def bench(quick: bool = False) -> dict:
-    """Examples/s of the training step before and now, and ours' MFU, on the quick preset's
-    shape and on the shape the goal was set on (:func:`goal_shape`)."""
-    steps = 4 if quick else 12
-    now = measure(quick_preset(), steps)
-    goal = measure(goal_shape(), steps)
+    """Examples/s of the training step now against before, and ours' MFU, on the quick preset's
+    shape and on the shape the goal was set on (:func:`goal_shape`): the previous path under glibc's
+    malloc, ours under mimalloc, each in a child process per malloc
+    (:func:`discern.train.bench.allocator_bench`)."""
+    res = allocator_bench("discern.electra.bench:step_times", quick)
+    now, goal = res["quick"], res["4x128_v8192"]
     return {
         "bench": "electra",
         "ratios": {"examples_per_s_vs_before": now["ratio"], "mfu": now["mfu"],
-                   "examples_per_s_vs_before_4x128_v8192": goal["ratio"], "mfu_4x128_v8192": goal["mfu"]},
+                   "examples_per_s_vs_before_4x128_v8192": goal["ratio"], "mfu_4x128_v8192": goal["mfu"],
+                   "examples_per_s_vs_before_same_malloc": now["ratio_same_allocator"],
+                   "examples_per_s_vs_before_same_malloc_4x128_v8192": goal["ratio_same_allocator"]},
         "goals": {"examples_per_s_vs_before": ">= 3", "mfu": ">= 0.25",
                   "examples_per_s_vs_before_4x128_v8192": ">= 3", "mfu_4x128_v8192": ">= 0.25"},
         "details": {"cpu": cpu_name(), "threads": torch.get_num_threads(), "torch": torch.__version__,
-                    "steps_timed": steps, "quick": now["details"], "4x128_v8192": goal["details"]},
+                    "quick": _rounded(now), "4x128_v8192": _rounded(goal)},
     }
 
 
-def measure(cfg, steps: int) -> dict:
-    """Examples/s of one configuration's training step, before and now, and ours' MFU."""
-    from discern.nn import gumbel_sample, row_cross_entropy, top_hit
+def _rounded(summary: dict) -> dict:
+    return {k: round(v, 4) if isinstance(v, float) else v for k, v in summary.items()}
 
+
+def step_times(quick: bool = False, side: str = "ours") -> dict:
+    """The work of one child process of :func:`bench`: :func:`measure` of one path on both shapes."""
+    steps = 6 if quick else 12
+    return {"quick": measure(quick_preset(), steps, side), "4x128_v8192": measure(goal_shape(), steps, side)}
+
+
+def measure(cfg, steps: int, side: str) -> dict:
+    """:func:`discern.train.bench.measure_path` of one configuration's ELECTRA pre-trainer."""
     from . import model as model_mod
 
-    vocab, B, L, tc = cfg.data.vocab_size, cfg.train.batch_size, cfg.data.seq_len, cfg.train
-    torch.manual_seed(0)
-    ours = ElectraPretrainer(cfg.model, vocab, 0, SPECIAL, 4)
-    torch.manual_seed(0)
-    previous = dataclasses.replace(cfg.model, dropout=0.1, attention_dropout=0.1, attention="sdpa",
-                                   bf16_stream=False)
-    before = ElectraPretrainer(previous, vocab, 0, SPECIAL, 4)
-    opt_ours = ElectraAdam(param_groups(ours, tc.weight_decay), lr=tc.lr, bias_correction=True)
-    opt_before = LoopAdam(param_groups(before, tc.weight_decay), lr=tc.lr, bias_correction=True)
-    batches = random_batches(steps + 1, B, L, vocab)
-
-    def patch(now: bool) -> None:
-        model_mod.gumbel_sample = gumbel_sample if now else gumbel_max_before
-        model_mod.top_hit = top_hit if now else argmax_hit_before
-        model_mod.row_cross_entropy = row_cross_entropy if now else cross_entropy_before
-
-    peak_start = matmul_peak(torch.bfloat16)
-    try:
-        steps_ours, steps_before = compare((ours, opt_ours), (before, opt_before), batches, patch)
-        patch(True)
-        with torch.autocast("cpu", dtype=torch.bfloat16):
-            flops = step_flops(ours, batches[0])
-    finally:
-        patch(True)
-    peak = max(peak_start, matmul_peak(torch.bfloat16))  # the machine's speed drifts: keep the higher
-    t_ours, t_before = sum(steps_ours), sum(steps_before)
-    ratio = step_ratio(steps_ours, steps_before)
-    ex_ours, ex_before = B * steps / t_ours, B * steps / t_before
-    return {
-        "ratio": ratio["ratio"], "mfu": flops * steps / t_ours / peak,
-        "details": {
-            "config": f"{cfg.model.layers} layers x {cfg.model.hidden}, generator x{cfg.model.generator_size} "
-                      f"of {max(1, round(cfg.model.layers * cfg.model.generator_layers))} layers, vocab {vocab}, "
-                      f"batch {B} x {L}, bf16 autocast",
-            "examples_per_s_ours": round(ex_ours, 2), "examples_per_s_before": round(ex_before, 2),
-            "gflop_per_step": round(flops / 1e9, 2),
-            "matmul_peak_gflops_bf16": round(peak / 1e9, 1),
-            "mfu_before": round(flops * steps / t_before / peak, 4),
-            "ratio_ci_95": [round(x, 3) for x in ratio["ci"]], "ratio_ci_test": ratio["test"],
-        },
-    }
+    m, vocab = cfg.model, cfg.data.vocab_size
+    describe = (f"{m.layers} layers x {m.hidden}, generator x{m.generator_size} of "
+                f"{max(1, round(m.layers * m.generator_layers))} layers, vocab {vocab}, "
+                f"batch {cfg.train.batch_size} x {cfg.data.seq_len}, bf16 autocast")
+    return measure_path(lambda mc: ElectraPretrainer(mc, vocab, 0, SPECIAL, 4), cfg, steps, side, model_mod, describe)

@@ -16,6 +16,7 @@ from discern.metrics.plateau import (detector_gaps, unigram_detector_loss, unigr
                                      unigram_references)
 from discern.metrics.stats import mean_interval
 from discern.train import fit, held_out_batches, held_out_token_counts, token_counts
+from discern.train.bench import runtime_info
 from discern.train.plots import plot_losses
 
 from .config import Config
@@ -173,6 +174,7 @@ def pretrain(cfg: Config, run: Run | None = None, resume: bool = False, stop_aft
         "train_flops": per_step * state.step,
         "train_seconds": state.elapsed,
         "wall_seconds": time.perf_counter() - t0,
+        "runtime": runtime_info(),  # CPU, threads, torch, malloc: what train_seconds depends on
         "params_discriminator": _n_params(model.discriminator if hasattr(model, "discriminator") else model.mlm),
         "final": state.last_metrics,
         "eval": ev,

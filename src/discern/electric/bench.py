@@ -5,6 +5,11 @@ sentences are real Brown sentences of ASR-hypothesis length.  The masked LM runs
 PLL scorer (packed masked copies, vocabulary projection only at the masked position) and,
 as a second baseline, the generic path that projects every position (what a plain
 ``AutoModelForMaskedLM`` loop does).  Same process, same inputs, same dtype.
+
+Pre-training: examples/s of the quick preset's training step now (under mimalloc) against the
+previous path (under glibc's malloc), each timed alone in child processes of its own
+(:func:`discern.train.bench.allocator_bench`), with MFU from torch's flop counter and a bf16
+matmul peak.
 """
 
 from __future__ import annotations
@@ -54,66 +59,31 @@ def goal_shape():
     return cfg
 
 
-def pretrain_throughput(quick: bool = False, cfg=None) -> dict:
-    """Examples/s of the quick preset's (or ``cfg``'s) Electric training step now vs the previous path (dropout
-    0.1, SDPA attention, Gumbel-max noise samples over the vocabulary, accuracy by argmax,
-    cross-entropy on an fp32 copy of the logits, a per-parameter Adam loop; the noise head's
-    bias is added inside its matmul on both sides), same process, identical batches,
-    alternating steps; MFU from torch's flop counter and a bf16 matmul peak."""
-    import dataclasses
+def step_times(quick: bool = False, side: str = "ours") -> dict:
+    """The work of one child process of the pre-training part of :func:`bench`:
+    :func:`measure` of one path on the quick preset's shape and on :func:`goal_shape`."""
+    from .config import quick as quick_preset
 
-    from discern.nn import gumbel_sample, row_cross_entropy, top_hit
-    from discern.train import ElectraAdam, param_groups
-    from discern.train.bench import (LoopAdam, argmax_hit_before, compare, cross_entropy_before, gumbel_max_before,
-                                     matmul_peak, step_flops, step_ratio)
+    steps = 6 if quick else 10
+    return {"quick": measure(quick_preset(), steps, side), "4x128_v8192": measure(goal_shape(), steps, side)}
+
+
+def measure(cfg, steps: int, side: str) -> dict:
+    """:func:`discern.train.bench.measure_path` of one configuration's Electric pre-trainer: now (the
+    quick preset's path) or before (dropout 0.1, SDPA attention, Gumbel-max noise samples over the
+    vocabulary, accuracy by argmax, cross-entropy on an fp32 copy of the logits, a per-parameter
+    Adam loop; the noise head's bias is added inside its matmul on both sides)."""
+    from discern.train.bench import measure_path
 
     from . import model as model_mod
-    from .config import quick as quick_preset
     from .model import ElectricPretrainer
 
-    cfg = cfg or quick_preset()
-    vocab, B, L, tc = cfg.data.vocab_size, cfg.train.batch_size, cfg.data.seq_len, cfg.train
-    steps = 3 if quick else 10
-    torch.manual_seed(0)
-    ours = ElectricPretrainer(cfg.model, vocab, 0, [0, 1, 2, 3, 4])
-    torch.manual_seed(0)
-    previous = dataclasses.replace(cfg.model, dropout=0.1, attention_dropout=0.1, attention="sdpa",
-                                   bf16_stream=False)
-    before = ElectricPretrainer(previous, vocab, 0, [0, 1, 2, 3, 4])
-    opt_ours = ElectraAdam(param_groups(ours, tc.weight_decay), lr=tc.lr, bias_correction=True)
-    opt_before = LoopAdam(param_groups(before, tc.weight_decay), lr=tc.lr, bias_correction=True)
-    g = torch.Generator().manual_seed(1)
-    batches = []
-    for _ in range(steps + 1):
-        ids = torch.randint(5, vocab, (B, L), generator=g)
-        ids[:, 0], ids[:, -1] = 2, 3
-        batches.append({"input_ids": ids, "attention_mask": torch.ones(B, L, dtype=torch.long),
-                        "token_type_ids": torch.zeros(B, L, dtype=torch.long)})
-
-    def patch(now: bool) -> None:
-        model_mod.gumbel_sample = gumbel_sample if now else gumbel_max_before
-        model_mod.top_hit = top_hit if now else argmax_hit_before
-        model_mod.row_cross_entropy = row_cross_entropy if now else cross_entropy_before
-
-    peak_start = matmul_peak(torch.bfloat16)
-    try:
-        steps_ours, steps_before = compare((ours, opt_ours), (before, opt_before), batches, patch)
-        with torch.autocast("cpu", dtype=torch.bfloat16):
-            flops = step_flops(ours, batches[0])
-    finally:
-        patch(True)
-    peak = max(peak_start, matmul_peak(torch.bfloat16))  # the machine's speed drifts: keep the higher
-    t_ours, t_before = sum(steps_ours), sum(steps_before)
-    ratio = step_ratio(steps_ours, steps_before)
-    return {"examples_per_s_ours": B * steps / t_ours, "examples_per_s_before": B * steps / t_before,
-            "ratio": ratio["ratio"], "ratio_ci_95": [round(x, 3) for x in ratio["ci"]],
-            "ratio_ci_test": ratio["test"],
-            "mfu": flops * steps / t_ours / peak,
-            "mfu_before": flops * steps / t_before / peak, "gflop_per_step": flops / 1e9,
-            "matmul_peak_gflops_bf16": peak / 1e9,
-            "config": f"{cfg.model.layers} layers x {cfg.model.hidden}, towers x{cfg.model.tower_size} of "
-                      f"{max(1, round(cfg.model.layers * cfg.model.tower_layers))} layers, vocab {vocab}, "
-                      f"batch {B} x {L}, bf16 autocast"}
+    m, vocab = cfg.model, cfg.data.vocab_size
+    describe = (f"{m.layers} layers x {m.hidden}, towers x{m.tower_size} of "
+                f"{max(1, round(m.layers * m.tower_layers))} layers, vocab {vocab}, "
+                f"batch {cfg.train.batch_size} x {cfg.data.seq_len}, bf16 autocast")
+    return measure_path(lambda mc: ElectricPretrainer(mc, vocab, 0, [0, 1, 2, 3, 4]), cfg, steps, side, model_mod,
+                        describe)
 
 
 def bench(quick: bool = False) -> dict:
@@ -145,10 +115,12 @@ def bench(quick: bool = False) -> dict:
     t_m = _time(lambda: fast.score(sentences), repeat)
     t_g = _time(lambda: generic.score(sentences), repeat)
     tokens = sum(fast.passes(s) for s in sentences)
-    from discern.train.bench import cpu_name
+    from discern.train.bench import allocator_bench, cpu_name
 
-    pre = pretrain_throughput(quick)
-    pre_goal = pretrain_throughput(quick, goal_shape())
+    # each training path alone in child processes of its own: ours under mimalloc, the previous under
+    # glibc's malloc (discern.train.bench.allocator_bench)
+    pres = allocator_bench("discern.electric.bench:step_times", quick)
+    pre, pre_goal = pres["quick"], pres["4x128_v8192"]
     return {
         "bench": "electric",
         "ratios": {
@@ -158,6 +130,8 @@ def bench(quick: bool = False) -> dict:
             "pretrain_mfu": pre["mfu"],
             "pretrain_examples_per_s_vs_before_4x128_v8192": pre_goal["ratio"],
             "pretrain_mfu_4x128_v8192": pre_goal["mfu"],
+            "pretrain_examples_per_s_vs_before_same_malloc": pre["ratio_same_allocator"],
+            "pretrain_examples_per_s_vs_before_same_malloc_4x128_v8192": pre_goal["ratio_same_allocator"],
         },
         "goals": {"electric_vs_mlm_pll_sentences_per_s": ">= 10", "pretrain_examples_per_s_vs_before": ">= 3",
                   "pretrain_mfu": ">= 0.25", "pretrain_examples_per_s_vs_before_4x128_v8192": ">= 3",

@@ -16,6 +16,7 @@ from discern.data.tokenizer import run_tokenizer
 from discern.metrics.plateau import nce_prior_loss, token_only_energy_gaps, unigram_references
 from discern.metrics.stats import mean_interval
 from discern.train import fit, held_out_batches, held_out_token_counts, token_counts
+from discern.train.bench import runtime_info
 from discern.train.plots import plot_losses
 
 from .config import Config
@@ -123,6 +124,7 @@ def pretrain(cfg: Config, run: Run | None = None, resume: bool = False, stop_aft
         "tokens_per_step": int(tc.batch_size * cfg.data.seq_len),
         "train_seconds": state.elapsed,
         "wall_seconds": time.perf_counter() - t0,
+        "runtime": runtime_info(),  # CPU, threads, torch, malloc: what train_seconds depends on
         "params_energy": sum(p.numel() for p in model.energy_model.parameters()),
         "params_noise_towers": sum(p.numel() for n, p in model.noise.named_parameters()
                                    if "embeddings" not in n),

@@ -161,6 +161,29 @@ def cluster_bootstrap_ratio(num, den, n_resamples: int = 10_000, level: float = 
                     f"{n} clusters)"}
 
 
+def bootstrap_ratio_of_means(num, den, n_resamples: int = 10_000, level: float = 0.95, seed: int = 0) -> dict:
+    """``mean(num) / mean(den)`` of two independent samples, with the percentile interval of
+    ``scipy.stats.bootstrap((num, den), ..., paired=False)`` (each sample resampled on its own, from
+    ``numpy.random.default_rng(seed)``).  For timings measured in two processes, where no step of
+    one is paired with a step of the other.  Returns ``{"estimate", "ci", "n", "test"}`` (``n`` the
+    two sample sizes)."""
+    a = np.asarray(num, dtype=np.float64)
+    b = np.asarray(den, dtype=np.float64)
+    if a.ndim != 1 or b.ndim != 1 or a.size == 0 or b.size == 0:
+        raise ValueError("bootstrap_ratio_of_means: need two non-empty 1-D samples")
+    if not (np.isfinite(a).all() and np.isfinite(b).all()) or b.mean() <= 0:
+        raise ValueError("bootstrap_ratio_of_means: need finite values and a positive mean denominator")
+    est = float(a.mean() / b.mean())
+    test = f"percentile bootstrap {level:.0%} of a ratio of means, two independent samples ({n_resamples} resamples)"
+    if (a.size < 2 or np.ptp(a) == 0) and (b.size < 2 or np.ptp(b) == 0):
+        return {"estimate": est, "ci": [est, est], "n": [int(a.size), int(b.size)], "test": test}
+    res = sps.bootstrap((a, b), lambda x, y, axis=-1: x.mean(axis) / y.mean(axis), paired=False, vectorized=True,
+                        n_resamples=n_resamples, confidence_level=level, method="percentile",
+                        rng=np.random.default_rng(seed))
+    return {"estimate": est, "ci": [float(res.confidence_interval.low), float(res.confidence_interval.high)],
+            "n": [int(a.size), int(b.size)], "test": test}
+
+
 def paired_bootstrap(a, b, n_resamples: int = 10_000, level: float = 0.95, seed: int = 0) -> dict:
     """Mean of the paired differences ``a - b`` with a BCa bootstrap interval and the one-sided
     bootstrap p-value of ``mean(a - b) <= 0``: the share of resamples (indices

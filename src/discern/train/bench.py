@@ -7,12 +7,20 @@
 - the previous training path, kept as the in-run baseline: PyTorch SDPA attention (whose CPU
   flash kernel has a slow backward), replacements drawn by Gumbel-max (one exponential draw and
   logarithm per vocabulary entry), accuracy by ``argmax`` over the vocabulary, cross-entropy on an
-  fp32 copy of the logits, and an Adam that loops over parameters in Python.
+  fp32 copy of the logits, and an Adam that loops over parameters in Python;
+- the previous path ran under glibc's malloc, ours runs under mimalloc (:mod:`discern.core.allocator`):
+  :func:`allocator_bench` times each path alone in a child process of its own (a path alternating
+  with another in one process runs on the heap the other left, which flatters it under glibc's
+  malloc) and reports ours under mimalloc against the previous path under glibc's malloc, with
+  the code's share (both under glibc's malloc) and the allocator's share apart.
 """
 
 from __future__ import annotations
 
+import json
 import platform
+import subprocess
+import sys
 import time
 from typing import Callable
 
@@ -51,6 +59,14 @@ def cpu_name() -> str:
     except OSError:
         pass
     return platform.processor() or platform.machine()
+
+
+def runtime_info() -> dict:
+    """What a training run's speed depends on besides its configuration: CPU, threads, torch, malloc."""
+    from discern.core.allocator import active
+
+    return {"cpu": cpu_name(), "threads": torch.get_num_threads(), "torch": torch.__version__,
+            "allocator": active()}
 
 
 def gumbel_max_before(logits: torch.Tensor, temperature: float = 1.0, generator=None) -> torch.Tensor:
@@ -126,30 +142,169 @@ def step_flops(model, batch: dict) -> float:
     return float(counter.get_total_flops())
 
 
-def compare(ours: tuple, before: tuple, batches: list[dict],
-            patch: Callable[[bool], None]) -> tuple[list[float], list[float]]:
-    """Seconds of each of ``len(batches) - 1`` timed steps per side, alternating sides after one
-    warm-up step each; ``patch(True)`` installs our code path, ``patch(False)`` the previous one."""
-    (m_ours, o_ours), (m_before, o_before) = ours, before
-    patch(True)
-    train_step(m_ours, o_ours, batches[0], foreach_clip=True)
-    patch(False)
-    train_step(m_before, o_before, batches[0])
-    t_ours, t_before = [], []
-    for b in batches[1:]:
-        patch(False)
-        t_before.append(train_step(m_before, o_before, b))
-        patch(True)
-        t_ours.append(train_step(m_ours, o_ours, b, foreach_clip=True))
-    return t_ours, t_before
+def random_batches(n: int, B: int, L: int, vocab: int, seed: int = 1) -> list[dict]:
+    """``n`` batches of ``B`` random sequences of length ``L`` ([CLS] ... [SEP], ids 2 and 3, the
+    rest drawn from ``5 .. vocab - 1``)."""
+    g = torch.Generator().manual_seed(seed)
+    out = []
+    for _ in range(n):
+        ids = torch.randint(5, vocab, (B, L), generator=g)
+        ids[:, 0], ids[:, -1] = 2, 3
+        out.append({"input_ids": ids, "attention_mask": torch.ones(B, L, dtype=torch.long),
+                    "token_type_ids": torch.zeros(B, L, dtype=torch.long)})
+    return out
 
 
-def step_ratio(t_ours: list[float], t_before: list[float], seed: int = 0) -> dict:
-    """Examples/s of our path over the previous one (equal batches: the previous path's total step
-    seconds over ours) with a 95% percentile bootstrap interval over the alternating step pairs
-    (:func:`discern.metrics.stats.cluster_bootstrap_ratio`).  The interval is the precision of one
-    run; runs hours apart on a shared machine differ by more (the READMEs record such runs)."""
-    from discern.metrics.stats import cluster_bootstrap_ratio
+def measure_path(build: Callable, cfg, steps: int, side: str, model_module, describe: str) -> dict:
+    """Seconds of each of ``steps`` training steps of one path after warm-up steps, on random
+    batches of ``cfg``'s shape, with the FLOPs of our path's step, the bf16 matmul peak and the batch size.
 
-    res = cluster_bootstrap_ratio(t_before, t_ours, seed=seed)
-    return {"ratio": res["estimate"], "ci": res["ci"], "pairs": res["n"], "test": res["test"]}
+    ``build(model_config)`` makes the pre-trainer; ``side`` is ``ours`` (``cfg.model`` as it is, the
+    fused Adam, the gradient norm in one foreach call) or ``before`` (dropout 0.1, SDPA attention,
+    an fp32 residual stream, and ``model_module``'s sampling, accuracy and cross-entropy replaced by
+    the previous ones while it runs, the per-parameter Adam loop)."""
+    import dataclasses
+
+    from discern.nn import gumbel_sample, row_cross_entropy, top_hit
+
+    from .optim import param_groups
+
+    if side not in ("ours", "before"):
+        raise ValueError(f"side must be ours or before, not {side!r}")
+    now = side == "ours"
+    vocab, B, L, tc = cfg.data.vocab_size, cfg.train.batch_size, cfg.data.seq_len, cfg.train
+    model_cfg = cfg.model if now else dataclasses.replace(cfg.model, dropout=0.1, attention_dropout=0.1,
+                                                          attention="sdpa", bf16_stream=False)
+    torch.manual_seed(0)
+    model = build(model_cfg)
+    opt = (ElectraAdam if now else LoopAdam)(param_groups(model, tc.weight_decay), lr=tc.lr, bias_correction=True)
+    batches = random_batches(steps + 1, B, L, vocab)
+    if not now:
+        model_module.gumbel_sample, model_module.top_hit = gumbel_max_before, argmax_hit_before
+        model_module.row_cross_entropy = cross_entropy_before
+    peak_start = matmul_peak(torch.bfloat16)
+    try:
+        times = timed_steps(model, opt, batches, foreach_clip=True if now else None)
+    finally:
+        model_module.gumbel_sample, model_module.top_hit = gumbel_sample, top_hit
+        model_module.row_cross_entropy = row_cross_entropy
+    flops = 0.0
+    if now:
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            flops = step_flops(model, batches[0])
+    peak = max(peak_start, matmul_peak(torch.bfloat16))  # the machine's speed drifts: keep the higher
+    return {"t": times, "flops": flops, "peak": peak, "batch": B, "config": describe}
+
+
+WARMUP = 3
+
+
+def timed_steps(model, opt, batches: list[dict], foreach_clip: bool | None = None) -> list[float]:
+    """Seconds of each of the training steps on ``batches[1:]``, after :data:`WARMUP` untimed steps on
+    ``batches[0]`` (the first steps of a process also fault in the pages its allocator will reuse:
+    under mimalloc the first step takes twice as long as the tenth)."""
+    for _ in range(WARMUP):
+        train_step(model, opt, batches[0], foreach_clip=foreach_clip)
+    return [train_step(model, opt, b, foreach_clip=foreach_clip) for b in batches[1:]]
+
+
+#: the three measured processes: (training path, malloc)
+SIDES = (("before", "system"), ("ours", "mimalloc"), ("ours", "system"))
+
+
+def allocator_rounds(quick: bool) -> list[tuple[str, str]]:
+    """The child processes of :func:`allocator_bench`, in order: each of :data:`SIDES` once
+    (``quick``) or twice, the second time in reverse order, so that a drift of the machine's speed
+    falls on all; the previous path and ours alone where mimalloc is not installed."""
+    from discern.core.allocator import library
+
+    sides = list(SIDES) if library() is not None else [("before", "system"), ("ours", "system")]
+    return sides if quick else sides + sides[::-1]
+
+
+def run_child(target: str, quick: bool, side: str, kind: str, timeout: float = 1800) -> dict:
+    """``target`` (``"module:function"``, called as ``function(quick, side)``) in a new Python process
+    under ``kind``'s malloc; returns its result (``{shape: raw}``).  The child checks that it runs
+    under the malloc it was given."""
+    from discern.core.allocator import child_env
+    from discern.core.errors import DiscernError
+
+    cmd = [sys.executable, "-m", "discern.train.bench", target, side, kind] + (["--quick"] if quick else [])
+    p = subprocess.run(cmd, env=child_env(kind), capture_output=True, text=True, timeout=timeout)
+    lines = p.stdout.strip().splitlines()
+    if p.returncode != 0 or not lines:
+        tail = (p.stderr.strip().splitlines() or ["no output"])[-1]
+        raise DiscernError(f"bench child ({target}, {side} path, {kind} malloc) failed with exit status "
+                           f"{p.returncode}: {tail}")
+    return json.loads(lines[-1])
+
+
+def allocator_bench(target: str, quick: bool) -> dict:
+    """Time each training path alone in its own process (:func:`allocator_rounds`), so that no path
+    runs on a heap the other left behind, and summarise each shape the target measures with
+    :func:`summarise` (``{shape: summary}``)."""
+    sides: dict = {}
+    for side, kind in allocator_rounds(quick):
+        for shape, raw in run_child(target, quick, side, kind).items():
+            one = sides.setdefault(shape, {}).setdefault(f"{side}/{kind}", {"t": [], "peak": 0.0})
+            one["t"] += raw["t"]
+            one["peak"] = max(one["peak"], raw["peak"])
+            one.update({k: raw[k] for k in ("flops", "batch", "config")})
+    return {shape: summarise(by_side) for shape, by_side in sides.items()}
+
+
+def summarise(by_side: dict) -> dict:
+    """The step seconds of the processes of one shape (``{"before/system": raw, "ours/mimalloc": raw,
+    "ours/system": raw}``; ``raw`` has ``t``, ``flops`` (of our path's step), ``peak``, ``batch``,
+    ``config``) as ratios of examples/s, each with a percentile bootstrap interval over the steps of
+    the processes compared (independent samples, :func:`discern.metrics.stats.bootstrap_ratio_of_means`):
+
+    - ``ratio``: ours under mimalloc over the previous path under glibc's malloc (ours under glibc's
+      where mimalloc is not installed);
+    - ``ratio_same_allocator``: both under glibc's malloc (the code's share);
+    - ``allocator_gain``: ours under mimalloc over ours under glibc's malloc;
+    - ``mfu`` / ``mfu_before``: model FLOPs per second over the highest bf16 matmul peak of the
+      processes, for ours (as in ``ratio``) and the previous path."""
+    from discern.metrics.stats import bootstrap_ratio_of_means
+
+    before, ours_sys = by_side["before/system"], by_side["ours/system"]
+    ours = by_side.get("ours/mimalloc", ours_sys)
+    head = bootstrap_ratio_of_means(before["t"], ours["t"])
+    same = bootstrap_ratio_of_means(before["t"], ours_sys["t"])
+    gain = bootstrap_ratio_of_means(ours_sys["t"], ours["t"])
+    mean = lambda xs: sum(xs) / len(xs)  # noqa: E731
+    peak = max(one["peak"] for one in by_side.values())
+    flops, batch = ours["flops"], ours["batch"]
+    ci = lambda r: [round(x, 3) for x in r["ci"]]  # noqa: E731
+    return {
+        "ratio": head["estimate"], "ratio_ci_95": ci(head), "ratio_ci_test": head["test"],
+        "ratio_same_allocator": same["estimate"], "ratio_same_allocator_ci_95": ci(same),
+        "allocator": "mimalloc" if "ours/mimalloc" in by_side else "system",
+        "allocator_gain": gain["estimate"], "allocator_gain_ci_95": ci(gain),
+        "examples_per_s_ours": batch / mean(ours["t"]), "examples_per_s_ours_system_malloc": batch / mean(ours_sys["t"]),
+        "examples_per_s_before": batch / mean(before["t"]),
+        "mfu": flops / mean(ours["t"]) / peak, "mfu_before": flops / mean(before["t"]) / peak,
+        "gflop_per_step": flops / 1e9, "matmul_peak_gflops_bf16": peak / 1e9,
+        "steps_timed": len(ours["t"]), "config": ours["config"],
+    }
+
+
+def _child_main(argv: list[str]) -> int:
+    """``python -m discern.train.bench MODULE:FUNCTION SIDE KIND [--quick]``: prints
+    ``FUNCTION(quick, SIDE)``'s JSON result; exits 3 when this process does not run under ``KIND``'s
+    malloc."""
+    import importlib
+
+    from discern.core.allocator import active
+
+    target, side, kind, quick = argv[0], argv[1], argv[2], "--quick" in argv[3:]
+    if active() != kind:
+        print(f"expected the {kind} malloc, running under {active()}", file=sys.stderr)
+        return 3
+    module, function = target.split(":")
+    print(json.dumps(getattr(importlib.import_module(module), function)(quick, side)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(_child_main(sys.argv[1:]))
