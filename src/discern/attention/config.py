@@ -33,6 +33,11 @@ class Config:
             raise ConfigError(f"config key 'vectors' must be 'glove' or 'model', got {self.vectors!r}")
         if self.mode not in ("mean", "first"):
             raise ConfigError(f"config key 'mode' must be 'mean' or 'first', got {self.mode!r}")
+        from discern.core.config import check_ranges
+
+        check_ranges(self, {"max_sentences": "[1, inf)", "probe_train": "[1, inf)", "probe_eval": "[1, inf)",
+                            "gap_examples": "[1, inf)", "sep_threshold": "[0, 1]", "min_relations": "[0, inf)",
+                            "min_count": "[1, inf)", "level": "(0, 1)", "n_boot": "[1, inf)"})
 
 
 def quick() -> Config:

@@ -6,7 +6,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from .student import StudentConfig
+from discern.core.config import check_choices, check_ranges
+from discern.core.errors import ConfigError
+
+from .student import HEAD_INPUTS, StudentConfig
 
 
 @dataclass
@@ -33,6 +36,21 @@ class Config:
     student: StudentConfig = field(default_factory=StudentConfig)
     bootstrap: int = 10_000  # resamples of the paired bootstrap over tasks x seeds that decides each claim
     seed: int = 0
+
+    def __post_init__(self) -> None:
+        """A value no run can use is a one-line ConfigError before any work (preset, --config, --set)."""
+        check_ranges(self, {
+            "seeds": "[1, inf)", "max_train": "[1, inf)", "max_eval": "[1, inf)", "bootstrap": "[1, inf)",
+            "teacher.lr": "[0, inf)", "teacher.layerwise_lr_decay": "(0, 1]", "teacher.epochs": "(0, inf)",
+            "teacher.regression_epochs": "(0, inf)", "teacher.batch_size": "[1, inf)", "teacher.max_length": "[8, 512]",
+            "student.lr": "[0, inf)", "student.layerwise_lr_decay": "(0, 1]", "student.warmup_fraction": "[0, 1]",
+            "student.weight_decay": "[0, inf)", "student.batch_size": "[1, inf)", "student.epochs": "(0, inf)",
+            "student.max_steps": "[0, inf)", "student.max_length": "[8, 512]", "student.dropout": "[0, 1)",
+            "student.task_weight_exponent": "[0, inf)", "student.distill_weight": "[0, 1]",
+            "student.clip_norm": "[0, inf)", "student.log_every": "[1, inf)", "student.eval_batch_size": "[1, inf)"})
+        check_choices(self, {"student.head_input": HEAD_INPUTS, "student.optimizer": ("electra_adam", "adamw")})
+        if not self.tasks:
+            raise ConfigError("config key 'tasks' must name at least one task")
 
 
 def paper() -> Config:

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
-from discern.diffusion.config import ModelConfig
+from discern.core.config import check_ranges
+from discern.core.errors import ConfigError
+from discern.diffusion.config import ModelConfig, check_model
 from discern.train.text_to_image import TextToImageTrainConfig, TrainCommandConfig
 
 
@@ -68,6 +70,24 @@ class Config:
     min_cut: float = 5.0  # pruning claim: at least this many times fewer UNet evaluations ...
     max_drop: float = 1.0  # ... with the accuracy drop's upper confidence bound at most this many points
     seed: int = 0
+
+    def __post_init__(self) -> None:
+        """A value no run can use is a one-line ConfigError before any work (preset, --config, --set)."""
+        check_model(self.model)
+        self.train.check()
+        check_model(self.binding.model, "binding.model.")
+        self.binding.train.check("binding.train.")
+        check_ranges(self, {
+            "train_images": "[1, inf)", "val_images": "[1, inf)", "test_images": "[1, inf)", "samples": "[1, inf)",
+            "round_size": f"[1, {self.samples}]", "alpha": "(0, 1)", "min_samples": f"[1, {self.samples}]",
+            "li_samples": f"[1, {self.samples}]", "li_keep": "[1, inf)", "weight_bins": "[1, inf)",
+            "cnn_epochs": "[1, inf)", "batch_size": "[1, inf)", "level": "(0, 1)", "min_cut": "(0, inf)",
+            "max_drop": "[0, 100]", "binding.train_scenes": "[1, inf)", "binding.test_scenes": "[1, inf)",
+            "binding.samples": "[1, inf)", "binding.contrastive_steps": "[1, inf)",
+            "binding.contrastive_batch": "[1, inf)", "binding.alpha": "(0, 1)"})
+        if not self.li_samples or len(self.li_samples) != len(self.li_keep):
+            raise ConfigError(f"config keys 'li_samples' and 'li_keep' must be lists of one length (a stage each), "
+                              f"got {len(self.li_samples)} and {len(self.li_keep)}")
 
 
 def quick() -> Config:

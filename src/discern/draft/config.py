@@ -10,8 +10,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from discern.diffusion.config import ModelConfig
+from discern.core.config import check_choices, check_ranges
+from discern.core.errors import ConfigError
+from discern.diffusion.config import ModelConfig, check_model
 from discern.train.text_to_image import TextToImageTrainConfig
+
+METHODS = ("full", "k", "lv", "refl", "ddpo")
 
 
 @dataclass
@@ -55,6 +59,19 @@ class DraftConfig:
     seed: int = 0
     bf16: bool = False  # bf16 autocast around the UNet, text encoder and VAE (LoRA weights stay float32)
 
+    def check(self, prefix: str = "draft.") -> None:
+        """A one-line ConfigError for a value no run can use (the sampler's included)."""
+        check_ranges(self, {"sampler.steps": "[1, 1000]", "sampler.guidance_scale": "[0, inf)", "sampler.eta": "[0, 1]"},
+                     prefix)
+        check_choices(self, {"method": METHODS}, prefix)
+        check_ranges(self, {
+            "K": "[1, inf)", "n_lv": "[1, inf)", "refl_last": "[1, inf)", "updates": "[1, inf)",
+            "batch_size": "[1, inf)", "lr": "[0, inf)", "weight_decay": "[0, inf)", "grad_clip": "[0, inf)",
+            "rank": "[1, inf)", "lora_alpha": "(0, inf)", "ddpo_clip": "(0, inf)", "ddpo_inner": "[1, inf)",
+            "ddpo_adv_clip": "(0, inf)", "ddpo_buffer": "[1, inf)", "ddpo_min_count": f"[1, {self.ddpo_buffer}]",
+            "ddpo_min_std": "[0, inf)", "eval_every": "[1, inf)", "eval_prompts": "[1, inf)", "eval_etas": "[0, 1]",
+            "checkpoint_every": "[0, inf)"}, prefix)
+
 
 @dataclass
 class TrainCommandConfig:
@@ -62,6 +79,11 @@ class TrainCommandConfig:
     reward: str = "contrast"  # contrast | brightness | compressibility | classifier:<class> | aesthetic | preference
     prompts: list[str] = field(default_factory=lambda: ["a photo of a bag", "a photo of a sneaker",
                                                         "a photo of a dress", "a photo of a coat"])
+
+    def __post_init__(self) -> None:
+        self.draft.check()
+        if not self.prompts:
+            raise ConfigError("config key 'prompts' must name at least one prompt")
 
 
 def train_paper() -> TrainCommandConfig:
@@ -118,6 +140,21 @@ class Config:
     efficiency_ratio: float = 10.0  # the claim: DRaFT reaches DDPO's reward with >= this many times fewer samples
     bootstrap: int = 2000  # resamples of every interval
     seed: int = 0
+
+    def __post_init__(self) -> None:
+        """A value no run can use is a one-line ConfigError before any work (preset, --config, --set)."""
+        check_model(self.model)
+        self.base_train.check("base_train.")
+        self.draft.check()
+        check_ranges(self, {"train_images": "[1, inf)", "ddpo_updates": "[1, inf)", "ddpo_lr": "[0, inf)",
+                            "ddpo_weight_decay": "[0, inf)", "ddpo_min_std": "[0, inf)", "alphas": "[0, inf)",
+                            "cnn_epochs": "[1, inf)", "efficiency_ratio": "(0, inf)", "bootstrap": "[1, inf)"})
+        for key in ("methods", "seeds", "classes", "alphas"):
+            if not getattr(self, key):
+                raise ConfigError(f"config key '{key}' must not be empty")
+        bad = [m for m in self.methods if m not in METHODS]
+        if bad:
+            raise ConfigError(f"config key 'methods' must be among {', '.join(METHODS)}, got {bad[0]!r}")
 
 
 def quick() -> Config:

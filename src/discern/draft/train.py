@@ -22,9 +22,7 @@ from discern.core import Run, derive_seed, progress
 from discern.core.checkpoint import load_checkpoint, save_checkpoint
 from discern.core.errors import DiscernError
 
-from .config import DraftConfig, SamplerConfig, TrainCommandConfig
-
-METHODS = ("full", "k", "lv", "refl", "ddpo")
+from .config import METHODS, DraftConfig, SamplerConfig, TrainCommandConfig  # noqa: F401  (METHODS: old import)
 
 
 def eval_schedule(updates: int, every: int) -> list[int]:

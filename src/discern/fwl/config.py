@@ -9,6 +9,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from discern.core.config import check_ranges
+from discern.core.errors import ConfigError
+
 
 @dataclass
 class ScratchModel:
@@ -40,6 +43,23 @@ class Config:
     bf16: bool = False  # bf16 autocast while training (parameters stay float32)
     bootstrap: int = 10_000  # resamples of each bootstrap over scored segments
     seed: int = 0  # drives every random draw: model and block init, training windows, bootstrap
+
+    def __post_init__(self) -> None:
+        """A value no run can use is a one-line ConfigError before any work (preset, --config, --set)."""
+        check_ranges(self, {
+            "attn_chunks": "[1, inf)", "scratch.layers": "[1, inf)", "scratch.hidden": "[1, inf)",
+            "scratch.heads": "[1, inf)", "seq_len": "[2, inf)", "train_fraction": "(0, 1)", "dev_fraction": "(0, 1)",
+            "steps": "[1, inf)", "batch_size": "[1, inf)", "lr": "[0, inf)", "block_lr": "[0, inf)",
+            "step_lr": "[0, inf)", "warmup_fraction": "[0, 1]", "eval_tokens": "[0, inf)", "dev_tokens": "[0, inf)",
+            "dynamic_lrs": "(0, inf)", "dynamic_steps": "[1, inf)", "bootstrap": "[1, inf)"})
+        if not self.dynamic_lrs:
+            raise ConfigError("config key 'dynamic_lrs' must name at least one learning rate")
+        if self.train_fraction + self.dev_fraction >= 1:
+            raise ConfigError(f"config keys 'train_fraction' + 'dev_fraction' must be below 1 (the rest is the test "
+                              f"text), got {self.train_fraction} + {self.dev_fraction}")
+        if self.scratch.hidden % self.scratch.heads:
+            raise ConfigError(f"config key 'scratch.heads' must divide scratch.hidden={self.scratch.hidden}, "
+                              f"got {self.scratch.heads}")
 
 
 def quick() -> Config:

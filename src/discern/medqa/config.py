@@ -6,6 +6,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from discern.core.config import check_choices, check_ranges
+from discern.core.errors import ConfigError
+
 from .data import MMLU_CLINICAL
 
 STRATEGIES = ("few_shot", "cot", "self_consistency", "ensemble_refinement")
@@ -33,6 +36,17 @@ class Config:
     dtype: str = "bfloat16"  # weights and activations; bfloat16 is ~3.5x faster than float32 on AVX-512 CPUs
     seed: int = 0
     alpha: float = 0.05  # level of the claim's tests
+
+    def __post_init__(self) -> None:
+        """A value no run can use is a one-line ConfigError before any work (preset, --config, --set)."""
+        counts = ("mmlu_per_subject", "pubmedqa", "medqa", "loglik_mmlu_per_subject", "loglik_pubmedqa", "loglik_medqa")
+        check_ranges(self, {k: "[0, inf)" for k in counts if getattr(self, k) is not None})
+        check_ranges(self, {"k": "[1, inf)", "k1": "[1, inf)", "k2": "[1, inf)", "temperature": "[0, inf)",
+                            "max_tokens": "[1, inf)", "max_sequences": "[1, inf)", "alpha": "(0, 1)"})
+        check_choices(self, {"dtype": ("bfloat16", "float32", "float16")})
+        bad = [s for s in self.strategies if s not in STRATEGIES]
+        if bad:
+            raise ConfigError(f"config key 'strategies' must be among {', '.join(STRATEGIES)}, got {bad[0]!r}")
 
 
 def paper() -> Config:

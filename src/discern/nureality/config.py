@@ -7,6 +7,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from discern.core.config import check_choices, check_ranges
+from discern.core.errors import ConfigError
+
 LIKERT = ("The vehicle's intention was clear to me.", "I felt safe deciding to cross.")
 
 
@@ -19,6 +22,14 @@ class Config:
     batch: int = 3  # events per POST
     likert: list[str] = field(default_factory=lambda: list(LIKERT))
     alpha: float = 0.05  # level of the claims' tests
+
+    def __post_init__(self) -> None:
+        """A value no run can use is a one-line ConfigError before any work (preset, --config, --set)."""
+        check_ranges(self, {"participants": "[1, 10000]", "repetitions": "[1, 100]", "batch": "[1, inf)",
+                            "alpha": "(0, 1)"})
+        check_choices(self, {"order": ("latin", "random")})
+        if not self.likert:
+            raise ConfigError("config key 'likert' must name at least one item")
 
 
 def quick() -> Config:

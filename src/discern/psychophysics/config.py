@@ -7,7 +7,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from discern.diffusion.config import ModelConfig
+from discern.core.config import check_ranges
+from discern.core.errors import ConfigError
+from discern.diffusion.config import ModelConfig, check_model
 from discern.train.text_to_image import TextToImageTrainConfig
 
 # The generative classifier's prompt in Jaini, Clark & Geirhos (2024), Figure 2 and its decision rule:
@@ -37,6 +39,22 @@ class Config:
     level: float = 0.95  # confidence level of the claims' intervals
     n_boot: int = 10_000  # bootstrap resamples over cue-conflict stimuli
     seed: int = 0
+
+    def __post_init__(self) -> None:
+        """A value no run can use is a one-line ConfigError before any work (preset, --config, --set)."""
+        check_model(self.model)
+        self.train.check()
+        check_ranges(self, {
+            "train_images": "[1, inf)", "texture_match": "[0, 1]", "samples": "[1, inf)",
+            "round_size": f"[1, {self.samples}]", "min_samples": f"[1, {self.samples}]", "alpha": "(0, 1)",
+            "cnn_epochs": "[1, inf)", "noise_max_t": f"[1, {self.model.train_timesteps}]",
+            "cue_conflict_per_pair": "[1, inf)", "outline_per_class": "[1, inf)", "parametric_per_class": "[1, inf)",
+            "clean_per_class": "[1, inf)", "level": "(0, 1)", "n_boot": "[1, inf)"})
+        if self.size != self.model.image_size:
+            raise ConfigError(f"config keys 'size' and 'model.image_size' must be equal (the stimuli are drawn at "
+                              f"the model's size), got {self.size} and {self.model.image_size}")
+        if self.template.count("{}") != 1:
+            raise ConfigError(f"config key 'template' must hold one '{{}}' for the class name, got {self.template!r}")
 
 
 def quick() -> Config:

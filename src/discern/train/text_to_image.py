@@ -31,6 +31,13 @@ class TextToImageTrainConfig:
     seed: int = 0
     bf16: bool = False  # bf16 autocast for forward/backward (parameters stay float32)
 
+    def check(self, prefix: str = "train.") -> None:
+        """A one-line ConfigError for a value no run can train with."""
+        from discern.core.config import check_ranges
+
+        check_ranges(self, {"steps": "[1, inf)", "batch_size": "[1, inf)", "lr": "[0, inf)",
+                            "warmup_steps": "[0, inf)", "caption_dropout": "[0, 1]"}, prefix)
+
 
 @dataclass
 class TrainCommandConfig:
@@ -40,6 +47,14 @@ class TrainCommandConfig:
         steps=700, batch_size=64, lr=2e-3, warmup_steps=50))
     max_images: int = 60000
     seed: int = 0
+
+    def __post_init__(self) -> None:
+        from discern.core.config import check_ranges
+        from discern.diffusion.config import check_model
+
+        check_model(self.model)
+        self.train.check()
+        check_ranges(self, {"max_images": "[1, inf)"})
 
 
 class _Trainable(torch.nn.Module):
