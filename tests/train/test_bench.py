@@ -96,3 +96,26 @@ def test_a_child_refuses_to_run_under_another_malloc():
                           "mimalloc"], env=child_env("system"), capture_output=True, text=True, timeout=120)
     assert out.returncode == 3
     assert out.stderr.strip() == "expected the mimalloc malloc, running under system"
+
+
+def test_measure_path_times_one_path_and_puts_the_current_functions_back():
+    from discern import nn as dnn
+    from discern.core import build_config
+    from discern.electra import PRESETS
+    from discern.electra import model as model_mod
+    from discern.electra.model import ElectraPretrainer
+
+    cfg = build_config(PRESETS, "tiny")
+    vocab = cfg.data.vocab_size
+
+    def build(mc):
+        return ElectraPretrainer(mc, vocab, 0, [0, 1, 2, 3, 4], 4)
+
+    before = bench.measure_path(build, cfg, 2, "before", model_mod, "tiny")
+    assert len(before["t"]) == 2 and before["flops"] == 0.0 and before["batch"] == cfg.train.batch_size
+    assert (model_mod.gumbel_sample, model_mod.top_hit, model_mod.row_cross_entropy) == (
+        dnn.gumbel_sample, dnn.top_hit, dnn.row_cross_entropy)
+    ours = bench.measure_path(build, cfg, 2, "ours", model_mod, "tiny")
+    assert len(ours["t"]) == 2 and ours["flops"] > 0 and ours["peak"] > 0 and ours["config"] == "tiny"
+    with pytest.raises(ValueError, match="side must be ours or before, not 'both'"):
+        bench.measure_path(build, cfg, 2, "both", model_mod, "tiny")
