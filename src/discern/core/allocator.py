@@ -5,8 +5,8 @@ tensors of 0.1 to 10 MB.  glibc's malloc serves blocks of that size from fresh `
 unmaps them on ``free``, so every step touches thousands of new pages (about 10,000 minor page
 faults per ELECTRA quick step, each a page the kernel zeroes); elementwise kernels that write a new
 tensor then run at half their speed inside a step.  mimalloc keeps freed pages for reuse.  On two
-cores this makes the ELECTRA and Electric quick pre-training steps about 1.35x faster (measured by
-``discern bench electra``, which reports the gain).  PyTorch's own CPU launcher
+cores this makes the ELECTRA and Electric quick pre-training steps 1.2-1.3x faster (``discern bench
+electra`` and ``discern bench electric`` report the gain as ``allocator_gain``).  PyTorch's own CPU launcher
 (``python -m torch.backends.xeon.run_cpu``) preloads tcmalloc or jemalloc for the same reason.
 
 A malloc can only be replaced before a process allocates, so the ``discern`` command re-executes
@@ -72,10 +72,10 @@ def active() -> str:
     return "mimalloc" if "libmimalloc" in maps else "system"
 
 
-def _without(preload: str, lib: Path | None) -> str:
+def _without(preload: str) -> str:
     """``LD_PRELOAD`` with every mimalloc entry removed (entries are separated by ':' or spaces)."""
     parts = [p for p in preload.replace(" ", ":").split(":") if p]
-    return ":".join(p for p in parts if "libmimalloc" not in Path(p).name and (lib is None or p != str(lib)))
+    return ":".join(p for p in parts if "libmimalloc" not in Path(p).name)
 
 
 def child_env(kind: str, env: dict | None = None) -> dict:
@@ -86,7 +86,7 @@ def child_env(kind: str, env: dict | None = None) -> dict:
     out = dict(os.environ if env is None else env)
     out.pop(_BEFORE, None)
     lib = library()
-    rest = _without(out.get("LD_PRELOAD", ""), lib)
+    rest = _without(out.get("LD_PRELOAD", ""))
     if kind == "mimalloc":
         if lib is None:
             raise ConfigError("mimalloc is not installed (pip install cmeel-mimalloc) or this is not Linux")

@@ -28,7 +28,7 @@ import dataclasses
 
 import torch
 
-from discern.train.bench import GOAL_ENCODER, GOAL_VOCAB, allocator_bench, cpu_name, measure_path
+from discern.train.bench import GOAL_ENCODER, GOAL_VOCAB, allocator_bench, cpu_name, measure_path, rounded
 
 from .config import quick as quick_preset
 from .model import ElectraPretrainer
@@ -63,12 +63,8 @@ def bench(quick: bool = False) -> dict:
         "goals": {"examples_per_s_vs_before": ">= 3", "mfu": ">= 0.25",
                   "examples_per_s_vs_before_4x128_v8192": ">= 3", "mfu_4x128_v8192": ">= 0.25"},
         "details": {"cpu": cpu_name(), "threads": torch.get_num_threads(), "torch": torch.__version__,
-                    "quick": _rounded(now), "4x128_v8192": _rounded(goal)},
+                    "quick": rounded(now), "4x128_v8192": rounded(goal)},
     }
-
-
-def _rounded(summary: dict) -> dict:
-    return {k: round(v, 4) if isinstance(v, float) else v for k, v in summary.items()}
 
 
 def step_times(quick: bool = False, side: str = "ours") -> dict:

@@ -115,7 +115,7 @@ def bench(quick: bool = False) -> dict:
     t_m = _time(lambda: fast.score(sentences), repeat)
     t_g = _time(lambda: generic.score(sentences), repeat)
     tokens = sum(fast.passes(s) for s in sentences)
-    from discern.train.bench import allocator_bench, cpu_name
+    from discern.train.bench import allocator_bench, cpu_name, rounded
 
     # each training path alone in child processes of its own: ours under mimalloc, the previous under
     # glibc's malloc (discern.train.bench.allocator_bench)
@@ -138,8 +138,8 @@ def bench(quick: bool = False) -> dict:
                   "pretrain_mfu_4x128_v8192": ">= 0.25"},
         "details": {
             "cpu": cpu_name(),
-            "pretrain": {k: (round(v, 4) if isinstance(v, float) else v) for k, v in pre.items()},
-            "pretrain_4x128_v8192": {k: (round(v, 4) if isinstance(v, float) else v) for k, v in pre_goal.items()},
+            "pretrain": rounded(pre),
+            "pretrain_4x128_v8192": rounded(pre_goal),
             "sentences": len(sentences),
             "mean_tokens_per_sentence": tokens / len(sentences),
             "electric_sentences_per_s": len(sentences) / t_e,

@@ -289,6 +289,11 @@ def summarise(by_side: dict) -> dict:
     }
 
 
+def rounded(summary: dict, digits: int = 4) -> dict:
+    """``summary`` with its floats rounded, for a bench's printed details."""
+    return {k: round(v, digits) if isinstance(v, float) else v for k, v in summary.items()}
+
+
 def _child_main(argv: list[str]) -> int:
     """``python -m discern.train.bench MODULE:FUNCTION SIDE KIND [--quick]``: prints
     ``FUNCTION(quick, SIDE)``'s JSON result; exits 3 when this process does not run under ``KIND``'s
