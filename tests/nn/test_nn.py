@@ -71,10 +71,15 @@ def test_top_hit_equals_argmax_accuracy():
 
 def test_attention_kernel_choice():
     assert attention_kernel("eager") == "eager" and attention_kernel("sdpa") == "sdpa"
+    # auto on the CPU: the fused kernel for the model types checked against eager, eager for others
+    assert attention_kernel("auto", cuda=False, model_type="electra") == "discern_fused"
+    assert attention_kernel("auto", cuda=False, model_type="bert") == "discern_fused"
+    assert attention_kernel("auto", cuda=False, model_type="modernbert") == "eager"
     assert attention_kernel("auto", cuda=False) == "eager"
-    assert attention_kernel("auto", cuda=True) is None  # the library's default (SDPA) on CUDA
-    assert attention_kernel("auto") == (None if torch.cuda.is_available() else "eager")
-    with pytest.raises(ConfigError, match="model.attention must be one of auto, eager, sdpa, not 'flash'"):
+    assert attention_kernel("auto", cuda=True, model_type="electra") is None  # the library's default (SDPA) on CUDA
+    assert attention_kernel("auto", model_type="electra") == (None if torch.cuda.is_available() else "discern_fused")
+    assert attention_kernel("fused", model_type="roberta") == "discern_fused"  # asked for by name: given
+    with pytest.raises(ConfigError, match="model.attention must be one of auto, eager, sdpa, fused, not 'flash'"):
         attention_kernel("flash")
 
 

@@ -142,10 +142,23 @@ def test_finetune_from_pretrained_folder(make_encoder, tokenizer, toy_task, tmp_
         finetune_from_pretrained(tmp_path / "nope", toy_task)
 
 
-def test_folder_models_train_with_eager_attention_on_the_cpu_and_match_sdpa(make_encoder, tokenizer, toy_task,
-                                                                           tmp_path, monkeypatch):
-    """``attention=auto`` loads a folder with eager attention on the CPU; the kernel changes the
-    speed, not the numbers: eager and SDPA fine-tunes give the same dev predictions."""
+@pytest.mark.parametrize("text", ["{not json", "[1, 2]", "<html><b>config</b></html>", '{"model_type": "=1+1"}'])
+def test_a_folder_with_a_broken_config_is_a_one_line_error(tokenizer, toy_task, tmp_path, text):
+    from discern.core import DiscernError
+
+    (tmp_path / "model").mkdir()
+    tokenizer.save_pretrained(tmp_path / "model")
+    (tmp_path / "model" / "config.json").write_text(text)
+    with pytest.raises(DiscernError, match=r"^model folder .*model: cannot load \(") as e:
+        finetune_from_pretrained(tmp_path / "model", toy_task, FinetuneConfig(**FAST))
+    assert "\n" not in str(e.value)
+
+
+def test_folder_models_train_with_the_fused_kernel_on_the_cpu_and_match_sdpa(make_encoder, tokenizer, toy_task,
+                                                                             tmp_path, monkeypatch):
+    """``attention=auto`` loads an ELECTRA folder with the fused kernel on the CPU; the kernel
+    changes the speed, not the numbers: fused, eager and SDPA fine-tunes give the same dev
+    predictions."""
     import transformers
 
     from discern.core import ConfigError
@@ -163,13 +176,15 @@ def test_folder_models_train_with_eager_attention_on_the_cpu_and_match_sdpa(make
 
     monkeypatch.setattr(transformers.AutoModel, "from_pretrained", spy)
     cfg = dict(FAST, epochs=2)
-    eager = finetune_from_pretrained(tmp_path / "model", toy_task, FinetuneConfig(**cfg))
+    fused = finetune_from_pretrained(tmp_path / "model", toy_task, FinetuneConfig(**cfg))
+    eager = finetune_from_pretrained(tmp_path / "model", toy_task, FinetuneConfig(**cfg, attention="eager"))
     sdpa = finetune_from_pretrained(tmp_path / "model", toy_task, FinetuneConfig(**cfg, attention="sdpa"))
-    assert seen == ["eager", "sdpa"]
+    assert seen == ["discern_fused", "eager", "sdpa"]
     ids = sorted(eager["logits"]["dev"])
-    assert ids == sorted(sdpa["logits"]["dev"]) and ids
-    np.testing.assert_allclose([eager["logits"]["dev"][i] for i in ids], [sdpa["logits"]["dev"][i] for i in ids],
-                               atol=1e-3)
+    assert ids == sorted(sdpa["logits"]["dev"]) == sorted(fused["logits"]["dev"]) and ids
+    for other in (fused, sdpa):
+        np.testing.assert_allclose([eager["logits"]["dev"][i] for i in ids], [other["logits"]["dev"][i] for i in ids],
+                                   atol=1e-3)
     with pytest.raises(ConfigError, match="model.attention must be one of"):
         finetune_from_pretrained(tmp_path / "model", toy_task, FinetuneConfig(**cfg, attention="flash"))
 

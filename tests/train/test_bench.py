@@ -119,3 +119,38 @@ def test_measure_path_times_one_path_and_puts_the_current_functions_back():
     assert len(ours["t"]) == 2 and ours["flops"] > 0 and ours["peak"] > 0 and ours["config"] == "tiny"
     with pytest.raises(ValueError, match="side must be ours or before, not 'both'"):
         bench.measure_path(build, cfg, 2, "both", model_mod, "tiny")
+
+
+def test_random_batches_are_shaped_as_the_packer_writes_examples():
+    """A fraction SHORT_FRAC of rows cut to a random length and padded, each batch trimmed to its
+    longest row: [CLS] first, [SEP] last of every row, id 0 and attention 0 past it."""
+    import torch
+
+    batches = bench.random_batches(400, 32, 128, 2048, seed=3)
+    lengths = torch.cat([b["attention_mask"].sum(-1) for b in batches])
+    short = (lengths < 128).float().mean().item()
+    # 12,800 rows at SHORT_FRAC = 0.05 (a cut row keeps length 128 with probability 1/124)
+    assert abs(short - bench.SHORT_FRAC * 123 / 124) < 4 * (0.05 * 0.95 / 12_800) ** 0.5
+    assert int(lengths.min()) >= 5
+    padded = sum(bool((b["attention_mask"] == 0).any()) for b in batches) / 400
+    assert abs(padded - (1 - (1 - 0.05 * 123 / 124) ** 32)) < 0.08  # 80% of batches carry a mask
+    for b in batches[:50]:
+        ids, att = b["input_ids"], b["attention_mask"]
+        n = att.sum(-1)
+        assert ids.shape == att.shape == b["token_type_ids"].shape and ids.size(1) == int(n.max())
+        assert torch.equal(att, (torch.arange(ids.size(1)) < n.unsqueeze(1)).long())
+        assert (ids[:, 0] == 2).all() and (ids[torch.arange(32), n - 1] == 3).all()
+        assert (ids[att == 0] == 0).all() and (ids[att == 1] != 0).all()
+    same = bench.random_batches(2, 32, 128, 2048, seed=3)
+    assert torch.equal(same[1]["input_ids"], batches[1]["input_ids"])
+    assert all((b["attention_mask"] == 1).all() for b in bench.random_batches(5, 8, 16, 50, short=0.0))
+
+
+def test_timed_steps_warm_up_on_the_batches_it_times(monkeypatch):
+    seen = []
+    monkeypatch.setattr(bench, "train_step", lambda model, opt, b, foreach_clip=None: seen.append(b) or 0.25)
+    assert bench.timed_steps(None, None, ["a", "b", "c", "d"]) == [0.25] * 4
+    assert seen == ["a", "b", "c", "d"] * 2  # one untimed pass over the same shapes first
+    seen.clear()
+    assert bench.timed_steps(None, None, ["a"]) == [0.25]
+    assert seen == ["a"] * bench.WARMUP + ["a"]

@@ -46,7 +46,7 @@ def hf_config(cfg: ModelConfig, vocab_size: int, pad_id: int, generator: bool = 
         hidden_act="gelu", hidden_dropout_prob=cfg.dropout, attention_probs_dropout_prob=cfg.attention_dropout,
         max_position_embeddings=cfg.max_len, type_vocab_size=2, pad_token_id=pad_id,
         initializer_range=cfg.init_std if cfg.init_std > 0 else hidden ** -0.5,
-        attn_implementation=attention_kernel(cfg.attention),
+        attn_implementation=attention_kernel(cfg.attention, model_type="electra"),
         tie_word_embeddings=True,
     )
 

@@ -22,9 +22,11 @@ class ModelConfig:
     # width 768 (0.02 * sqrt(768) = 0.55 gain per layer); at width 64-128 it keeps attention uniform
     # and a discriminator never learns where to look.  0 = 1/sqrt(width) of each model
     init_std: float = 0.02
-    # attention kernel of the Hugging Face encoders: "auto" = "eager" (matmul + softmax) on the CPU,
-    # whose backward is 1.35x faster per training step at length 128 than the CPU flash kernel behind
-    # "sdpa" (README benchmark), and the library's default (SDPA) on CUDA; or name one of them
+    # attention kernel of the Hugging Face encoders: "auto" = "fused" on the CPU (the eager formula
+    # with the scale and a key-padding row inside the score product, discern.nn.attention: 1.09x
+    # per quick step on padded batches over "eager", whose backward is in turn 1.35x faster than
+    # the CPU flash kernel behind "sdpa"; README benchmark), the library's default (SDPA) on CUDA;
+    # or name one of auto, eager, sdpa, fused
     attention: str = "auto"
     # under bf16 autocast, a bf16 residual stream (embedding output, residual adds, LayerNorm
     # outputs; weights stay fp32): saves the fp32 <-> bf16 copies of every activation entering a

@@ -7,22 +7,40 @@ import torch
 
 from discern.core import ConfigError
 
-KERNELS = ("auto", "eager", "sdpa")
+KERNELS = ("auto", "eager", "sdpa", "fused")
+
+#: Hugging Face model types whose attention passes the fused kernel nothing but query, key, value,
+#: an additive mask, the scale and dropout (checked against eager in ``tests/nn/test_attention.py``);
+#: other models keep ``eager`` under ``auto`` (a relative-position bias or a sliding window would
+#: be ignored)
+FUSED_MODEL_TYPES = ("electra", "bert")
 
 
-def attention_kernel(name: str, cuda: bool | None = None) -> str | None:
+def attention_kernel(name: str, cuda: bool | None = None, model_type: str | None = None) -> str | None:
     """``attn_implementation`` for ``name``; ``cuda``: whether the model runs on CUDA (default:
-    whether CUDA is available).  ``"auto"`` is ``"eager"`` (matmul + softmax) on the CPU, where
-    the flash kernel behind SDPA has a slow backward pass (33% of an ELECTRA quick step on 2
-    cores, against 7% for eager's matmuls), and ``None`` on CUDA: the library's default (SDPA
-    where the model supports it)."""
+    whether CUDA is available); ``model_type``: the Hugging Face ``config.model_type``.
+
+    - ``"auto"``: on CUDA ``None`` (the library's default, SDPA where the model supports it); on
+      the CPU ``"fused"`` for the model types of :data:`FUSED_MODEL_TYPES`, else ``"eager"``.  On
+      the CPU the flash kernel behind SDPA has a slow backward pass (33% of an ELECTRA quick step
+      on 2 cores, against 7% for eager's matmuls);
+    - ``"fused"``: the eager formula with the scale and a key-padding row folded into the score
+      product and a written-out backward (:mod:`discern.nn.attention`), registered with
+      ``transformers`` under ``"discern_fused"``;
+    - ``"eager"``, ``"sdpa"``: Hugging Face's own."""
     if name not in KERNELS:
         raise ConfigError(f"model.attention must be one of {', '.join(KERNELS)}, not {name!r}")
-    if name != "auto":
-        return name
-    if cuda is None:
-        cuda = torch.cuda.is_available()
-    return None if cuda else "eager"
+    if name == "auto":
+        if cuda is None:
+            cuda = torch.cuda.is_available()
+        if cuda:
+            return None
+        name = "fused" if model_type in FUSED_MODEL_TYPES else "eager"
+    if name == "fused":
+        from .attention import register
+
+        return register()
+    return name
 
 
 def _to_bf16_under_autocast(module, args, output):

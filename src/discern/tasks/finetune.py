@@ -30,6 +30,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import inspect
+import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -74,8 +75,9 @@ class FinetuneConfig:
     log_every: int = 10
     checkpoint_every: int = 0
     device: str = "auto"  # auto (cuda when available, or the command's --device), cpu, cuda, cuda:N
-    # attention kernel of a model loaded from a folder: auto = eager (matmul + softmax) on the CPU,
-    # whose backward is faster than SDPA's CPU flash kernel, and the library's default on CUDA
+    # attention kernel of a model loaded from a folder: auto = on the CPU "fused" for ELECTRA and
+    # BERT folders (discern.nn.attention) and "eager" for other models, both with a faster backward
+    # than SDPA's CPU flash kernel; the library's default on CUDA
     attention: str = "auto"
 
     def __post_init__(self) -> None:
@@ -488,12 +490,13 @@ def save_sequence_classifier(model: EncoderHead, tokenizer: Any, task: Task, fol
     return folder
 
 
-def _attention_kwargs(cfg: FinetuneConfig) -> dict:
-    """``attn_implementation`` for ``from_pretrained`` on the device the model will train on
-    (:func:`discern.nn.attention_kernel`; nothing under ``auto`` on CUDA: the library's choice)."""
+def _attention_kwargs(cfg: FinetuneConfig, model_type: str | None = None) -> dict:
+    """``attn_implementation`` for ``from_pretrained`` of a ``model_type`` model on the device it
+    will train on (:func:`discern.nn.attention_kernel`; nothing under ``auto`` on CUDA: the
+    library's choice)."""
     from discern.nn import attention_kernel
 
-    kernel = attention_kernel(cfg.attention, cuda=_resolve_device(cfg.device).type == "cuda")
+    kernel = attention_kernel(cfg.attention, cuda=_resolve_device(cfg.device).type == "cuda", model_type=model_type)
     return {"attn_implementation": kernel} if kernel else {}
 
 
@@ -513,8 +516,9 @@ def finetune_from_pretrained(path: str | Path, task: Task | str, cfg: FinetuneCo
     hf_logging.set_verbosity_error()  # a pre-training head (discriminator, MLM) is expected to be unused
     try:
         tokenizer = AutoTokenizer.from_pretrained(str(p))
-        encoder = AutoModel.from_pretrained(str(p), **_attention_kwargs(cfg or FinetuneConfig()))
-    except (OSError, ValueError) as e:
+        model_type = json.loads((p / "config.json").read_text(encoding="utf-8")).get("model_type")
+        encoder = AutoModel.from_pretrained(str(p), **_attention_kwargs(cfg or FinetuneConfig(), model_type))
+    except (OSError, ValueError, TypeError, AttributeError) as e:  # a config.json that is not a model's
         raise DiscernError(f"model folder {p}: cannot load ({str(e).strip().splitlines()[0][:160]})") from None
     finally:
         hf_logging.set_verbosity(level)

@@ -142,16 +142,33 @@ def step_flops(model, batch: dict) -> float:
     return float(counter.get_total_flops())
 
 
-def random_batches(n: int, B: int, L: int, vocab: int, seed: int = 1) -> list[dict]:
-    """``n`` batches of ``B`` random sequences of length ``L`` ([CLS] ... [SEP], ids 2 and 3, the
-    rest drawn from ``5 .. vocab - 1``)."""
+#: the fraction of pre-training examples cut to a random length in [5, L] by the packer
+#: (:mod:`discern.data.pretraining`; the official code's ``short_seq_prob``): on the quick corpus
+#: 94.5% of examples are full (mean length 125.2 of 128), and 84% of batches of 32 hold a padded row
+SHORT_FRAC = 0.05
+
+
+def random_batches(n: int, B: int, L: int, vocab: int, seed: int = 1, short: float = SHORT_FRAC) -> list[dict]:
+    """``n`` batches of ``B`` random sequences shaped as the packer writes them: [CLS] ... [SEP]
+    (ids 2 and 3, the rest drawn from ``5 .. vocab - 1``), a fraction ``short`` of the rows cut to a
+    random length in [5, L] and padded with id 0 (attention mask 0), each batch trimmed to its
+    longest row (as :meth:`discern.data.pretraining.PretrainingData.batch` does).  A batch with a
+    padded row makes the encoders apply an attention mask, as in training."""
     g = torch.Generator().manual_seed(seed)
     out = []
+    pos = torch.arange(L).unsqueeze(0)
     for _ in range(n):
         ids = torch.randint(5, vocab, (B, L), generator=g)
-        ids[:, 0], ids[:, -1] = 2, 3
-        out.append({"input_ids": ids, "attention_mask": torch.ones(B, L, dtype=torch.long),
-                    "token_type_ids": torch.zeros(B, L, dtype=torch.long)})
+        lengths = torch.full((B,), L)
+        cut = torch.rand(B, generator=g) < short
+        lengths[cut] = torch.randint(5, L + 1, (int(cut.sum()),), generator=g)
+        real = pos < lengths.unsqueeze(1)
+        ids[:, 0] = 2
+        ids[torch.arange(B), lengths - 1] = 3
+        ids[~real] = 0
+        n_real = int(lengths.max())
+        out.append({"input_ids": ids[:, :n_real].contiguous(), "attention_mask": real[:, :n_real].long(),
+                    "token_type_ids": torch.zeros(B, n_real, dtype=torch.long)})
     return out
 
 
@@ -178,7 +195,7 @@ def measure_path(build: Callable, cfg, steps: int, side: str, model_module, desc
     torch.manual_seed(0)
     model = build(model_cfg)
     opt = (ElectraAdam if now else LoopAdam)(param_groups(model, tc.weight_decay), lr=tc.lr, bias_correction=True)
-    batches = random_batches(steps + 1, B, L, vocab)
+    batches = random_batches(steps, B, L, vocab)
     if not now:
         model_module.gumbel_sample, model_module.top_hit = gumbel_max_before, argmax_hit_before
         model_module.row_cross_entropy = cross_entropy_before
@@ -200,12 +217,19 @@ WARMUP = 3
 
 
 def timed_steps(model, opt, batches: list[dict], foreach_clip: bool | None = None) -> list[float]:
-    """Seconds of each of the training steps on ``batches[1:]``, after :data:`WARMUP` untimed steps on
-    ``batches[0]`` (the first steps of a process also fault in the pages its allocator will reuse:
-    under mimalloc the first step takes twice as long as the tenth)."""
-    for _ in range(WARMUP):
-        train_step(model, opt, batches[0], foreach_clip=foreach_clip)
-    return [train_step(model, opt, b, foreach_clip=foreach_clip) for b in batches[1:]]
+    """Seconds of the training step on each of ``batches``, after an untimed pass over the same
+    batches (at least :data:`WARMUP` steps).  The warm-up pass is the steady state of a training
+    run: its first steps fault in the pages the allocator will reuse (under mimalloc the first
+    step takes twice as long as the tenth), and oneDNN compiles a matrix-product kernel the first
+    time it meets a shape (Electric's cloze head has one row per candidate token, a count that
+    changes with padding: about 17 ms more, forward and backward, for the first step at a new
+    count, which a run of thousands of steps pays once per count)."""
+    warm = list(batches)
+    while len(warm) < WARMUP:
+        warm += batches
+    for b in warm:
+        train_step(model, opt, b, foreach_clip=foreach_clip)
+    return [train_step(model, opt, b, foreach_clip=foreach_clip) for b in batches]
 
 
 #: the three measured processes: (training path, malloc)
