@@ -106,6 +106,38 @@ def test_row_cross_entropy_matches_torch_in_values_and_gradients(dtype):
         row_cross_entropy(base.unsqueeze(0), targets)
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_row_cross_entropy_stats_are_the_logsumexp_and_the_top_hit(dtype):
+    """``stats=True``: torch's logsumexp of the fp32 logits and ``top_hit``, ties and rows with
+    -inf entries (a unigram noise model gives special tokens log q = -inf) included, without a
+    gradient; the loss and its gradient are those of ``stats=False``."""
+    from discern.nn import row_cross_entropy
+
+    g = torch.Generator().manual_seed(1)
+    base = (torch.randn(41, 300, generator=g) * 3).to(dtype)
+    targets = torch.randint(0, 300, (41,), generator=g)
+    base[0, 5:9] = -float("inf")
+    base[1] = base[1].round()  # many ties
+    base[1, targets[1]] = base[1].max()  # the target ties for the maximum: a hit
+    base[2, targets[2]] = base[2].max() + 1
+    base[3, targets[3]] = base[3].min() - 1
+    a = base.clone().requires_grad_()
+    ce, lse, hit = row_cross_entropy(a, targets, stats=True)
+    assert lse.dtype == torch.float32 and hit.dtype == torch.bool
+    assert not lse.requires_grad and not hit.requires_grad
+    torch.testing.assert_close(lse, torch.logsumexp(base.float(), -1), rtol=0, atol=2e-6)
+    assert torch.equal(hit.float(), top_hit(base, targets))
+    assert hit[1] and hit[2] and not hit[3]
+    torch.testing.assert_close(ce, lse - base.float().gather(-1, targets[:, None]).squeeze(-1), rtol=0, atol=0)
+    b = base.clone().requires_grad_()
+    plain = row_cross_entropy(b, targets)
+    assert torch.equal(plain, ce)
+    w = torch.rand(41, generator=g)
+    (ce * w).sum().backward()
+    (plain * w).sum().backward()
+    assert torch.equal(a.grad, b.grad)
+
+
 def test_row_cross_entropy_is_the_same_in_any_number_of_row_blocks(monkeypatch):
     from discern.nn import ops, row_cross_entropy
 

@@ -113,8 +113,7 @@ def test_measure_path_times_one_path_and_puts_the_current_functions_back():
 
     before = bench.measure_path(build, cfg, 2, "before", model_mod, "tiny")
     assert len(before["t"]) == 2 and before["flops"] == 0.0 and before["batch"] == cfg.train.batch_size
-    assert (model_mod.gumbel_sample, model_mod.top_hit, model_mod.row_cross_entropy) == (
-        dnn.gumbel_sample, dnn.top_hit, dnn.row_cross_entropy)
+    assert (model_mod.gumbel_sample, model_mod.row_cross_entropy) == (dnn.gumbel_sample, dnn.row_cross_entropy)
     ours = bench.measure_path(build, cfg, 2, "ours", model_mod, "tiny")
     assert len(ours["t"]) == 2 and ours["flops"] > 0 and ours["peak"] > 0 and ours["config"] == "tiny"
     with pytest.raises(ValueError, match="side must be ours or before, not 'both'"):
@@ -154,3 +153,22 @@ def test_timed_steps_warm_up_on_the_batches_it_times(monkeypatch):
     seen.clear()
     assert bench.timed_steps(None, None, ["a"]) == [0.25]
     assert seen == ["a"] * bench.WARMUP + ["a"]
+
+
+def test_the_previous_cross_entropy_gives_the_same_stats_as_the_current_one():
+    """The before path's stand-in for ``row_cross_entropy(..., stats=True)``: the same loss,
+    logsumexp and accuracy (random fp32 logits: no ties, where argmax and the row maximum differ)."""
+    import torch
+
+    from discern.nn import row_cross_entropy
+
+    g = torch.Generator().manual_seed(2)
+    z = torch.randn(64, 500, generator=g) * 4
+    t = torch.randint(0, 500, (64,), generator=g)
+    t[:20] = z[:20].argmax(-1)  # some hits
+    ce, lse, hit = bench.cross_entropy_before(z, t, stats=True)
+    ce2, lse2, hit2 = row_cross_entropy(z, t, stats=True)
+    torch.testing.assert_close(ce, ce2, rtol=0, atol=1e-5)
+    torch.testing.assert_close(lse, lse2, rtol=0, atol=1e-5)
+    assert torch.equal(hit, hit2) and int(hit.sum()) >= 20
+    assert torch.equal(bench.cross_entropy_before(z, t), ce)

@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .config import ModelConfig
-from discern.nn import attention_kernel, bf16_stream, gumbel_sample, row_cross_entropy, top_hit
+from discern.nn import attention_kernel, bf16_stream, gumbel_sample, row_cross_entropy
 
 from .masking import Masked, mask_tokens
 
@@ -114,7 +114,7 @@ class ElectraPretrainer(_Pretrainer):
         # 1. generator (small MLM) on the masked input; logits only at masked slots
         g_hidden = self.generator.electra(m.input_ids, attention_mask=attn, token_type_ids=seg).last_hidden_state
         g_logits = masked_lm_logits(self.generator, g_hidden, m.positions)  # (B, N, V), bf16 under autocast
-        mlm_ce = row_cross_entropy(g_logits.flatten(0, 1), m.targets.flatten())  # fp32
+        mlm_ce, _, hit = row_cross_entropy(g_logits.flatten(0, 1), m.targets.flatten(), stats=True)  # fp32
         mlm_loss = weighted_mean(mlm_ce.view_as(m.weights), m.weights)
 
         # 2. sample replacements (a softmax sample in fp32, stop-gradient) and build the corrupted
@@ -150,7 +150,7 @@ class ElectraPretrainer(_Pretrainer):
             metrics = {
                 "mlm_loss": mlm_loss.detach(),
                 "disc_loss": disc_loss.detach(),
-                "mlm_acc": weighted_mean(top_hit(g_logits, m.targets), m.weights),
+                "mlm_acc": weighted_mean(hit.view_as(m.weights).float(), m.weights),  # argmax = target
                 "sampled_acc": weighted_mean((sampled == m.targets).float(), m.weights),
                 "disc_acc": ((pred == labels) & real).sum().float() / real.sum(),
                 "disc_precision": tp / (pred & real).sum().clamp_min(1),
@@ -187,10 +187,10 @@ class MLMPretrainer(_Pretrainer):
         m = self._mask(ids, attn, self.vocab_size)
         hidden = self.mlm.electra(m.input_ids, attention_mask=attn, token_type_ids=seg).last_hidden_state
         logits = masked_lm_logits(self.mlm, hidden, m.positions)  # (B, N, V)
-        ce = row_cross_entropy(logits.flatten(0, 1), m.targets.flatten())
+        ce, _, hit = row_cross_entropy(logits.flatten(0, 1), m.targets.flatten(), stats=True)
         loss = weighted_mean(ce.view_as(m.weights), m.weights)
         with torch.no_grad():
-            acc = weighted_mean(top_hit(logits, m.targets), m.weights)
+            acc = weighted_mean(hit.view_as(m.weights).float(), m.weights)
         return loss, {"mlm_loss": loss.detach(), "mlm_acc": acc}
 
     def save_pretrained(self, path: str | Path, tokenizer=None) -> None:

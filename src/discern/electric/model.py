@@ -33,8 +33,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from discern.core import CheckpointError
-from discern.nn import (attention_kernel, bf16_stream, fp32_narrow_layer_norms, gumbel_sample, row_cross_entropy,
-                        top_hit)
+from discern.nn import attention_kernel, bf16_stream, fp32_narrow_layer_norms, gumbel_sample, row_cross_entropy
 
 from .config import ModelConfig
 
@@ -210,7 +209,7 @@ class ElectricPretrainer(nn.Module):
             q_logits = self.noise.logits(ctx[candidates])  # (C, V), bf16 under autocast
         else:  # a fixed unigram q: nothing to train
             q_logits = self.unigram_logq.unsqueeze(0).expand(targets.numel(), -1)  # (C, V)
-        nll = row_cross_entropy(q_logits, targets)  # (C,) in fp32
+        nll, lse, hit = row_cross_entropy(q_logits, targets, stats=True)  # (C,) in fp32
         cloze_loss = nll.mean() if nll.numel() else nll.sum()
         if self.noise is None:
             cloze_loss = cloze_loss.detach()
@@ -218,14 +217,15 @@ class ElectricPretrainer(nn.Module):
         # Algorithm 2: replace k unique positions simultaneously by samples of q
         noised = choose_noise_positions(candidates, c.mask_prob, generator)  # (B, L) bool
         pick = noised[candidates]  # (C,) which candidates are noised
-        sampled = gumbel_sample(q_logits[pick], c.temperature, generator=generator)  # (K,)
+        z = q_logits[pick]  # (K, V): the noised positions' logits
+        sampled = gumbel_sample(z, c.temperature, generator=generator)  # (K,)
         fake_ids = ids.clone()
         fake_ids[noised] = sampled
         # log q(token at t | context) for the *input* token; 0 at special tokens (never noised)
         with torch.no_grad():
             log_q_cand = -nll.detach()
-            z = q_logits[pick].float()  # (K, V)
-            lq_fake = z.gather(-1, sampled.unsqueeze(-1)).squeeze(-1) - torch.logsumexp(z, -1)
+            # log q(sample) = z[sample] - logsumexp(z), the log-normaliser read off the cloze loss
+            lq_fake = z.detach().gather(-1, sampled.unsqueeze(-1)).squeeze(-1).float() - lse[pick]
             log_q_cand[pick] = lq_fake
             log_q = torch.zeros(ids.shape, dtype=torch.float32, device=ids.device)
             log_q[candidates] = log_q_cand
@@ -249,7 +249,7 @@ class ElectricPretrainer(nn.Module):
                 "loss": loss.detach(),
                 "nce_loss": nce_loss.detach(),
                 "cloze_loss": cloze_loss.detach(),
-                "cloze_acc": top_hit(q_logits, targets).mean() if targets.numel() else
+                "cloze_acc": hit.float().mean() if targets.numel() else
                 loss.new_zeros(()),
                 "nce_acc": ((pred == noised) & real).sum().float() / real.sum(),
                 "sample_is_original": (sampled == ids[noised]).float().mean() if sampled.numel() else

@@ -27,20 +27,29 @@ def _row_blocks(rows: int, width: int, cuda: bool = False):
 
 
 class _RowCrossEntropy(torch.autograd.Function):
-    """Per-row ``logsumexp(z) - z[target]`` with a one-pass backward ``(softmax(z) - onehot) * g``."""
+    """Per-row ``logsumexp(z) - z[target]`` with a one-pass backward ``(softmax(z) - onehot) * g``;
+    also returns each row's logsumexp and whether its target has the row's largest logit (no
+    gradient through either)."""
 
     @staticmethod
-    def forward(ctx, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    def forward(ctx, logits: torch.Tensor, targets: torch.Tensor):
         R, V = logits.shape
         lse = torch.empty(R, dtype=torch.float32, device=logits.device)
+        top = torch.empty(R, dtype=torch.float32, device=logits.device)
         for a, b in _row_blocks(R, V, logits.is_cuda):
-            lse[a:b] = torch.logsumexp(logits[a:b].float(), -1)
+            z = logits[a:b].float()
+            m = z.amax(-1, keepdim=True)  # the row maximum, kept for the accuracy
+            top[a:b] = m.squeeze(-1)
+            m = m.masked_fill(m.isinf(), 0.0)  # as torch.logsumexp: a row of -inf gives -inf, not nan
+            lse[a:b] = (z - m).exp_().sum(-1).log_().add_(m.squeeze(-1))
         picked = logits.gather(-1, targets.unsqueeze(-1)).squeeze(-1).float()
         ctx.save_for_backward(logits, targets, lse)
-        return lse - picked
+        hit = picked >= top  # the row's maximum is exact: the fp32 copy holds the bf16 values
+        ctx.mark_non_differentiable(lse, hit)
+        return lse - picked, lse, hit
 
     @staticmethod
-    def backward(ctx, grad: torch.Tensor):
+    def backward(ctx, grad: torch.Tensor, _lse_grad=None, _hit_grad=None):
         logits, targets, lse = ctx.saved_tensors
         out = torch.empty_like(logits)
         g = grad.float().unsqueeze(-1)  # (R, 1)
@@ -51,7 +60,7 @@ class _RowCrossEntropy(torch.autograd.Function):
         return out, None
 
 
-def row_cross_entropy(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+def row_cross_entropy(logits: torch.Tensor, targets: torch.Tensor, stats: bool = False):
     """Cross-entropy of each row of ``logits`` (R, V) against ``targets`` (R,), in fp32: the same
     values and gradients as ``F.cross_entropy(logits.float(), targets, reduction="none")``.
 
@@ -60,8 +69,14 @@ def row_cross_entropy(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tens
     log-softmax, a zero-filled gradient and the log-softmax backward, each a pass over R x V
     floats through memory; this keeps the logits in their own dtype (bf16 under autocast), saves
     one logsumexp per row, and works through the rows in cache-sized blocks, forming the gradient
-    in one pass per block, in the logits' dtype."""
+    in one pass per block, in the logits' dtype.
+
+    ``stats=True`` returns ``(cross_entropy, logsumexp, hit)``: each row's fp32 logsumexp (the
+    log-normaliser of ``softmax(z)``, so ``z[w] - logsumexp`` is ``log p(w)``) and ``hit``, True
+    where the target has the row's largest logit (:func:`top_hit`, ties counted as hits), both
+    read off the pass the loss makes anyway instead of two more passes over the logits."""
     if logits.dim() != 2 or targets.shape != logits.shape[:1]:
         raise ValueError(f"row_cross_entropy: logits (R, V) and targets (R,), got {tuple(logits.shape)} "
                          f"and {tuple(targets.shape)}")
-    return _RowCrossEntropy.apply(logits, targets)
+    ce, lse, hit = _RowCrossEntropy.apply(logits, targets)
+    return (ce, lse, hit) if stats else ce

@@ -77,9 +77,18 @@ def gumbel_max_before(logits: torch.Tensor, temperature: float = 1.0, generator=
         return (x - e.log_()).argmax(-1)
 
 
-def cross_entropy_before(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    """The previous per-row loss: ``F.cross_entropy`` on an fp32 copy of the logits."""
-    return torch.nn.functional.cross_entropy(logits.float(), targets, reduction="none")
+def cross_entropy_before(logits: torch.Tensor, targets: torch.Tensor, stats: bool = False):
+    """The previous per-row loss: ``F.cross_entropy`` on an fp32 copy of the logits; with
+    ``stats`` (as :func:`discern.nn.row_cross_entropy`) also the previous accuracy, ``argmax``
+    over the vocabulary, and each row's logsumexp from the loss and the target's logit (a
+    gather: less than the previous path spent, which took a logsumexp of Electric's noised rows)."""
+    ce = torch.nn.functional.cross_entropy(logits.float(), targets, reduction="none")
+    if not stats:
+        return ce
+    with torch.no_grad():
+        hit = argmax_hit_before(logits, targets).bool()
+        lse = ce.detach() + logits.gather(-1, targets.unsqueeze(-1)).squeeze(-1).float()
+    return ce, lse, hit
 
 
 def argmax_hit_before(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
@@ -182,7 +191,7 @@ def measure_path(build: Callable, cfg, steps: int, side: str, model_module, desc
     the previous ones while it runs, the per-parameter Adam loop)."""
     import dataclasses
 
-    from discern.nn import gumbel_sample, row_cross_entropy, top_hit
+    from discern.nn import gumbel_sample, row_cross_entropy
 
     from .optim import param_groups
 
@@ -197,14 +206,12 @@ def measure_path(build: Callable, cfg, steps: int, side: str, model_module, desc
     opt = (ElectraAdam if now else LoopAdam)(param_groups(model, tc.weight_decay), lr=tc.lr, bias_correction=True)
     batches = random_batches(steps, B, L, vocab)
     if not now:
-        model_module.gumbel_sample, model_module.top_hit = gumbel_max_before, argmax_hit_before
-        model_module.row_cross_entropy = cross_entropy_before
+        model_module.gumbel_sample, model_module.row_cross_entropy = gumbel_max_before, cross_entropy_before
     peak_start = matmul_peak(torch.bfloat16)
     try:
         times = timed_steps(model, opt, batches, foreach_clip=True if now else None)
     finally:
-        model_module.gumbel_sample, model_module.top_hit = gumbel_sample, top_hit
-        model_module.row_cross_entropy = row_cross_entropy
+        model_module.gumbel_sample, model_module.row_cross_entropy = gumbel_sample, row_cross_entropy
     flops = 0.0
     if now:
         with torch.autocast("cpu", dtype=torch.bfloat16):
