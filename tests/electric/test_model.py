@@ -149,6 +149,35 @@ def test_loss_is_weighted_sum_and_gradients_reach_both_models():
     assert m2.noise.dense.weight.grad.abs().sum() == 0
 
 
+def test_cloze_head_rows_padded_to_a_multiple_change_nothing_but_the_shape(monkeypatch):
+    """The cloze head's C candidate rows go through the head padded to a multiple of HEAD_ROWS
+    (bounded shapes for oneDNN's kernel cache); the padded rows' losses are dropped, so the loss,
+    the metrics, the samples and every gradient are those of the head on the C rows alone."""
+    from discern.electric import model as em
+
+    shapes = []
+    run = {}
+    for rows in (1, 64):
+        monkeypatch.setattr(em, "HEAD_ROWS", rows)
+        m = _model(seed=3).train()
+        seen = []
+        m.noise.dense.register_forward_hook(lambda mod, args, out: seen.append(tuple(args[0].shape)))
+        loss, met = m(_batch(), generator=torch.Generator().manual_seed(5))
+        loss.backward()
+        shapes.append(seen[-1])
+        run[rows] = (loss.detach(), met, {n: p.grad.clone() for n, p in m.named_parameters() if p.grad is not None})
+    C = int((_batch()["attention_mask"].bool() & (_batch()["input_ids"] > 4)).sum())
+    assert shapes == [(C, shapes[0][1]), (64, shapes[0][1])] and C < 64
+    (l1, m1, g1), (l64, m64, g64) = run[1], run[64]
+    torch.testing.assert_close(l64, l1, rtol=1e-6, atol=1e-6)
+    assert m1.keys() == m64.keys()
+    for k in m1:
+        torch.testing.assert_close(m64[k], m1[k], rtol=1e-6, atol=1e-6, msg=k)
+    assert g1.keys() == g64.keys()
+    for n in g1:
+        torch.testing.assert_close(g64[n], g1[n], rtol=1e-5, atol=1e-7, msg=n)
+
+
 def test_energy_model_runs_once_per_training_step(monkeypatch):
     m = _model()
     calls = []

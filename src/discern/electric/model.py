@@ -148,6 +148,13 @@ def nce_logits(energy: torch.Tensor, log_q: torch.Tensor, mask_prob: float) -> t
     return energy + log_q.detach() + math.log(mask_prob / (1.0 - mask_prob))
 
 
+#: on the CPU the cloze head's rows (one per candidate token, a count that changes from batch to
+#: batch with padding) are padded to a multiple of this.  oneDNN compiles a matrix product for
+#: each new row count (about 17 ms per step at a new count on 2 cores) and keeps a bounded cache of
+#: them, so without padding a run keeps meeting new counts; with it a quick run meets a handful
+HEAD_ROWS = 64
+
+
 class ElectricPretrainer(nn.Module):
     """Energy model + two-tower noise model; ``forward(batch) -> (loss, metrics)``."""
 
@@ -204,12 +211,20 @@ class ElectricPretrainer(nn.Module):
         # two-tower generator loss).
         # Output logits only where they are used: (C, V) for the C candidate positions.
         targets = ids[candidates]  # (C,)
+        C = targets.numel()
         if self.noise is not None:
             ctx = self.noise.context(ids, attn, seg)  # (B, L, 2H)
-            q_logits = self.noise.logits(ctx[candidates])  # (C, V), bf16 under autocast
+            rows, all_targets = ctx[candidates], targets
+            extra = (-C) % HEAD_ROWS if ctx.device.type == "cpu" else 0
+            if extra:  # zero rows up to a multiple of HEAD_ROWS, target 0; their losses are dropped
+                rows = torch.cat([rows, rows.new_zeros(extra, rows.size(1))])
+                all_targets = torch.cat([targets, targets.new_zeros(extra)])
+            q_all = self.noise.logits(rows)  # (C + extra, V), bf16 under autocast
+            nll, lse, hit = (x[:C] for x in row_cross_entropy(q_all, all_targets, stats=True))  # fp32
+            q_logits = q_all[:C]  # (C, V), read below without a gradient
         else:  # a fixed unigram q: nothing to train
-            q_logits = self.unigram_logq.unsqueeze(0).expand(targets.numel(), -1)  # (C, V)
-        nll, lse, hit = row_cross_entropy(q_logits, targets, stats=True)  # (C,) in fp32
+            q_logits = self.unigram_logq.unsqueeze(0).expand(C, -1)  # (C, V)
+            nll, lse, hit = row_cross_entropy(q_logits, targets, stats=True)  # (C,) in fp32
         cloze_loss = nll.mean() if nll.numel() else nll.sum()
         if self.noise is None:
             cloze_loss = cloze_loss.detach()
