@@ -5,14 +5,17 @@ previous one, on identical batches.
   attention (its CPU flash kernel), replacements drawn by Gumbel-max (one exponential draw and
   logarithm per vocabulary entry and masked slot), accuracy by ``argmax`` over the vocabulary,
   cross-entropy on an fp32 copy of the logits, and an Adam that loops over parameters in Python;
-- **ours**: the quick preset as it trains now: no dropout in pre-training, Hugging Face's eager
-  attention (matmul + softmax; faster backward on the CPU), one uniform draw per slot
-  (two-level inverse-CDF sampling, equal in law), accuracy from a row maximum, cross-entropy
-  in cache-sized row blocks with a one-pass backward, one fused Adam kernel call per
+- **ours**: the quick preset as it trains now: no dropout in pre-training, the fused eager
+  attention (:mod:`discern.nn.attention`: a key-padding row, the scale and the mask inside one
+  product, a written-out backward), one uniform draw per slot (two-level inverse-CDF sampling,
+  equal in law), cross-entropy in cache-sized row blocks with a one-pass backward and the
+  accuracy read off its row maxima, one fused Adam kernel call per
   parameter group, the gradient norm in one foreach call, bf16 autocast, and mimalloc in place
   of glibc's malloc (:mod:`discern.core.allocator`).
 
-Both use :class:`ElectraPretrainer` (generator head only at the masked slots).  The ratio is of
+Both use :class:`ElectraPretrainer` (generator head only at the masked slots), on random batches
+shaped as the packer writes examples (5% of the rows cut short and padded:
+:func:`discern.train.bench.random_batches`).  The ratio is of
 examples per second: ours under mimalloc over the previous path under glibc's malloc, each path
 timed alone in child processes of its own (:func:`discern.train.bench.allocator_bench`); the
 ratio with both under glibc's malloc (the code's share) and the allocator's gain are reported
