@@ -86,11 +86,10 @@ def fused_attention(module, query, key, value, attention_mask, scaling=None, dro
         dtype = torch.promote_types(query.dtype, torch.promote_types(key.dtype, value.dtype))
     bias = None
     if attention_mask is not None:
-        m = attention_mask
-        if m.dim() != 4:
+        if attention_mask.dim() != 4:
             return _eager(query, key, value, attention_mask, scaling, dropout, training), None
-        m = m.expand(B, h, m.size(2), Lk).reshape(B * h, m.size(2), Lk).to(dtype)
-        bias = m
+        rows = attention_mask.size(2)  # 1 for a key-padding row, Lq for a square mask
+        bias = attention_mask.expand(B, h, rows, Lk).reshape(B * h, rows, Lk).to(dtype)
     q, k, v = (x.to(dtype).reshape(B * h, -1, d) for x in (query, key, value))
     with torch.autocast(dev, enabled=False):
         out = _Attention.apply(q, k, v, bias, float(scaling))  # (B * h, Lq, d)
