@@ -100,7 +100,10 @@ def test_row_cross_entropy_matches_torch_in_values_and_gradients(dtype):
     (la * w).sum().backward()
     (lb * w).sum().backward()
     assert a.grad.dtype == dtype
-    tol = 1e-6 if dtype == torch.float32 else 4e-3  # bf16 gradient: one rounding of the same value
+    # bf16 gradient: one rounding of the same value.  fp32: torch's own vectorised exp was seen off
+    # by 9e-5 relative on one entry of this tensor in about one process in five on a 2-core AVX-512
+    # machine (exp(-0.2139244) = 0.8074823 instead of 0.8074094; recomputed alone it is right)
+    tol = 2e-4 if dtype == torch.float32 else 4e-3
     assert torch.allclose(a.grad.float(), b.grad.float(), atol=tol, rtol=0)
     with pytest.raises(ValueError, match="logits \\(R, V\\) and targets \\(R,\\)"):
         row_cross_entropy(base.unsqueeze(0), targets)

@@ -37,11 +37,11 @@ class _RowCrossEntropy(torch.autograd.Function):
         lse = torch.empty(R, dtype=torch.float32, device=logits.device)
         top = torch.empty(R, dtype=torch.float32, device=logits.device)
         for a, b in _row_blocks(R, V, logits.is_cuda):
-            z = logits[a:b].float()
+            z = logits[a:b].to(torch.float32, copy=True)  # a block of our own: the passes below work in place
             m = z.amax(-1, keepdim=True)  # the row maximum, kept for the accuracy
             top[a:b] = m.squeeze(-1)
             m = m.masked_fill(m.isinf(), 0.0)  # as torch.logsumexp: a row of -inf gives -inf, not nan
-            lse[a:b] = (z - m).exp_().sum(-1).log_().add_(m.squeeze(-1))
+            lse[a:b] = z.sub_(m).exp_().sum(-1).log_().add_(m.squeeze(-1))
         picked = logits.gather(-1, targets.unsqueeze(-1)).squeeze(-1).float()
         ctx.save_for_backward(logits, targets, lse)
         hit = picked >= top  # the row's maximum is exact: the fp32 copy holds the bf16 values
@@ -53,9 +53,16 @@ class _RowCrossEntropy(torch.autograd.Function):
         logits, targets, lse = ctx.saved_tensors
         out = torch.empty_like(logits)
         g = grad.float().unsqueeze(-1)  # (R, 1)
+        # softmax(z) * g = exp(z - (lse - log g)) where no g is negative (a mean or a weighted sum
+        # of the losses): one shift per row instead of a multiply over the block (g = 0 gives
+        # exp(-inf) = 0); a negative g takes the multiply
+        folded = bool((g >= 0).all())
+        shift = (lse.unsqueeze(-1) - g.log()) if folded else lse.unsqueeze(-1)
         for a, b in _row_blocks(*logits.shape, logits.is_cuda):
-            p = (logits[a:b].float() - lse[a:b].unsqueeze(-1)).exp_()  # softmax of the block
-            p.mul_(g[a:b]).scatter_add_(-1, targets[a:b].unsqueeze(-1), -g[a:b])
+            p = logits[a:b].to(torch.float32, copy=True).sub_(shift[a:b]).exp_()  # softmax(z) (* g)
+            if not folded:
+                p.mul_(g[a:b])
+            p.scatter_add_(-1, targets[a:b].unsqueeze(-1), -g[a:b])
             out[a:b] = p
         return out, None
 
