@@ -6,7 +6,9 @@ import pytest
 import torch
 
 from discern.nn import attention_kernel
-from discern.nn.attention import NAME, _eager, fused_attention, key_padding_mask, register
+from transformers.models.bert.modeling_bert import eager_attention_forward
+
+from discern.nn.attention import NAME, fused_attention, key_padding_mask, register
 
 
 class _Module(torch.nn.Module):
@@ -69,7 +71,7 @@ def test_bf16_autocast_gives_bf16_and_the_eager_values():
     mask = _masks(B=4, L=32, dtype=torch.bfloat16)["key padding"]
     with torch.autocast("cpu", dtype=torch.bfloat16):
         out, _ = fused_attention(_Module(), q, k, v, mask)
-        ref = _eager(q, k, v, mask, 64 ** -0.5, 0.0, False)
+        ref, _ = eager_attention_forward(_Module().eval(), q, k, v, mask, scaling=64 ** -0.5)
     assert out.dtype == torch.bfloat16
     assert torch.equal(out.contiguous(), ref)
 
@@ -80,7 +82,7 @@ def test_dropout_in_training_takes_the_eager_formula():
     torch.manual_seed(4)
     out, _ = fused_attention(m, q, k, v, None, scaling=0.5, dropout=0.5)
     torch.manual_seed(4)
-    ref = _eager(q, k, v, None, 0.5, 0.5, True)
+    ref, _ = eager_attention_forward(m, q, k, v, None, scaling=0.5, dropout=0.5)
     assert torch.equal(out, ref)
     m.eval()  # no dropout at evaluation, whatever the rate
     torch.testing.assert_close(fused_attention(m, q, k, v, None, scaling=0.5, dropout=0.5)[0],

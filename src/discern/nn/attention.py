@@ -58,14 +58,12 @@ class _Attention(torch.autograd.Function):
         return dq, dk, dv, None, None
 
 
-def _eager(query, key, value, attention_mask, scaling, dropout, training):
-    """The eager formula as Hugging Face writes it, for what the fused path does not cover."""
-    s = torch.matmul(query, key.transpose(2, 3)) * scaling
-    if attention_mask is not None:
-        s = s + attention_mask
-    p = torch.nn.functional.softmax(s, dim=-1)
-    p = torch.nn.functional.dropout(p, p=dropout, training=training)
-    return torch.matmul(p, value).transpose(1, 2).contiguous()
+def _eager(module, query, key, value, attention_mask, scaling, dropout):
+    """Hugging Face's own eager attention, for what the fused path does not cover; returns
+    ``(output (B, Lq, heads, d), attention maps)``."""
+    from transformers.models.bert.modeling_bert import eager_attention_forward
+
+    return eager_attention_forward(module, query, key, value, attention_mask, scaling=scaling, dropout=dropout)
 
 
 def fused_attention(module, query, key, value, attention_mask, scaling=None, dropout: float = 0.0, **kwargs):
@@ -76,7 +74,7 @@ def fused_attention(module, query, key, value, attention_mask, scaling=None, dro
         scaling = query.size(-1) ** -0.5
     training = bool(getattr(module, "training", False))
     if dropout > 0.0 and training:
-        return _eager(query, key, value, attention_mask, scaling, dropout, training), None
+        return _eager(module, query, key, value, attention_mask, scaling, dropout)
     B, h, Lq, d = query.shape
     Lk = key.size(-2)
     dev = query.device.type
@@ -87,7 +85,7 @@ def fused_attention(module, query, key, value, attention_mask, scaling=None, dro
     bias = None
     if attention_mask is not None:
         if attention_mask.dim() != 4:
-            return _eager(query, key, value, attention_mask, scaling, dropout, training), None
+            return _eager(module, query, key, value, attention_mask, scaling, dropout)
         rows = attention_mask.size(2)  # 1 for a key-padding row, Lq for a square mask
         bias = attention_mask.expand(B, h, rows, Lk).reshape(B * h, rows, Lk).to(dtype)
     q, k, v = (x.to(dtype).reshape(B * h, -1, d) for x in (query, key, value))
