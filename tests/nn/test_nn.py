@@ -141,6 +141,28 @@ def test_row_cross_entropy_stats_are_the_logsumexp_and_the_top_hit(dtype):
     assert torch.equal(a.grad, b.grad)
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_row_cross_entropy_gradient_with_negative_and_zero_upstream_gradients(dtype):
+    """The backward folds a non-negative upstream gradient g into the softmax's shift,
+    exp(z - (lse - log g)); a g with negative entries takes the multiply instead, and a zero g
+    gives a zero row either way: both match ``F.cross_entropy``'s gradient."""
+    from discern.nn import row_cross_entropy
+
+    g = torch.Generator().manual_seed(5)
+    base = (torch.randn(23, 200, generator=g) * 3).to(dtype)
+    targets = torch.randint(0, 200, (23,), generator=g)
+    tol = 2e-4 if dtype == torch.float32 else 4e-3  # as in the parity test above
+    for w in (torch.rand(23, generator=g).index_fill_(0, torch.tensor([0, 7]), 0.0),  # folded
+              torch.randn(23, generator=g).index_fill_(0, torch.tensor([3]), 0.0)):  # negative: multiply
+        a = base.clone().requires_grad_()
+        b = base.clone().requires_grad_()
+        (row_cross_entropy(a, targets) * w).sum().backward()
+        (torch.nn.functional.cross_entropy(b.float(), targets, reduction="none") * w).sum().backward()
+        torch.testing.assert_close(a.grad.float(), b.grad.float(), rtol=0, atol=tol)
+        zero = (w == 0).nonzero().flatten()
+        assert torch.count_nonzero(a.grad[zero]) == 0
+
+
 def test_row_cross_entropy_is_the_same_in_any_number_of_row_blocks(monkeypatch):
     from discern.nn import ops, row_cross_entropy
 

@@ -55,8 +55,9 @@ class _RowCrossEntropy(torch.autograd.Function):
         g = grad.float().unsqueeze(-1)  # (R, 1)
         # softmax(z) * g = exp(z - (lse - log g)) where no g is negative (a mean or a weighted sum
         # of the losses): one shift per row instead of a multiply over the block (g = 0 gives
-        # exp(-inf) = 0); a negative g takes the multiply
-        folded = bool((g >= 0).all())
+        # exp(-inf) = 0); a negative g takes the multiply, and so does a GPU, where asking
+        # whether any g is negative would wait for the device
+        folded = not logits.is_cuda and bool((g >= 0).all())
         shift = (lse.unsqueeze(-1) - g.log()) if folded else lse.unsqueeze(-1)
         for a, b in _row_blocks(*logits.shape, logits.is_cuda):
             p = logits[a:b].to(torch.float32, copy=True).sub_(shift[a:b]).exp_()  # softmax(z) (* g)
