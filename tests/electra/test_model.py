@@ -33,6 +33,20 @@ def make(**kw):
     return ElectraPretrainer(cfg(**kw), V, 0, SPECIAL, 4)
 
 
+def spy_discriminator_input(monkeypatch, m) -> dict:
+    """``seen["ids"]``: the ids the discriminator's encoder receives in the next forward."""
+    seen = {}
+    orig = model_mod.encode
+
+    def spy(model, ids, *a, **kw):
+        if model is m.discriminator.electra:
+            seen["ids"] = ids.clone()
+        return orig(model, ids, *a, **kw)
+
+    monkeypatch.setattr(model_mod, "encode", spy)
+    return seen
+
+
 def test_embeddings_shared_and_generator_tied():
     m = make()
     d, g = m.discriminator, m.generator
@@ -43,14 +57,7 @@ def test_embeddings_shared_and_generator_tied():
 
 def test_loss_is_mlm_plus_50_disc_and_discriminator_never_sees_mask(monkeypatch):
     m = make()
-    seen = {}
-    orig = m.discriminator.forward
-
-    def spy(ids, **kw):
-        seen["ids"] = ids.clone()
-        return orig(ids, **kw)
-
-    monkeypatch.setattr(m.discriminator, "forward", spy)
+    seen = spy_discriminator_input(monkeypatch, m)
     torch.manual_seed(5)
     loss, met = m(batch())
     assert torch.allclose(loss, met["mlm_loss"] + 50.0 * met["disc_loss"], atol=1e-5)
@@ -96,9 +103,7 @@ def test_labels_mark_exactly_the_changed_positions(monkeypatch):
         return real(logits, labels, **kw)
 
     monkeypatch.setattr(model_mod.F, "binary_cross_entropy_with_logits", spy)
-    seen = {}
-    orig = m.discriminator.forward
-    monkeypatch.setattr(m.discriminator, "forward", lambda ids, **kw: (seen.setdefault("ids", ids), orig(ids, **kw))[1])
+    seen = spy_discriminator_input(monkeypatch, m)
     torch.manual_seed(3)
     m(b)
     assert torch.equal(got["labels"].bool(), seen["ids"] != b["input_ids"])

@@ -181,9 +181,10 @@ def test_cloze_head_rows_padded_to_a_multiple_change_nothing_but_the_shape(monke
 def test_energy_model_runs_once_per_training_step(monkeypatch):
     m = _model()
     calls = []
-    m.energy_model.register_forward_hook(lambda *a: calls.append(1))
+    m.energy_model.discriminator_predictions.register_forward_hook(lambda *a: calls.append("head"))
+    m.energy_model.electra.encoder.layer[0].attention.self.query.register_forward_hook(lambda *a: calls.append("layer"))
     m(_batch())
-    assert len(calls) == 1
+    assert calls == ["layer", "head"]
 
 
 def test_pll_is_minus_sum_of_token_energies_in_one_pass():

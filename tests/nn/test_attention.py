@@ -35,10 +35,10 @@ def _masks(B=3, L=7, dtype=torch.float64):
     keep[2, 6:] = False
     row = torch.zeros(B, 1, 1, L, dtype=dtype).masked_fill(~keep[:, None, None, :], torch.finfo(dtype).min)
     causal = torch.zeros(1, 1, L, L, dtype=dtype).masked_fill(torch.ones(L, L).triu(1).bool(), torch.finfo(dtype).min)
-    return {"none": None, "key padding": row, "causal square": causal.expand(B, 1, L, L)}
+    return {"none": None, "key padding": row, "causal square": causal.expand(B, 1, L, L), "causal, one for all": causal}
 
 
-@pytest.mark.parametrize("kind", ["none", "key padding", "causal square"])
+@pytest.mark.parametrize("kind", ["none", "key padding", "causal square", "causal, one for all"])
 def test_fused_attention_equals_the_formula_in_values_and_gradients(kind):
     mask = _masks()[kind]
     q, k, v = _qkv()

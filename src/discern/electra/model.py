@@ -18,6 +18,7 @@ from torch import nn
 
 from .config import ModelConfig
 from discern.nn import attention_kernel, bf16_stream, gumbel_sample, row_cross_entropy
+from discern.nn.encoder import encode
 
 from .masking import Masked, mask_tokens
 
@@ -112,7 +113,7 @@ class ElectraPretrainer(_Pretrainer):
         m = self._mask(ids, attn, self.vocab_size)
 
         # 1. generator (small MLM) on the masked input; logits only at masked slots
-        g_hidden = self.generator.electra(m.input_ids, attention_mask=attn, token_type_ids=seg).last_hidden_state
+        g_hidden = encode(self.generator.electra, m.input_ids, attn, seg)  # (B, L, H)
         g_logits = masked_lm_logits(self.generator, g_hidden, m.positions)  # (B, N, V), bf16 under autocast
         mlm_ce, _, hit = row_cross_entropy(g_logits.flatten(0, 1), m.targets.flatten(), stats=True)  # fp32
         mlm_loss = weighted_mean(mlm_ce.view_as(m.weights), m.weights)
@@ -127,7 +128,8 @@ class ElectraPretrainer(_Pretrainer):
         labels = (fake != ids) & m.is_masked  # replaced only where the sample differs
 
         # 3. discriminator: sigmoid BCE over all real tokens ([CLS] and [SEP] included)
-        d_logits = self.discriminator(fake, attention_mask=attn, token_type_ids=seg).logits  # (B, L)
+        d_hidden = encode(self.discriminator.electra, fake, attn, seg)  # (B, L, H)
+        d_logits = self.discriminator.discriminator_predictions(d_hidden)  # (B, L): ElectraForPreTraining's logits
         w = attn.float()
         bce = F.binary_cross_entropy_with_logits(d_logits.float(), labels.float(), reduction="none")
         disc_loss = weighted_mean(bce, w)
@@ -185,7 +187,7 @@ class MLMPretrainer(_Pretrainer):
     def forward(self, batch: dict) -> tuple[torch.Tensor, dict]:
         ids, attn, seg = batch["input_ids"], batch["attention_mask"], batch["token_type_ids"]
         m = self._mask(ids, attn, self.vocab_size)
-        hidden = self.mlm.electra(m.input_ids, attention_mask=attn, token_type_ids=seg).last_hidden_state
+        hidden = encode(self.mlm.electra, m.input_ids, attn, seg)  # (B, L, H)
         logits = masked_lm_logits(self.mlm, hidden, m.positions)  # (B, N, V)
         ce, _, hit = row_cross_entropy(logits.flatten(0, 1), m.targets.flatten(), stats=True)
         loss = weighted_mean(ce.view_as(m.weights), m.weights)

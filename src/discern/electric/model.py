@@ -34,6 +34,7 @@ from torch import nn
 
 from discern.core import CheckpointError
 from discern.nn import attention_kernel, bf16_stream, fp32_narrow_layer_norms, gumbel_sample, row_cross_entropy
+from discern.nn.encoder import encode
 
 from .config import ModelConfig
 
@@ -105,12 +106,10 @@ class TwoTowerCloze(nn.Module):
         if token_type_ids is None:
             token_type_ids = torch.zeros_like(input_ids)
         lengths = attention_mask.sum(-1)
-        fwd = self.ltr(input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids,
-                       use_cache=False).last_hidden_state  # (B, L, H), causal
+        fwd = encode(self.ltr, input_ids, attention_mask, token_type_ids)  # (B, L, H), causal
         rev_ids = reverse_within_length(input_ids, lengths)
         rev_seg = reverse_within_length(token_type_ids, lengths)
-        bwd = self.rtl(rev_ids, attention_mask=attention_mask, token_type_ids=rev_seg,
-                       use_cache=False).last_hidden_state  # causal over the reversed sequence
+        bwd = encode(self.rtl, rev_ids, attention_mask, rev_seg)  # causal over the reversed sequence
         bwd = reverse_within_length(bwd, lengths)  # (B, L, H): state t summarises x_t..x_end
         zero = fwd.new_zeros(fwd.size(0), 1, fwd.size(2))
         left = torch.cat([zero, fwd[:, :-1]], 1)  # state t-1
@@ -193,8 +192,8 @@ class ElectricPretrainer(nn.Module):
 
     def energies(self, input_ids, attention_mask, token_type_ids=None) -> torch.Tensor:
         """E(x): (B, L) per-token energies in one pass; low energy = likely token."""
-        return self.energy_model(input_ids, attention_mask=attention_mask,
-                                 token_type_ids=token_type_ids).logits.float()
+        hidden = encode(self.energy_model.electra, input_ids, attention_mask, token_type_ids)  # (B, L, H)
+        return self.energy_model.discriminator_predictions(hidden).float()  # ElectraForPreTraining's logits
 
     def forward(self, batch: dict, generator: torch.Generator | None = None,
                 details: dict | None = None) -> tuple[torch.Tensor, dict]:

@@ -87,7 +87,10 @@ def fused_attention(module, query, key, value, attention_mask, scaling=None, dro
         if attention_mask.dim() != 4:
             return _eager(module, query, key, value, attention_mask, scaling, dropout)
         rows = attention_mask.size(2)  # 1 for a key-padding row, Lq for a square mask
-        bias = attention_mask.expand(B, h, rows, Lk).reshape(B * h, rows, Lk).to(dtype)
+        if attention_mask.size(0) == 1 and attention_mask.size(1) == 1:  # one mask for all: broadcast
+            bias = attention_mask.reshape(1, rows, Lk).to(dtype)
+        else:
+            bias = attention_mask.expand(B, h, rows, Lk).reshape(B * h, rows, Lk).to(dtype)
     q, k, v = (x.to(dtype).reshape(B * h, -1, d) for x in (query, key, value))
     with torch.autocast(dev, enabled=False):
         out = _Attention.apply(q, k, v, bias, float(scaling))  # (B * h, Lq, d)
