@@ -88,10 +88,13 @@ def encode(model, input_ids: torch.Tensor, attention_mask: torch.Tensor | None =
         return model(input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids,
                      use_cache=False).last_hidden_state
     x = model.embeddings(input_ids=input_ids, token_type_ids=token_type_ids)  # (B, L, E)
+    B, L, _ = x.shape
+    # the stream as (B * L, width) rows: a linear layer on a 3-D input views it as 2-D and its
+    # output back, two more autograd nodes per layer and step than the product itself
+    x = x.reshape(B * L, -1)
     project = getattr(model, "embeddings_project", None)
     if project is not None:
-        x = project(x)  # (B, L, H)
-    B, L, _ = x.shape
+        x = project(x)  # (B * L, H)
     bias = attention_bias(model, attention_mask, B, L, x.dtype, x.device)
     for layer in model.encoder.layer:
         a = layer.attention.self
@@ -101,7 +104,7 @@ def encode(model, input_ids: torch.Tensor, attention_mask: torch.Tensor | None =
         v = a.value(x).view(shape).transpose(1, 2)
         o, _ = fused_attention(a, q, k, v, bias, scaling=a.scaling, dropout=0.0)  # (B, L, heads, d)
         out = layer.attention.output
-        x = out.LayerNorm(out.dense(o.reshape(B, L, -1)) + x)  # dropout inactive: the identity
+        x = out.LayerNorm(out.dense(o.reshape(B * L, -1)) + x)  # dropout inactive: the identity
         h = layer.intermediate.intermediate_act_fn(layer.intermediate.dense(x))
         x = layer.output.LayerNorm(layer.output.dense(h) + x)
-    return x
+    return x.view(B, L, -1)
