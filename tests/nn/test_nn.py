@@ -288,3 +288,43 @@ def test_fp32_narrow_layer_norms_match_the_bf16_kernel_and_only_touch_narrow_lay
     ln = model[1]
     expected = model[3](model[2](torch.nn.functional.layer_norm(model[0](x), (8,), ln.weight, ln.bias, ln.eps)))
     assert torch.equal(model(x), expected)
+
+
+@pytest.mark.parametrize("K", [20, 31, 32, 128])
+def test_vocab_linear_equals_f_linear_in_values_and_gradients(K):
+    """The bias carried as one more inner column (padded to a multiple of 32): float64 parity
+    with F.linear for every gradient, including inner sizes where the padding is 0 (K = 31)."""
+    from discern.nn.ops import vocab_linear
+
+    g = torch.Generator().manual_seed(K)
+    x = torch.randn(2, 19, K, dtype=torch.float64, generator=g, requires_grad=True)
+    w = torch.randn(70, K, dtype=torch.float64, generator=g, requires_grad=True)
+    b = torch.randn(70, dtype=torch.float64, generator=g, requires_grad=True)
+    up = torch.randn(2, 19, 70, dtype=torch.float64, generator=g)
+    y, ref = vocab_linear(x, w, b), torch.nn.functional.linear(x, w, b)
+    assert y.shape == ref.shape
+    torch.testing.assert_close(y, ref, rtol=0, atol=1e-12)
+    for got, want in zip(torch.autograd.grad(y, (x, w, b), up), torch.autograd.grad(ref, (x, w, b), up)):
+        assert got.shape == want.shape and got.is_contiguous()
+        torch.testing.assert_close(got, want, rtol=0, atol=1e-11)
+
+
+def test_vocab_linear_under_bf16_autocast_is_f_linear_bit_for_bit():
+    """Under autocast the operands are cast as F.linear's are; the bias inside the product gives
+    the bf16 logits of addmm; the fp32 parameters get fp32 gradients."""
+    from discern.nn.ops import vocab_linear
+
+    g = torch.Generator().manual_seed(1)
+    x = torch.randn(300, 128, generator=g)
+    w = torch.randn(512, 128, generator=g, requires_grad=True)
+    b = torch.randn(512, generator=g, requires_grad=True)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        y, ref = vocab_linear(x, w, b), torch.nn.functional.linear(x, w, b)
+    assert y.dtype == ref.dtype == torch.bfloat16
+    assert torch.equal(y, ref)
+    got = torch.autograd.grad(y.float().sum(), (w, b))
+    want = torch.autograd.grad(ref.float().sum(), (w, b))
+    assert got[0].dtype == got[1].dtype == torch.float32
+    torch.testing.assert_close(got[1], torch.full_like(b, 300.0), rtol=0, atol=0)  # one per row, exact
+    # each weight gradient is a column sum of the bf16 inputs, rounded to bf16 once by either path
+    torch.testing.assert_close(got[0], want[0], rtol=2 ** -7, atol=0)

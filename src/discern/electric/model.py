@@ -35,6 +35,7 @@ from torch import nn
 from discern.core import CheckpointError
 from discern.nn import attention_kernel, bf16_stream, fp32_narrow_layer_norms, gumbel_sample, row_cross_entropy
 from discern.nn.encoder import encode
+from discern.nn.ops import vocab_linear
 
 from .config import ModelConfig
 
@@ -122,7 +123,7 @@ class TwoTowerCloze(nn.Module):
     def logits(self, context: torch.Tensor) -> torch.Tensor:
         """(..., 2H) -> (..., V) through dense -> GELU -> LayerNorm -> tied output embedding."""
         h = self.norm(F.gelu(self.dense(context)))
-        return F.linear(h, self.word_embeddings(), self.bias)  # bias added inside the matmul
+        return vocab_linear(h, self.word_embeddings(), self.bias)  # F.linear, the bias inside the product
 
     def forward(self, input_ids, attention_mask, token_type_ids=None) -> torch.Tensor:
         return self.logits(self.context(input_ids, attention_mask, token_type_ids))  # (B, L, V)

@@ -187,8 +187,9 @@ def measure_path(build: Callable, cfg, steps: int, side: str, model_module, desc
 
     ``build(model_config)`` makes the pre-trainer; ``side`` is ``ours`` (``cfg.model`` as it is, the
     fused Adam, the gradient norm in one foreach call) or ``before`` (dropout 0.1, SDPA attention,
-    an fp32 residual stream, and ``model_module``'s sampling, accuracy and cross-entropy replaced by
-    the previous ones while it runs, the per-parameter Adam loop)."""
+    an fp32 residual stream, and ``model_module``'s sampling, accuracy and cross-entropy, and its
+    vocabulary head where it has one, replaced by the previous ones while it runs, the
+    per-parameter Adam loop)."""
     import dataclasses
 
     from discern.nn import gumbel_sample, row_cross_entropy
@@ -205,13 +206,18 @@ def measure_path(build: Callable, cfg, steps: int, side: str, model_module, desc
     model = build(model_cfg)
     opt = (ElectraAdam if now else LoopAdam)(param_groups(model, tc.weight_decay), lr=tc.lr, bias_correction=True)
     batches = random_batches(steps, B, L, vocab)
+    head = getattr(model_module, "vocab_linear", None)  # a vocabulary head with its bias in the product
     if not now:
         model_module.gumbel_sample, model_module.row_cross_entropy = gumbel_max_before, cross_entropy_before
+        if head is not None:
+            model_module.vocab_linear = torch.nn.functional.linear
     peak_start = matmul_peak(torch.bfloat16)
     try:
         times = timed_steps(model, opt, batches, foreach_clip=True if now else None)
     finally:
         model_module.gumbel_sample, model_module.row_cross_entropy = gumbel_sample, row_cross_entropy
+        if head is not None:
+            model_module.vocab_linear = head
     flops = 0.0
     if now:
         with torch.autocast("cpu", dtype=torch.bfloat16):
