@@ -328,3 +328,69 @@ def test_vocab_linear_under_bf16_autocast_is_f_linear_bit_for_bit():
     torch.testing.assert_close(got[1], torch.full_like(b, 300.0), rtol=0, atol=0)  # one per row, exact
     # each weight gradient is a column sum of the bf16 inputs, rounded to bf16 once by either path
     torch.testing.assert_close(got[0], want[0], rtol=2 ** -7, atol=0)
+
+
+def _vocab_case(R=45, C=40, K=20, V=70, dtype=torch.float64, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(R, K, dtype=dtype, generator=g, requires_grad=True)
+    w = torch.randn(V, K, dtype=dtype, generator=g, requires_grad=True)
+    b = torch.randn(V, dtype=dtype, generator=g, requires_grad=True)
+    t = torch.randint(0, V, (C,), generator=g)
+    return x, w, b, t
+
+
+@pytest.mark.parametrize("upstream", ["mean", "weighted", "zero"])
+def test_vocab_cross_entropy_equals_linear_then_cross_entropy(upstream):
+    """The fused head and loss against F.linear and F.cross_entropy in float64: the losses, the
+    logsumexps, the hits, the kept logits, and every gradient, for a mean of the losses (one
+    upstream value for all rows), a weighted sum with negative weights, and a zero upstream; the
+    padding rows (C..R-1) get logits and no gradient."""
+    from discern.nn.ops import vocab_cross_entropy
+
+    x, w, b, t = _vocab_case()
+    keep = torch.zeros(40, dtype=torch.bool)
+    keep[[3, 17, 39]] = True
+    ce, lse, hit, kept = vocab_cross_entropy(x, w, b, t, keep=keep)
+    z = torch.nn.functional.linear(x, w, b)
+    ref = torch.nn.functional.cross_entropy(z[:40], t, reduction="none")
+    # the loss is computed in fp32 (as row_cross_entropy's): float64 agreement to fp32 precision
+    torch.testing.assert_close(ce, ref.float(), rtol=1e-6, atol=1e-6)
+    torch.testing.assert_close(lse, torch.logsumexp(z[:40], -1).float(), rtol=1e-6, atol=1e-6)
+    assert torch.equal(hit, z[:40].argmax(-1) == t)
+    assert torch.equal(kept, z.detach()[[3, 17, 39]]) and not kept.requires_grad
+    weights = {"mean": torch.full((40,), 1 / 40), "weighted": torch.linspace(-1, 2, 40),
+               "zero": torch.zeros(40)}[upstream]
+    got = torch.autograd.grad((ce * weights).sum(), (x, w, b))
+    want = torch.autograd.grad((ref * weights.double()).sum(), (x, w, b))
+    for a, c in zip(got, want):
+        assert a.dtype == torch.float64 and a.shape == c.shape
+        torch.testing.assert_close(a, c, rtol=0, atol=1e-6)
+    assert torch.count_nonzero(got[0][40:]) == 0
+
+
+def test_vocab_cross_entropy_under_bf16_autocast_matches_the_two_functions():
+    """Under bf16 autocast: the losses of vocab_linear and row_cross_entropy apart, bit for bit,
+    and the gradients up to bf16 rounding of softmax - onehot before the scale."""
+    from discern.nn.ops import row_cross_entropy, vocab_cross_entropy, vocab_linear
+
+    x, w, b, t = (v.detach().float() if v.is_floating_point() else v for v in _vocab_case(300, 280, 128, 512))
+    w.requires_grad_(), b.requires_grad_()
+    xb = x.bfloat16().requires_grad_()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        ce, lse, hit, _ = vocab_cross_entropy(xb, w, b, t)
+        ref_ce, ref_lse, ref_hit = row_cross_entropy(vocab_linear(xb, w, b)[:280], t, stats=True)
+    assert torch.equal(ce, ref_ce) and torch.equal(lse, ref_lse) and torch.equal(hit, ref_hit)
+    got = torch.autograd.grad(ce.mean(), (xb, w, b))
+    want = torch.autograd.grad(ref_ce.mean(), (xb, w, b))
+    assert [g.dtype for g in got] == [torch.bfloat16, torch.float32, torch.float32]
+    for a, c in zip(got, want):
+        err = (a.float() - c.float()).abs().max() / c.float().abs().max()
+        assert err < 2 ** -6, float(err)
+
+
+def test_vocab_cross_entropy_refuses_more_targets_than_rows():
+    from discern.nn.ops import vocab_cross_entropy
+
+    x, w, b, t = _vocab_case(R=10, C=12)
+    with pytest.raises(ValueError, match="C <= R"):
+        vocab_cross_entropy(x, w, b, t)

@@ -71,8 +71,8 @@ def step_times(quick: bool = False, side: str = "ours") -> dict:
 def measure(cfg, steps: int, side: str) -> dict:
     """:func:`discern.train.bench.measure_path` of one configuration's Electric pre-trainer: now (the
     quick preset's path) or before (dropout 0.1, SDPA attention, Gumbel-max noise samples over the
-    vocabulary, accuracy by argmax, cross-entropy on an fp32 copy of the logits, the noise head
-    as ``F.linear``, a per-parameter Adam loop)."""
+    vocabulary, accuracy by argmax, the noise head as ``F.linear`` and its cross-entropy on an
+    fp32 copy of the logits, a per-parameter Adam loop)."""
     from discern.train.bench import measure_path
 
     from . import model as model_mod

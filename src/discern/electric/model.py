@@ -35,7 +35,7 @@ from torch import nn
 from discern.core import CheckpointError
 from discern.nn import attention_kernel, bf16_stream, fp32_narrow_layer_norms, gumbel_sample, row_cross_entropy
 from discern.nn.encoder import encode
-from discern.nn.ops import vocab_linear
+from discern.nn.ops import vocab_cross_entropy, vocab_linear
 
 from .config import ModelConfig
 
@@ -120,10 +120,13 @@ class TwoTowerCloze(nn.Module):
                                    >= last.unsqueeze(1)).unsqueeze(-1), 0.0)  # nothing right of the end
         return torch.cat([left, right], -1)
 
+    def head_input(self, context: torch.Tensor) -> torch.Tensor:
+        """(..., 2H) -> (..., E) through dense -> GELU -> LayerNorm: the output layer's input."""
+        return self.norm(F.gelu(self.dense(context)))
+
     def logits(self, context: torch.Tensor) -> torch.Tensor:
         """(..., 2H) -> (..., V) through dense -> GELU -> LayerNorm -> tied output embedding."""
-        h = self.norm(F.gelu(self.dense(context)))
-        return vocab_linear(h, self.word_embeddings(), self.bias)  # F.linear, the bias inside the product
+        return vocab_linear(self.head_input(context), self.word_embeddings(), self.bias)  # F.linear
 
     def forward(self, input_ids, attention_mask, token_type_ids=None) -> torch.Tensor:
         return self.logits(self.context(input_ids, attention_mask, token_type_ids))  # (B, L, V)
@@ -212,27 +215,27 @@ class ElectricPretrainer(nn.Module):
         # Output logits only where they are used: (C, V) for the C candidate positions.
         targets = ids[candidates]  # (C,)
         C = targets.numel()
+        # Algorithm 2, step 1: the k unique positions to replace (they depend on the candidates only)
+        noised = choose_noise_positions(candidates, c.mask_prob, generator)  # (B, L) bool
+        pick = noised[candidates]  # (C,) which candidates are noised
         if self.noise is not None:
             ctx = self.noise.context(ids, attn, seg)  # (B, L, 2H)
-            rows, all_targets = ctx[candidates], targets
+            rows = ctx[candidates]
             extra = (-C) % HEAD_ROWS if ctx.device.type == "cpu" else 0
-            if extra:  # zero rows up to a multiple of HEAD_ROWS, target 0; their losses are dropped
+            if extra:  # zero rows up to a multiple of HEAD_ROWS: logits, but no loss
                 rows = torch.cat([rows, rows.new_zeros(extra, rows.size(1))])
-                all_targets = torch.cat([targets, targets.new_zeros(extra)])
-            q_all = self.noise.logits(rows)  # (C + extra, V), bf16 under autocast
-            nll, lse, hit = (x[:C] for x in row_cross_entropy(q_all, all_targets, stats=True))  # fp32
-            q_logits = q_all[:C]  # (C, V), read below without a gradient
+            # the cloze loss (fp32) and the noised positions' logits (K, V) for the samples below
+            nll, lse, hit, z = vocab_cross_entropy(self.noise.head_input(rows), self.noise.word_embeddings(),
+                                                   self.noise.bias, targets, keep=pick)
         else:  # a fixed unigram q: nothing to train
             q_logits = self.unigram_logq.unsqueeze(0).expand(C, -1)  # (C, V)
             nll, lse, hit = row_cross_entropy(q_logits, targets, stats=True)  # (C,) in fp32
+            z = q_logits[pick]  # (K, V): the noised positions' logits
         cloze_loss = nll.mean() if nll.numel() else nll.sum()
         if self.noise is None:
             cloze_loss = cloze_loss.detach()
 
-        # Algorithm 2: replace k unique positions simultaneously by samples of q
-        noised = choose_noise_positions(candidates, c.mask_prob, generator)  # (B, L) bool
-        pick = noised[candidates]  # (C,) which candidates are noised
-        z = q_logits[pick]  # (K, V): the noised positions' logits
+        # Algorithm 2, step 2: replace them simultaneously by samples of q
         sampled = gumbel_sample(z, c.temperature, generator=generator)  # (K,)
         fake_ids = ids.clone()
         fake_ids[noised] = sampled

@@ -91,6 +91,19 @@ def cross_entropy_before(logits: torch.Tensor, targets: torch.Tensor, stats: boo
     return ce, lse, hit
 
 
+def vocab_cross_entropy_before(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, targets: torch.Tensor,
+                               keep: torch.Tensor | None = None):
+    """The previous vocabulary head and loss (:func:`discern.nn.ops.vocab_cross_entropy`'s
+    interface): ``F.linear``, then :func:`cross_entropy_before` of every row (padding rows with
+    target 0, their losses dropped), the kept rows read from the logits."""
+    z = torch.nn.functional.linear(x, weight, bias)
+    C = targets.numel()
+    all_targets = torch.cat([targets, targets.new_zeros(z.size(0) - C)])
+    ce, lse, hit = (t[:C] for t in cross_entropy_before(z, all_targets, stats=True))
+    kept = z.detach()[:C][keep] if keep is not None else z.new_empty(0, z.size(-1))
+    return ce, lse, hit, kept
+
+
 def argmax_hit_before(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     """The previous accuracy metric: ``argmax`` over the vocabulary, compared with the target."""
     with torch.no_grad():
@@ -188,8 +201,8 @@ def measure_path(build: Callable, cfg, steps: int, side: str, model_module, desc
     ``build(model_config)`` makes the pre-trainer; ``side`` is ``ours`` (``cfg.model`` as it is, the
     fused Adam, the gradient norm in one foreach call) or ``before`` (dropout 0.1, SDPA attention,
     an fp32 residual stream, and ``model_module``'s sampling, accuracy and cross-entropy, and its
-    vocabulary head where it has one, replaced by the previous ones while it runs, the
-    per-parameter Adam loop)."""
+    vocabulary head and head-with-loss where it has them, replaced by the previous ones while it
+    runs, the per-parameter Adam loop)."""
     import dataclasses
 
     from discern.nn import gumbel_sample, row_cross_entropy
@@ -206,18 +219,21 @@ def measure_path(build: Callable, cfg, steps: int, side: str, model_module, desc
     model = build(model_cfg)
     opt = (ElectraAdam if now else LoopAdam)(param_groups(model, tc.weight_decay), lr=tc.lr, bias_correction=True)
     batches = random_batches(steps, B, L, vocab)
-    head = getattr(model_module, "vocab_linear", None)  # a vocabulary head with its bias in the product
+    # a vocabulary head with its bias in the product, and one fused with its loss, where the module has them
+    heads = {name: getattr(model_module, name) for name in ("vocab_linear", "vocab_cross_entropy")
+             if hasattr(model_module, name)}
     if not now:
         model_module.gumbel_sample, model_module.row_cross_entropy = gumbel_max_before, cross_entropy_before
-        if head is not None:
-            model_module.vocab_linear = torch.nn.functional.linear
+        previous = {"vocab_linear": torch.nn.functional.linear, "vocab_cross_entropy": vocab_cross_entropy_before}
+        for name in heads:
+            setattr(model_module, name, previous[name])
     peak_start = matmul_peak(torch.bfloat16)
     try:
         times = timed_steps(model, opt, batches, foreach_clip=True if now else None)
     finally:
         model_module.gumbel_sample, model_module.row_cross_entropy = gumbel_sample, row_cross_entropy
-        if head is not None:
-            model_module.vocab_linear = head
+        for name, fn in heads.items():
+            setattr(model_module, name, fn)
     flops = 0.0
     if now:
         with torch.autocast("cpu", dtype=torch.bfloat16):
