@@ -127,6 +127,30 @@ def test_active_dropout_and_other_kernels_take_the_library_forward():
     assert not fast_path(torch.nn.Linear(2, 2))
 
 
+def test_a_hook_on_a_module_it_does_not_call_takes_the_library_forward():
+    """Hooks on the linear layers and LayerNorms run either way; a hook on the model, a layer or
+    a block whose forward the direct path skips sends the model down the library's path, so it runs."""
+    model = _model()
+    ids, keep, seg = _batch("right")
+    calls = []
+    model.encoder.layer[0].attention.self.query.register_forward_hook(lambda *a: calls.append("query"))
+    encode(model, ids, keep, seg)
+    assert fast_path(model) and calls == ["query"]
+    for where in (model, model.encoder.layer[1], model.encoder.layer[0].intermediate):
+        handle = where.register_forward_hook(lambda *a: calls.append("block"))
+        assert not fast_path(model)
+        calls.clear()
+        encode(model, ids, keep, seg)
+        assert calls == ["query", "block"]
+        handle.remove()
+    assert fast_path(model)
+    handle = torch.nn.modules.module.register_module_forward_hook(lambda *a: None)
+    try:
+        assert not fast_path(model)
+    finally:
+        handle.remove()
+
+
 def test_no_mask_and_no_segments_default_as_in_the_library():
     model = _model()
     ids = _batch("none")[0]

@@ -15,7 +15,8 @@ encoder passes) that is a few percent of the step.
 and :func:`discern.nn.attention.fused_attention` with the mask that kernel's own mask function
 makes, and returns ``last_hidden_state``.  It covers what pre-training here uses: the fused
 attention kernel, no active dropout, no feed-forward chunking, no cross-attention or cache, no
-gradient checkpointing; for anything else it calls the model itself.  A causal model's mask
+gradient checkpointing, no hook on a module whose forward it does not call (the model, its encoder,
+a layer and its attention and feed-forward blocks); for anything else it calls the model itself.  A causal model's mask
 (a Hugging Face ``is_decoder`` config) is one cached triangle for the whole batch where no row has
 padding.  ``tests/nn/test_encoder.py`` checks outputs and gradients against the library's forward,
 bit for bit.
@@ -43,7 +44,21 @@ def fast_path(model) -> bool:
         return False
     if getattr(model, "gradient_checkpointing", False) and model.training:
         return False
-    return True
+    from torch.nn.modules import module as torch_module
+
+    if torch_module._global_forward_hooks or torch_module._global_forward_pre_hooks:
+        return False
+    return not any(m._forward_hooks or m._forward_pre_hooks for m in _bypassed(model))
+
+
+def _bypassed(model):
+    """The modules whose own forward :func:`encode` does not call (it calls their parts): a hook
+    on one of them would not run, so their hooks send a model down the library's path."""
+    yield model
+    yield model.encoder
+    for layer in model.encoder.layer:
+        yield from (layer, layer.attention, layer.attention.self, layer.attention.output, layer.intermediate,
+                    layer.output)
 
 
 def causal_bias(length: int, dtype: torch.dtype, device) -> torch.Tensor:
