@@ -46,7 +46,7 @@ def fast_path(model) -> bool:
         return False
     from torch.nn.modules import module as torch_module
 
-    if torch_module._global_forward_hooks or torch_module._global_forward_pre_hooks:
+    if getattr(torch_module, "_global_forward_hooks", None) or getattr(torch_module, "_global_forward_pre_hooks", None):
         return False
     return not any(m._forward_hooks or m._forward_pre_hooks for m in _bypassed(model))
 
