@@ -26,6 +26,17 @@ def _row_blocks(rows: int, width: int, cuda: bool = False):
         yield start, min(rows, start + step)
 
 
+def _exp_block_(z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """One fp32 block of logits (rows, V), in place: ``z <- exp(z - m)`` with ``m`` each row's
+    maximum (0 for a row of -inf, as ``torch.logsumexp``).  Returns ``(top, m, s)``, each (rows, 1):
+    the row maximum, the shift and the sum of the exponentials, so the row's logsumexp is
+    ``log s + m`` and its softmax ``z / s``."""
+    top = z.amax(-1, keepdim=True)
+    m = top.masked_fill(top.isinf(), 0.0)
+    s = z.sub_(m).exp_().sum(-1, keepdim=True)
+    return top, m, s
+
+
 class _RowCrossEntropy(torch.autograd.Function):
     """Per-row ``logsumexp(z) - z[target]`` with a one-pass backward ``(softmax(z) - onehot) * g``;
     also returns each row's logsumexp and whether its target has the row's largest logit (no
@@ -38,10 +49,9 @@ class _RowCrossEntropy(torch.autograd.Function):
         top = torch.empty(R, dtype=torch.float32, device=logits.device)
         for a, b in _row_blocks(R, V, logits.is_cuda):
             z = logits[a:b].to(torch.float32, copy=True)  # a block of our own: the passes below work in place
-            m = z.amax(-1, keepdim=True)  # the row maximum, kept for the accuracy
-            top[a:b] = m.squeeze(-1)
-            m = m.masked_fill(m.isinf(), 0.0)  # as torch.logsumexp: a row of -inf gives -inf, not nan
-            lse[a:b] = z.sub_(m).exp_().sum(-1).log_().add_(m.squeeze(-1))
+            t, m, total = _exp_block_(z)  # the row maximum t is kept for the accuracy
+            top[a:b] = t.squeeze(-1)
+            lse[a:b] = total.log_().add_(m).squeeze(-1)
         picked = logits.gather(-1, targets.unsqueeze(-1)).squeeze(-1).float()
         ctx.save_for_backward(logits, targets, lse)
         hit = picked >= top  # the row's maximum is exact: the fp32 copy holds the bf16 values
@@ -100,6 +110,32 @@ def _compute_dtype(x: torch.Tensor) -> torch.dtype:
     return torch.get_autocast_dtype(dev) if torch.is_autocast_enabled(dev) else x.dtype
 
 
+def _augmented(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``[x, 1, 0...]`` (N, K + 1 + pad) and ``[W, b, 0...]`` (V, K + 1 + pad), the inner size padded
+    to a multiple of :data:`_INNER_MULTIPLE`: their product is ``x W^T + b``."""
+    (N, K), V = x.shape, weight.size(0)
+    pad = (-(K + 1)) % _INNER_MULTIPLE
+    x_aug = torch.cat([x, x.new_ones(N, 1), x.new_zeros(N, pad)], 1)
+    w_aug = torch.cat([weight, bias.unsqueeze(1), weight.new_zeros(V, pad)], 1)
+    return x_aug, w_aug
+
+
+def _augmented_grads(x: torch.Tensor, w_aug: torch.Tensor, grad: torch.Tensor, need_x: bool, need_wb: bool):
+    """The backward of ``[x, 1, 0...] w_aug^T`` for the output gradient ``grad`` (N, V): ``(dx, both)``
+    with ``dx = grad w_aug[:, :K]`` and ``both = [x, 1, 0...]^T grad`` (K + 1 + pad, V), whose first
+    K rows are the weight's gradient (transposed) and row K the bias's (the column sums of grad).
+    The left operand of ``both`` is written contiguous first: the product with a transposed left
+    operand runs at half speed on the CPU.  Either is ``None`` when not needed."""
+    N, K = x.shape
+    dx = grad @ w_aug[:, :K] if need_x else None
+    both = None
+    if need_wb:
+        pad = w_aug.size(1) - K - 1
+        x_aug_t = torch.cat([x.t(), x.new_ones(1, N), x.new_zeros(pad, N)], 0)  # (K + 1 + pad, N), contiguous
+        both = x_aug_t @ grad
+    return dx, both
+
+
 class _VocabLinear(torch.autograd.Function):
     """``x W^T + b`` for (N, K) rows onto a wide (V) output, the bias carried as one more inner
     column: ``[x, 1, 0...] [W, b, 0...]^T``.  The backward forms ``[x, 1, 0...]^T g`` in one
@@ -108,28 +144,17 @@ class _VocabLinear(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor):
-        N, K = x.shape
-        V = weight.size(0)
-        pad = (-(K + 1)) % _INNER_MULTIPLE
-        x_aug = torch.cat([x, x.new_ones(N, 1), x.new_zeros(N, pad)], 1)  # (N, K + 1 + pad)
-        w_aug = torch.cat([weight, bias.unsqueeze(1), weight.new_zeros(V, pad)], 1)  # (V, K + 1 + pad)
+        x_aug, w_aug = _augmented(x, weight, bias)
         ctx.save_for_backward(x, w_aug)
         return x_aug @ w_aug.t()  # (N, V)
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor):
         x, w_aug = ctx.saved_tensors
-        N, K = x.shape
-        grad = grad.contiguous()
-        dx = dw = db = None
-        if ctx.needs_input_grad[0]:
-            dx = grad @ w_aug[:, :K]  # (N, K)
-        if ctx.needs_input_grad[1] or ctx.needs_input_grad[2]:
-            pad = w_aug.size(1) - K - 1
-            x_aug_t = torch.cat([x.t(), x.new_ones(1, N), x.new_zeros(pad, N)], 0)  # (K + 1 + pad, N), contiguous
-            both = x_aug_t @ grad  # (K + 1 + pad, V)
-            dw = both[:K].t().contiguous() if ctx.needs_input_grad[1] else None  # (V, K)
-            db = both[K] if ctx.needs_input_grad[2] else None  # (V,): the column sums of grad
+        K, need = x.size(1), ctx.needs_input_grad
+        dx, both = _augmented_grads(x, w_aug, grad.contiguous(), need[0], need[1] or need[2])
+        dw = both[:K].t().contiguous() if need[1] else None  # (V, K)
+        db = both[K] if need[2] else None  # (V,)
         return dx, dw, db
 
 
@@ -160,12 +185,9 @@ class _VocabCrossEntropy(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, x, weight, bias, targets, keep, dtype):
-        R, K = x.shape
         C, V = targets.numel(), weight.size(0)
-        pad = (-(K + 1)) % _INNER_MULTIPLE
         xc = x.to(dtype)
-        x_aug = torch.cat([xc, xc.new_ones(R, 1), xc.new_zeros(R, pad)], 1)  # (R, K + 1 + pad)
-        w_aug = torch.cat([weight.to(dtype), bias.to(dtype).unsqueeze(1), weight.new_zeros(V, pad, dtype=dtype)], 1)
+        x_aug, w_aug = _augmented(xc, weight.to(dtype), bias.to(dtype))
         z = x_aug @ w_aug.t()  # (R, V) logits
         kept = z[:C][keep] if keep is not None else z.new_empty(0, V)  # (S, V), before they are overwritten
         picked = z[:C].gather(-1, targets.unsqueeze(-1)).squeeze(-1).float()  # (C,)
@@ -173,15 +195,14 @@ class _VocabCrossEntropy(torch.autograd.Function):
         top = torch.empty(C, dtype=torch.float32, device=z.device)
         for a, b in _row_blocks(C, V):
             f = z[a:b].to(torch.float32, copy=True)
-            m = f.amax(-1, keepdim=True)
-            top[a:b] = m.squeeze(-1)
-            s = f.sub_(m).exp_().sum(-1, keepdim=True)  # m is finite: the logits of a linear layer
+            t, m, s = _exp_block_(f)
+            top[a:b] = t.squeeze(-1)
             lse[a:b] = s.log().add_(m).squeeze(-1)
             f.div_(s).scatter_add_(-1, targets[a:b].unsqueeze(-1), f.new_full((b - a, 1), -1.0))
             z[a:b] = f  # softmax(z) - onehot: the loss's gradient for an upstream gradient of 1
         z[C:] = 0  # rows without a loss
-        ctx.save_for_backward(x_aug, w_aug, z)
-        ctx.K, ctx.x_dtype, ctx.w_dtype, ctx.b_dtype = K, x.dtype, weight.dtype, bias.dtype
+        ctx.save_for_backward(xc, w_aug, z)
+        ctx.x_dtype, ctx.w_dtype, ctx.b_dtype = x.dtype, weight.dtype, bias.dtype
         hit = picked >= top
         ctx.mark_non_differentiable(lse, hit, kept)
         return lse - picked, lse, hit, kept
@@ -189,8 +210,8 @@ class _VocabCrossEntropy(torch.autograd.Function):
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx, grad, _lse=None, _hit=None, _kept=None):
-        x_aug, w_aug, dz = ctx.saved_tensors
-        K, C = ctx.K, grad.numel()
+        x, w_aug, dz = ctx.saved_tensors
+        K, C, need = x.size(1), grad.numel(), ctx.needs_input_grad
         g = grad.float()
         scale = float(g[0]) if C and bool((g == g[0]).all()) else None
         if scale is None:  # one upstream value per row: multiply the rows first
@@ -198,18 +219,19 @@ class _VocabCrossEntropy(torch.autograd.Function):
             dz[:C] = dz[:C].float().mul_(g.unsqueeze(-1))
         else:
             scale = scale if C else 0.0
-        dx = dw = db = None
-        if ctx.needs_input_grad[0]:
-            dx = (dz @ w_aug[:, :K]).float()
+        dx, both = _augmented_grads(x, w_aug, dz, need[0], need[1] or need[2])
+        dw = db = None
+        if dx is not None:
+            dx = dx.float()
             if scale is not None:
                 dx.mul_(scale)
             dx = dx.to(ctx.x_dtype)
-        if ctx.needs_input_grad[1] or ctx.needs_input_grad[2]:
-            both = (x_aug.t().contiguous() @ dz).float()  # (K + 1 + pad, V): weight (transposed), bias
+        if both is not None:  # (K + 1 + pad, V): the weight's gradient (transposed) and the bias's
+            both = both.float()
             if scale is not None:
                 both.mul_(scale)
-            dw = both[:K].t().contiguous().to(ctx.w_dtype) if ctx.needs_input_grad[1] else None
-            db = both[K].to(ctx.b_dtype) if ctx.needs_input_grad[2] else None
+            dw = both[:K].t().contiguous().to(ctx.w_dtype) if need[1] else None
+            db = both[K].to(ctx.b_dtype) if need[2] else None
         return dx, dw, db, None, None, None
 
 
