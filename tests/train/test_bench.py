@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 from scipy import stats
 
 from discern.core.errors import DiscernError
@@ -172,3 +173,65 @@ def test_the_previous_cross_entropy_gives_the_same_stats_as_the_current_one():
     torch.testing.assert_close(lse, lse2, rtol=0, atol=1e-5)
     assert torch.equal(hit, hit2) and int(hit.sum()) >= 20
     assert torch.equal(bench.cross_entropy_before(z, t), ce)
+
+
+def test_summarise_bounds_the_mfu_by_the_step_s_matrix_products_alone():
+    by_side = {"before/system": _raw([0.30, 0.30]),
+               "ours/mimalloc": {**_raw([0.10, 0.10]), "matmul_seconds": 0.02, "matmul_in_step_seconds": 0.04},
+               "ours/system": _raw([0.12, 0.12])}
+    s = bench.summarise(by_side)
+    assert s["mfu_matmuls_alone"] == pytest.approx(3e9 / 0.02 / 1e12)
+    assert s["matmuls_alone_share"] == pytest.approx(0.2)
+    assert s["mfu_matmuls_in_step"] == pytest.approx(3e9 / 0.04 / 1e12)
+    assert s["matmuls_in_step_share"] == pytest.approx(0.4)
+    # the previous path's processes carry no replay: the keys are left out, not zero
+    assert "mfu_matmuls_alone" not in bench.summarise({"before/system": _raw([0.3]), "ours/system": _raw([0.1])})
+
+
+def test_matmul_replay_finds_every_product_the_flop_counter_counts():
+    from discern.core import build_config
+    from discern.electra import PRESETS
+    from discern.electra.model import ElectraPretrainer
+
+    cfg = build_config(PRESETS, "tiny")
+    torch.manual_seed(0)
+    model = ElectraPretrainer(cfg.model, cfg.data.vocab_size, 0, [0, 1, 2, 3, 4], 4)
+    batch = bench.random_batches(1, 4, 16, cfg.data.vocab_size)[0]
+    torch.manual_seed(1)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        counted = bench.step_flops(model, batch)
+    torch.manual_seed(1)  # the same masking, so the same products
+    r = bench.matmul_replay(model, batch, repeats=2)
+    assert r["flops"] == counted
+    assert r["calls"] > 0 and r["seconds"] > 0
+    assert all(p.grad is None for p in model.parameters())
+
+
+def test_matmul_in_step_times_only_the_products_of_real_steps(monkeypatch):
+    from discern.core import build_config
+    from discern.electra import PRESETS
+    from discern.electra.model import ElectraPretrainer
+    from discern.train.optim import ElectraAdam
+
+    cfg = build_config(PRESETS, "tiny")
+    torch.manual_seed(0)
+    model = ElectraPretrainer(cfg.model, cfg.data.vocab_size, 0, [0, 1, 2, 3, 4], 4)
+    opt = ElectraAdam(model.parameters(), lr=1e-3)
+    batches = bench.random_batches(2, 4, 16, cfg.data.vocab_size)
+    calls = bench.matmul_replay(model, batches[0], repeats=1)["calls"]
+    before = [p.detach().clone() for p in model.parameters()]
+    # a clock that advances 1 s per reading: a timed product reads it just before and just after
+    # itself (1 s each); the step's own readings fall outside those intervals
+    clock = iter(range(10**6))
+    monkeypatch.setattr(bench.time, "perf_counter", lambda: float(next(clock)))
+    assert bench.matmul_in_step(model, opt, batches) == float(calls)
+    assert all(not torch.equal(a, p) for a, p in zip(before, model.parameters()))  # real optimiser steps
+
+
+def test_a_replayed_operand_keeps_shape_strides_and_dtype():
+    t = torch.zeros(3, 1).to(torch.bfloat16).expand(3, 5).t()  # a broadcast, transposed view
+    like = bench._like(t)
+    assert (like.shape, like.stride(), like.dtype) == (t.shape, t.stride(), t.dtype)
+    assert bench._gemm_flops("addmm", (torch.zeros(4), torch.zeros(2, 3), torch.zeros(3, 4))) == 2 * 2 * 3 * 4
+    assert bench._gemm_flops("bmm", (torch.zeros(5, 2, 3), torch.zeros(5, 3, 4))) == 2 * 5 * 2 * 3 * 4
+    assert bench._gemm_flops("baddbmm", (torch.zeros(5, 2, 4), torch.zeros(5, 2, 3), torch.zeros(5, 3, 4))) == 240

@@ -21,7 +21,8 @@ timed alone in child processes of its own (:func:`discern.train.bench.allocator_
 ratio with both under glibc's malloc (the code's share) and the allocator's gain are reported
 beside it.  MFU = model FLOPs per
 second / a bf16 2,048^3 matmul peak measured in this run, with the FLOPs of one step (forward and
-backward) counted by torch's flop counter.  The processes run in the order A B C C B A (one of
+backward) counted by torch's flop counter; the details bound it by the step's matrix products
+alone (``mfu_matmuls_alone``) and as they run in the step (``mfu_matmuls_in_step``).  The processes run in the order A B C C B A (one of
 each with ``--quick``), so that a drift of the machine's speed falls on all.
 """
 

@@ -4,6 +4,9 @@
 - model FLOPs of one training step counted by ``torch.utils.flop_counter`` (every matmul and
   attention product of the forward and backward passes), so MFU = FLOPs / time / peak needs no
   hand formula;
+- two bounds on that MFU from the step's own matrix products: each timed alone
+  (:func:`matmul_replay`) and each timed where it runs in the step (:func:`matmul_in_step`), the
+  MFU the step would reach if nothing but its products took time;
 - the previous training path, kept as the in-run baseline: PyTorch SDPA attention (whose CPU
   flash kernel has a slow backward), replacements drawn by Gumbel-max (one exponential draw and
   logarithm per vocabulary entry), accuracy by ``argmax`` over the vocabulary, cross-entropy on an
@@ -164,6 +167,98 @@ def step_flops(model, batch: dict) -> float:
     return float(counter.get_total_flops())
 
 
+#: the matrix-product kernels of a training step that :func:`matmul_replay` records and replays
+GEMMS = ("mm", "addmm", "bmm", "baddbmm")
+
+
+def _gemm_flops(name: str, args: tuple) -> int:
+    """2 M K N (times the batch of a batched product) of one recorded product's operands."""
+    a, b = (args[1], args[2]) if name in ("addmm", "baddbmm") else (args[0], args[1])
+    batch = a.shape[0] if a.dim() == 3 else 1
+    return 2 * batch * a.shape[-2] * a.shape[-1] * b.shape[-1]
+
+
+def _like(t: torch.Tensor) -> torch.Tensor:
+    """A tensor of ``t``'s shape, strides (broadcast strides of 0 included) and dtype, of random values."""
+    span = 1 + sum((n - 1) * st for n, st in zip(t.shape, t.stride()) if n > 0)
+    return torch.randn(span).to(t.dtype).as_strided(t.shape, t.stride())
+
+
+def matmul_replay(model, batch: dict, repeats: int = 10, bf16: bool = True) -> dict:
+    """The matrix products of one forward and backward of ``model(batch)`` (under bf16 autocast),
+    each replayed alone on random operands of its shape, strides and dtype, best of ``repeats``.
+
+    Returns ``calls`` (products in the step), ``flops`` (their 2 M K N, which torch's flop counter
+    also counts) and ``seconds`` (the sum over the step's products of each one's best time alone:
+    what the step would take if it were its matrix products and nothing else, with warm caches).
+    So ``flops / seconds / peak`` bounds the MFU any implementation of the step's other work
+    (elementwise passes, norms, softmax, the optimiser, per-call overhead) could reach with these
+    products on this machine, and ``seconds / step`` is the least share of the step they take."""
+    from collections import Counter
+
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    kernels = {getattr(torch.ops.aten, name).default: name for name in GEMMS}
+    seen: Counter = Counter()
+    operands: dict = {}
+
+    class Record(TorchDispatchMode):
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            kwargs = kwargs or {}
+            if func in kernels:
+                key = (func, tuple((tuple(a.shape), a.stride(), a.dtype) if isinstance(a, torch.Tensor) else a
+                                   for a in args), tuple(sorted(kwargs.items())))
+                seen[key] += 1
+                operands.setdefault(key, args)
+            return func(*args, **kwargs)
+
+    with Record(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+        loss, _ = model(batch)
+        loss.backward()
+    model.zero_grad(set_to_none=True)
+    seconds, flops = 0.0, 0
+    for key, n in seen.items():
+        func, kwargs = key[0], dict(key[2])
+        args = tuple(_like(a) if isinstance(a, torch.Tensor) else a for a in operands[key])
+        for _ in range(2):
+            func(*args, **kwargs)
+        best = float("inf")
+        for _ in range(repeats):
+            t = time.perf_counter()
+            func(*args, **kwargs)
+            best = min(best, time.perf_counter() - t)
+        seconds += n * best
+        flops += n * _gemm_flops(kernels[func], args)
+    return {"calls": sum(seen.values()), "flops": float(flops), "seconds": seconds}
+
+
+def matmul_in_step(model, opt, batches: list[dict], foreach_clip: bool | None = None) -> float:
+    """Seconds per training step spent inside the step's matrix products (:data:`GEMMS`), each
+    call timed where it runs, in :func:`train_step` on each of ``batches`` (mean over them).
+    Against :func:`matmul_replay`'s seconds this shows how much slower the products run in the
+    step than alone (their operands no longer in cache); the dispatch of every other operation
+    through Python while this runs makes the step itself slower, so its length is not taken here."""
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    kernels = {getattr(torch.ops.aten, name).default for name in GEMMS}
+    total = [0.0]
+
+    class Time(TorchDispatchMode):
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            kwargs = kwargs or {}
+            if func not in kernels:
+                return func(*args, **kwargs)
+            t = time.perf_counter()
+            out = func(*args, **kwargs)
+            total[0] += time.perf_counter() - t
+            return out
+
+    with Time():
+        for b in batches:
+            train_step(model, opt, b, foreach_clip=foreach_clip)
+    return total[0] / len(batches)
+
+
 #: the fraction of pre-training examples cut to a random length in [5, L] by the packer
 #: (:mod:`discern.data.pretraining`; the official code's ``short_seq_prob``): on the quick corpus
 #: 94.5% of examples are full (mean length 125.2 of 128), and 84% of batches of 32 hold a padded row
@@ -238,8 +333,11 @@ def measure_path(build: Callable, cfg, steps: int, side: str, model_module, desc
     if now:
         with torch.autocast("cpu", dtype=torch.bfloat16):
             flops = step_flops(model, batches[0])
+        matmuls = matmul_replay(model, batches[0])["seconds"]
+        in_step = matmul_in_step(model, opt, batches, foreach_clip=True)
     peak = max(peak_start, matmul_peak(torch.bfloat16))  # the machine's speed drifts: keep the higher
-    return {"t": times, "flops": flops, "peak": peak, "batch": B, "config": describe}
+    out = {"t": times, "flops": flops, "peak": peak, "batch": B, "config": describe}
+    return out | ({"matmul_seconds": matmuls, "matmul_in_step_seconds": in_step} if now else {})
 
 
 WARMUP = 3
@@ -303,7 +401,14 @@ def allocator_bench(target: str, quick: bool) -> dict:
             one["t"] += raw["t"]
             one["peak"] = max(one["peak"], raw["peak"])
             one.update({k: raw[k] for k in ("flops", "batch", "config")})
+            for key in ("matmul_seconds", "matmul_in_step_seconds"):  # of our path: keep a process's lower sum
+                if key in raw:
+                    one[key] = min(one.get(key, float("inf")), raw[key])
     return {shape: summarise(by_side) for shape, by_side in sides.items()}
+
+
+#: the products' seconds of our step in a child's result: alone (:func:`matmul_replay`) and in the step
+MATMUL_KEYS = (("alone", "matmul_seconds"), ("in_step", "matmul_in_step_seconds"))
 
 
 def summarise(by_side: dict) -> dict:
@@ -317,7 +422,13 @@ def summarise(by_side: dict) -> dict:
     - ``ratio_same_allocator``: both under glibc's malloc (the code's share);
     - ``allocator_gain``: ours under mimalloc over ours under glibc's malloc;
     - ``mfu`` / ``mfu_before``: model FLOPs per second over the highest bf16 matmul peak of the
-      processes, for ours (as in ``ratio``) and the previous path."""
+      processes, for ours (as in ``ratio``) and the previous path;
+    - ``mfu_matmuls_alone``: the MFU of our step if it were only its matrix products, each at its
+      speed alone (``matmul_seconds`` of :func:`matmul_replay`), the most any treatment of the
+      rest of the step could reach with these products; ``matmuls_alone_share``: those seconds
+      over our mean step (at least the share of the step the products take);
+    - ``mfu_matmuls_in_step`` / ``matmuls_in_step_share``: the same with the products' seconds as
+      timed inside the step (``matmul_in_step_seconds`` of :func:`matmul_in_step`)."""
     from discern.metrics.stats import bootstrap_ratio_of_means
 
     before, ours_sys = by_side["before/system"], by_side["ours/system"]
@@ -337,6 +448,8 @@ def summarise(by_side: dict) -> dict:
         "examples_per_s_ours": batch / mean(ours["t"]), "examples_per_s_ours_system_malloc": batch / mean(ours_sys["t"]),
         "examples_per_s_before": batch / mean(before["t"]),
         "mfu": flops / mean(ours["t"]) / peak, "mfu_before": flops / mean(before["t"]) / peak,
+        **{f"mfu_matmuls_{where}": flops / ours[key] / peak for where, key in MATMUL_KEYS if ours.get(key)},
+        **{f"matmuls_{where}_share": ours[key] / mean(ours["t"]) for where, key in MATMUL_KEYS if ours.get(key)},
         "gflop_per_step": flops / 1e9, "matmul_peak_gflops_bf16": peak / 1e9,
         "steps_timed": len(ours["t"]), "config": ours["config"],
     }
