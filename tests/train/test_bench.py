@@ -232,6 +232,7 @@ def test_a_replayed_operand_keeps_shape_strides_and_dtype():
     t = torch.zeros(3, 1).to(torch.bfloat16).expand(3, 5).t()  # a broadcast, transposed view
     like = bench._like(t)
     assert (like.shape, like.stride(), like.dtype) == (t.shape, t.stride(), t.dtype)
-    assert bench._gemm_flops("addmm", (torch.zeros(4), torch.zeros(2, 3), torch.zeros(3, 4))) == 2 * 2 * 3 * 4
-    assert bench._gemm_flops("bmm", (torch.zeros(5, 2, 3), torch.zeros(5, 3, 4))) == 2 * 5 * 2 * 3 * 4
-    assert bench._gemm_flops("baddbmm", (torch.zeros(5, 2, 4), torch.zeros(5, 2, 3), torch.zeros(5, 3, 4))) == 240
+    aten, z = torch.ops.aten, torch.zeros
+    assert bench._gemm_flops(aten.addmm.default, (z(4), z(2, 3), z(3, 4)), {}, z(2, 4)) == 2 * 2 * 3 * 4
+    assert bench._gemm_flops(aten.bmm.default, (z(5, 2, 3), z(5, 3, 4)), {}, z(5, 2, 4)) == 2 * 5 * 2 * 3 * 4
+    assert bench._gemm_flops(aten.baddbmm.default, (z(5, 2, 4), z(5, 2, 3), z(5, 3, 4)), {}, z(5, 2, 4)) == 240

@@ -62,7 +62,7 @@ def bench(quick: bool = False) -> dict:
         "bench": "electra",
         "ratios": {"examples_per_s_vs_before": now["ratio"], "mfu": now["mfu"],
                    # the MFU if nothing but the step's matrix products took time, as they run in the step
-                   "mfu_bound_matmuls_in_step": now.get("mfu_matmuls_in_step", float("nan")),
+                   "mfu_bound_matmuls_in_step": now["mfu_matmuls_in_step"],
                    "examples_per_s_vs_before_4x128_v8192": goal["ratio"], "mfu_4x128_v8192": goal["mfu"],
                    "examples_per_s_vs_before_same_malloc": now["ratio_same_allocator"],
                    "examples_per_s_vs_before_same_malloc_4x128_v8192": goal["ratio_same_allocator"]},

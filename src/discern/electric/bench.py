@@ -129,7 +129,7 @@ def bench(quick: bool = False) -> dict:
             "pretrain_examples_per_s_vs_before": pre["ratio"],
             "pretrain_mfu": pre["mfu"],
             # the MFU if nothing but the step's matrix products took time, as they run in the step
-            "pretrain_mfu_bound_matmuls_in_step": pre.get("mfu_matmuls_in_step", float("nan")),
+            "pretrain_mfu_bound_matmuls_in_step": pre["mfu_matmuls_in_step"],
             "pretrain_examples_per_s_vs_before_4x128_v8192": pre_goal["ratio"],
             "pretrain_mfu_4x128_v8192": pre_goal["mfu"],
             "pretrain_examples_per_s_vs_before_same_malloc": pre["ratio_same_allocator"],

@@ -171,11 +171,17 @@ def step_flops(model, batch: dict) -> float:
 GEMMS = ("mm", "addmm", "bmm", "baddbmm")
 
 
-def _gemm_flops(name: str, args: tuple) -> int:
-    """2 M K N (times the batch of a batched product) of one recorded product's operands."""
-    a, b = (args[1], args[2]) if name in ("addmm", "baddbmm") else (args[0], args[1])
-    batch = a.shape[0] if a.dim() == 3 else 1
-    return 2 * batch * a.shape[-2] * a.shape[-1] * b.shape[-1]
+def _gemm_kernels() -> set:
+    """The op overloads of :data:`GEMMS`."""
+    return {getattr(torch.ops.aten, name).default for name in GEMMS}
+
+
+def _gemm_flops(func, args: tuple, kwargs: dict, out: torch.Tensor) -> int:
+    """FLOPs of one product, by the formula torch's flop counter uses for it (2 M K N, times the
+    batch of a batched product)."""
+    from torch.utils.flop_counter import flop_registry
+
+    return int(flop_registry[func.overloadpacket](*args, out_val=out, **kwargs))
 
 
 def _like(t: torch.Tensor) -> torch.Tensor:
@@ -198,7 +204,7 @@ def matmul_replay(model, batch: dict, repeats: int = 10, bf16: bool = True) -> d
 
     from torch.utils._python_dispatch import TorchDispatchMode
 
-    kernels = {getattr(torch.ops.aten, name).default: name for name in GEMMS}
+    kernels = _gemm_kernels()
     seen: Counter = Counter()
     operands: dict = {}
 
@@ -221,14 +227,14 @@ def matmul_replay(model, batch: dict, repeats: int = 10, bf16: bool = True) -> d
         func, kwargs = key[0], dict(key[2])
         args = tuple(_like(a) if isinstance(a, torch.Tensor) else a for a in operands[key])
         for _ in range(2):
-            func(*args, **kwargs)
+            out = func(*args, **kwargs)
         best = float("inf")
         for _ in range(repeats):
             t = time.perf_counter()
             func(*args, **kwargs)
             best = min(best, time.perf_counter() - t)
         seconds += n * best
-        flops += n * _gemm_flops(kernels[func], args)
+        flops += n * _gemm_flops(func, args, kwargs, out)
     return {"calls": sum(seen.values()), "flops": float(flops), "seconds": seconds}
 
 
@@ -240,7 +246,7 @@ def matmul_in_step(model, opt, batches: list[dict], foreach_clip: bool | None = 
     through Python while this runs makes the step itself slower, so its length is not taken here."""
     from torch.utils._python_dispatch import TorchDispatchMode
 
-    kernels = {getattr(torch.ops.aten, name).default for name in GEMMS}
+    kernels = _gemm_kernels()
     total = [0.0]
 
     class Time(TorchDispatchMode):
